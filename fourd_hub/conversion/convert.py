@@ -1,0 +1,309 @@
+"""``convert_checkpoint``: an original ``.npz`` in, a ``save_pretrained`` directory out.
+
+The whole conversion is planned and checked from the file's array headers before any data is
+read: layout detection, config inference (shapes first, then a catalog preset or an explicit
+config, conflicts refused), key mapping (every original key used) and shape checking against the
+model built on the meta device (every parameter filled, shapes equal). Then arrays are streamed
+one at a time into sharded safetensors inside a temporary directory next to the output, which is
+renamed into place only when everything (weights, ``config.json``, model card) is written and
+verified: an interrupted conversion leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..catalog import CatalogEntry, entry_for_file, get_entry
+from ..fourds import FourDSConfig
+from . import fourds as fourds_conversion
+from .core import ConversionError, MappedTensor, check_mapping, convert_arrays, map_checkpoint
+from .npz import NpzCheckpoint
+from .safetensors_io import TensorPlan, write_sharded_safetensors
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class ConversionPlan:
+    """Everything decided before any data is read."""
+
+    source: Path
+    layout_description: str
+    config: Any
+    model_class: type
+    mapped: list[MappedTensor]
+    entry: CatalogEntry | None
+    num_parameters: int
+
+
+@dataclass
+class ConversionResult:
+    """What a conversion wrote."""
+
+    output_dir: Path
+    model_class: str
+    layout: str
+    num_parameters: int
+    files: list[str] = field(default_factory=list)
+    source_sha256: str | None = None
+
+
+def parse_size(size: int | str) -> int:
+    """``"2GB"``, ``"500MB"``, ``"1.5GiB"`` or an int -> bytes."""
+    if isinstance(size, int):
+        return size
+    text = size.strip().upper().replace(" ", "")
+    units = {"GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * factor)
+            except ValueError:
+                break
+    raise ValueError(f"cannot read size {size!r}; use e.g. '2GB', '500MB' or a number of bytes")
+
+
+def _base_config(entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[FourDSConfig | None, str]:
+    if config is not None:
+        if isinstance(config, dict):
+            config = FourDSConfig(**config)
+        if not isinstance(config, FourDSConfig):
+            raise TypeError(f"config must be a FourDSConfig or a dict of its fields, got {type(config).__name__}")
+        return config, "the given config"
+    if preset is not None:
+        return FourDSConfig.from_preset(preset), f"preset {preset!r}"
+    if entry is not None and entry.family == "fourds":
+        return FourDSConfig.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
+    return None, "no config"
+
+
+def _plan_from_shapes(
+    shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any
+) -> tuple[str, Any, type, list[MappedTensor]]:
+    """Layout, config, model class and key mapping from array shapes alone, strictly checked."""
+    if fourds_conversion.looks_like_moog(shapes):
+        raise ConversionError("this is a MooG checkpoint; MooG conversion is not available in this version")
+    base, what = _base_config(entry, preset, config)
+    bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
+    layout = fourds_conversion.detect_layout(shapes, query_fourier_bases=bases)
+    model_config, model_class = fourds_conversion.resolve_config(shapes, layout, base, what)
+    mapped = map_checkpoint(shapes, layout.sections)
+    with torch.device("meta"):
+        model = model_class(model_config)
+    check_mapping(mapped, {name: tuple(t.shape) for name, t in model.state_dict().items()})
+    return layout.description, model_config, model_class, mapped
+
+
+def plan_conversion(
+    source: str | os.PathLike, name: str | None = None, preset: str | None = None, config: Any = None
+) -> ConversionPlan:
+    """Open ``source`` and plan its conversion (no data read). See :func:`convert_checkpoint`."""
+    source = Path(source)
+    entry = get_entry(name) if name is not None else entry_for_file(source.name)
+    if entry is not None and entry.family != "fourds":
+        raise ConversionError(f"{entry.name} is a MooG checkpoint; MooG conversion is not available in this version")
+    with NpzCheckpoint(source) as checkpoint:
+        shapes = checkpoint.shapes()
+    description, model_config, model_class, mapped = _plan_from_shapes(shapes, entry, preset, config)
+    return ConversionPlan(
+        source=source,
+        layout_description=description,
+        config=model_config,
+        model_class=model_class,
+        mapped=mapped,
+        entry=entry,
+        num_parameters=sum(int(np.prod(m.shape)) for m in mapped),
+    )
+
+
+def convert_state_dict(
+    params: dict[str, np.ndarray], preset: str | None = None, config: Any = None
+) -> tuple[dict[str, torch.Tensor], Any, type]:
+    """Pure in-memory conversion: ``{original key: array}`` -> (state_dict, config, model class).
+
+    For small checkpoints and tests; :func:`convert_checkpoint` streams large files instead.
+    """
+    shapes = {k: tuple(np.shape(v)) for k, v in params.items()}
+    _, model_config, model_class, mapped = _plan_from_shapes(shapes, None, preset, config)
+    arrays = convert_arrays(params, mapped)
+    return {k: torch.from_numpy(v.astype(np.float32, copy=False)) for k, v in arrays.items()}, model_config, model_class
+
+
+def sha256_of(path: Path, chunk: int = 16 * 2**20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_checkpoint(
+    source: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    name: str | None = None,
+    preset: str | None = None,
+    config: Any = None,
+    dtype: str | torch.dtype = "float32",
+    max_shard_size: int | str = "2GB",
+    overwrite: bool = False,
+    verify: bool | str = "auto",
+    compute_sha256: bool = True,
+    progress: bool = True,
+) -> ConversionResult:
+    """Convert an original representations4d ``.npz`` into a Hugging Face model directory.
+
+    Args:
+        source: the original ``.npz`` file.
+        output_dir: directory to create (``config.json``, safetensors, ``README.md``).
+        name: catalog name (e.g. ``"4ds-b-dist-e-scannet-depth"``); defaults to the entry whose
+            original file has ``source``'s name, if any.
+        preset: a 4DS size (``"B"``, ``"e"``, ...) to check the file against instead.
+        config: an explicit :class:`FourDSConfig` (or dict) instead; fields the tensor shapes
+            determine are taken from the file and must not contradict it.
+        dtype: ``"float32"`` (as released), ``"bfloat16"`` or ``"float16"``.
+        max_shard_size: safetensors shard size (transformers' convention).
+        overwrite: replace an existing ``output_dir``.
+        verify: re-read every written tensor and compare with the source (``"auto"``: for
+            checkpoints under 4 GB).
+        compute_sha256: record the source file's sha256 in the model card.
+        progress: show progress bars.
+    """
+    output_dir = Path(output_dir)
+    torch_dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if torch_dtype not in _DTYPES.values():
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    max_shard_bytes = parse_size(max_shard_size)
+    plan = plan_conversion(source, name=name, preset=preset, config=config)
+    if progress:
+        tqdm.write(f"Converting {plan.source.name}: {plan.layout_description} -> {plan.model_class.__name__}")
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    try:
+        files = _write_weights(plan, staging, torch_dtype, max_shard_bytes, progress)
+        plan.config.architectures = [plan.model_class.__name__]
+        plan.config.dtype = torch_dtype
+        plan.config.save_pretrained(staging)
+        digest = sha256_of(plan.source) if compute_sha256 else None
+        _write_model_card(staging, plan, digest, torch_dtype)
+        should_verify = verify if isinstance(verify, bool) else plan.source.stat().st_size < 4 * 10**9
+        if should_verify:
+            verify_conversion(staging, plan, torch_dtype, progress)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ConversionResult(
+        output_dir=output_dir,
+        model_class=plan.model_class.__name__,
+        layout=plan.layout_description,
+        num_parameters=plan.num_parameters,
+        files=files,
+        source_sha256=digest,
+    )
+
+
+def _write_weights(plan: ConversionPlan, directory: Path, dtype: torch.dtype, max_shard_bytes: int, progress: bool) -> list[str]:
+    by_target = {m.target: m for m in plan.mapped}
+    tensors = [TensorPlan(m.target, m.shape, dtype) for m in plan.mapped]
+    bar = tqdm(total=sum(t.nbytes for t in tensors), unit="B", unit_scale=True, desc="writing", disable=not progress)
+    with NpzCheckpoint(plan.source) as checkpoint:
+
+        def produce(tensor: TensorPlan) -> torch.Tensor:
+            mapped = by_target[tensor.name]
+            array = checkpoint.load(mapped.source)
+            if not np.issubdtype(array.dtype, np.floating):
+                raise ConversionError(f"original array {mapped.source!r} has dtype {array.dtype}; expected floats")
+            if not np.isfinite(array).all():
+                raise ConversionError(f"original array {mapped.source!r} contains NaN or infinite values")
+            return torch.from_numpy(mapped.convert(array)).to(dtype)
+
+        try:
+            files = write_sharded_safetensors(directory, tensors, produce, max_shard_bytes, lambda t: bar.update(t.nbytes))
+        finally:
+            bar.close()
+    return files
+
+
+def verify_conversion(directory: Path, plan: ConversionPlan, dtype: torch.dtype, progress: bool = True) -> None:
+    """Re-read each written tensor (lazily, via safetensors) and compare with the converted source array."""
+    from safetensors import safe_open
+
+    index_file = directory / "model.safetensors.index.json"
+    if index_file.exists():
+        weight_map = json.loads(index_file.read_text())["weight_map"]
+    else:
+        weight_map = {m.target: "model.safetensors" for m in plan.mapped}
+    handles: dict[str, Any] = {}
+    try:
+        with NpzCheckpoint(plan.source) as checkpoint:
+            for mapped in tqdm(plan.mapped, desc="verifying", disable=not progress):
+                file = weight_map[mapped.target]
+                if file not in handles:
+                    handles[file] = safe_open(str(directory / file), framework="pt")
+                written = handles[file].get_tensor(mapped.target)
+                expected = torch.from_numpy(mapped.convert(checkpoint.load(mapped.source))).to(dtype)
+                if written.shape != expected.shape or not torch.equal(written, expected):
+                    raise ConversionError(f"verification failed: {mapped.target} differs from {mapped.source} after writing")
+    finally:
+        handles.clear()
+
+
+def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None, dtype: torch.dtype) -> None:
+    entry = plan.entry
+    title = entry.name if entry is not None else plan.source.stem
+    tags = ["fourd_hub", "video", "4ds", plan.model_class.__name__]
+    lines = [
+        "---",
+        "library_name: fourd_hub",
+        f"license: {entry.license.lower() if entry else 'cc-by-4.0'}",
+        "tags:",
+        *[f"- {tag}" for tag in tags],
+        *([f"base_model: {entry.base_model}"] if entry is not None and entry.base_model else []),
+        "---",
+        "",
+        f"# {title}",
+        "",
+        (entry.description if entry else f"4DS checkpoint converted from {plan.source.name}") + ".",
+        "",
+        "This directory was written by `fourd-hub convert`; the full model card is generated from the",
+        "fourd_hub catalog.",
+        "",
+        "## Conversion provenance",
+        "",
+        f"- original file: `{plan.source.name}`" + (f" ({entry.original_url})" if entry and entry.original_url else ""),
+        f"- original sha256: `{digest}`" if digest else "- original sha256: not computed",
+        f"- layout found: {plan.layout_description}",
+        f"- model class: `{plan.model_class.__name__}`, {plan.num_parameters:,} parameters, stored as {str(dtype).replace('torch.', '')}",
+        f"- converted with fourd_hub {__version__}",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import fourd_hub",
+        f"from fourd_hub import {plan.model_class.__name__}",
+        f'model = {plan.model_class.__name__}.from_pretrained("path/to/this/directory")',
+        "```",
+        "",
+    ]
+    (directory / "README.md").write_text("\n".join(lines))

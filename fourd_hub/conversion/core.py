@@ -1,0 +1,212 @@
+"""Model-agnostic conversion machinery: named tensor transforms, declarative key tables, strict checks.
+
+A key table is a list of :class:`KeyRule` (original Flax path relative to a section root, with
+``{i}`` for a layer index -> PyTorch parameter name, and the name of a transform). A
+:class:`Section` applies a table to the keys under one prefix of the original file (for example
+``params/layers_0/`` -> ``fourds.``). :func:`map_checkpoint` maps every original key and
+refuses, naming them, keys that no rule matches; :func:`check_mapping` then compares with the
+model's own parameter shapes and refuses missing or mis-shaped parameters. Nothing is silently
+ignored (no ``strict=False`` anywhere).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .npz import CheckpointError
+
+
+class ConversionError(CheckpointError):
+    """The original checkpoint and the target model do not correspond."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Named tensor transforms (Flax layout -> PyTorch layout), each with its shape function so a whole
+# conversion can be planned and checked from the file's headers before any data is read.
+
+
+@dataclass(frozen=True)
+class TensorTransform:
+    name: str
+    apply: Callable[[np.ndarray], np.ndarray]
+    shape: Callable[[tuple[int, ...]], tuple[int, ...]]
+    ndim: int | None  # the original rank it accepts (None: any)
+
+
+def _conv_permutation(ndim: int) -> tuple[int, ...]:
+    # (k..., in, out) -> (out, in, k...)
+    return (ndim - 1, ndim - 2, *range(ndim - 2))
+
+
+TRANSFORMS: dict[str, TensorTransform] = {
+    t.name: t
+    for t in [
+        TensorTransform("identity", lambda a: a, lambda s: s, None),
+        # Dense kernel (in, out) -> Linear weight (out, in).
+        TensorTransform("dense", lambda a: a.T, lambda s: (s[1], s[0]), 2),
+        # DenseGeneral to heads: kernel (in, heads, head_dim) -> (heads * head_dim, in).
+        TensorTransform(
+            "dense_to_heads", lambda a: a.reshape(a.shape[0], -1).T, lambda s: (s[1] * s[2], s[0]), 3
+        ),
+        # Its bias (heads, head_dim) -> (heads * head_dim,).
+        TensorTransform("heads_bias", lambda a: a.reshape(-1), lambda s: (s[0] * s[1],), 2),
+        # Output projection from heads: kernel (heads, head_dim, out) -> (out, heads * head_dim).
+        TensorTransform(
+            "dense_from_heads", lambda a: a.reshape(-1, a.shape[-1]).T, lambda s: (s[2], s[0] * s[1]), 3
+        ),
+        # Learned per-head queries (Q, heads, head_dim) -> (Q, heads * head_dim).
+        TensorTransform("merge_heads", lambda a: a.reshape(a.shape[0], -1), lambda s: (s[0], s[1] * s[2]), 3),
+        # Conv kernel (kt, kh, kw, in, out) or (kh, kw, in, out) -> (out, in, k...).
+        TensorTransform(
+            "conv",
+            lambda a: a.transpose(_conv_permutation(a.ndim)),
+            lambda s: tuple(s[i] for i in _conv_permutation(len(s))),
+            None,
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """One line of a key table: ``original`` (relative, ``{i}`` = index) -> ``target`` via ``transform``."""
+
+    original: str
+    target: str
+    transform: str = "identity"
+
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"unknown transform {self.transform!r} in key rule {self.original}")
+
+    @property
+    def pattern(self) -> re.Pattern:
+        return re.compile(re.escape(self.original).replace(re.escape("{i}"), r"(?P<i>\d+)") + "$")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A key table applied under an original prefix, writing under a target prefix."""
+
+    description: str
+    original_prefix: str
+    target_prefix: str
+    rules: tuple[KeyRule, ...]
+
+
+@dataclass(frozen=True)
+class MappedTensor:
+    """How one model parameter is produced from one original array."""
+
+    target: str
+    source: str
+    transform: str
+    source_shape: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return TRANSFORMS[self.transform].shape(self.source_shape)
+
+    def convert(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(TRANSFORMS[self.transform].apply(array))
+
+
+def map_checkpoint(shapes: Mapping[str, tuple[int, ...]], sections: list[Section]) -> list[MappedTensor]:
+    """Map every original key through the sections' tables; any key left over is an error."""
+    compiled = [(section, [(rule, rule.pattern) for rule in section.rules]) for section in sections]
+    mapped: list[MappedTensor] = []
+    unmatched: list[str] = []
+    for key, shape in shapes.items():
+        result = None
+        for section, rules in compiled:
+            if not key.startswith(section.original_prefix):
+                continue
+            relative = key[len(section.original_prefix) :]
+            for rule, pattern in rules:
+                match = pattern.match(relative)
+                if match:
+                    target = rule.target.replace("{i}", match.group("i")) if "{i}" in rule.target else rule.target
+                    transform = TRANSFORMS[rule.transform]
+                    if transform.ndim is not None and len(shape) != transform.ndim:
+                        raise ConversionError(
+                            f"original array {key!r} has shape {shape}; rule {rule.original!r} ({rule.transform}) "
+                            f"expects rank {transform.ndim}. This file is not the architecture it looks like."
+                        )
+                    result = MappedTensor(section.target_prefix + target, key, rule.transform, tuple(shape))
+                    break
+            if result is not None:
+                break
+        if result is None:
+            unmatched.append(key)
+        else:
+            mapped.append(result)
+    if unmatched:
+        raise ConversionError(
+            f"{len(unmatched)} original key(s) are not used by any conversion rule: {_listing(unmatched)}. "
+            "The file holds parameters this model does not have (another architecture or head?)."
+        )
+    duplicates = _duplicates([m.target for m in mapped])
+    if duplicates:
+        raise ConversionError(f"several original keys map to the same parameter: {_listing(duplicates)}")
+    return mapped
+
+
+def check_mapping(mapped: list[MappedTensor], expected: Mapping[str, tuple[int, ...]]) -> None:
+    """Every model parameter filled exactly once, with its exact shape; raise listing all problems."""
+    produced = {m.target: m for m in mapped}
+    missing = sorted(set(expected) - set(produced))
+    unexpected = sorted(set(produced) - set(expected))
+    mismatched = [
+        f"{name}: model {tuple(expected[name])} vs converted {produced[name].shape} (from {produced[name].source} "
+        f"{produced[name].source_shape})"
+        for name in sorted(set(expected) & set(produced))
+        if tuple(expected[name]) != produced[name].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} model parameter(s) not filled by the checkpoint: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} converted tensor(s) the model does not have: {_listing(unexpected)}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched)}")
+    if problems:
+        raise ConversionError("checkpoint and model do not match:\n- " + "\n- ".join(problems))
+
+
+def convert_arrays(params: Mapping[str, np.ndarray], mapped: list[MappedTensor]) -> dict[str, np.ndarray]:
+    """The pure in-memory conversion: original arrays -> {parameter name: converted array}."""
+    return {m.target: m.convert(np.asarray(params[m.source])) for m in mapped}
+
+
+def count_parameters(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    return sum(math.prod(shape) for shape in shapes.values())
+
+
+def _duplicates(items: list[str]) -> list[str]:
+    seen, dups = set(), []
+    for item in items:
+        if item in seen:
+            dups.append(item)
+        seen.add(item)
+    return dups
+
+
+def _listing(items: list[str], limit: int = 12) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+@dataclass
+class Layout:
+    """What a converter found in a file: the sections to convert and a human-readable summary."""
+
+    family: str
+    description: str
+    sections: list[Section]
+    task: str | None = None
+    details: dict = field(default_factory=dict)

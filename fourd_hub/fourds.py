@@ -1,0 +1,652 @@
+"""4DS: the video-MAE ViT family of "Scaling 4D Representations" (arXiv 2412.15212).
+
+Configuration, backbone, typed outputs and the task models (depth, points, boxes, camera pose,
+classification) built from the shared readout heads. Spec: architecture.md sections 3 and 4.
+
+Input convention (HF): ``pixel_values_videos`` of shape (B, T, C, H, W), float in [0, 1],
+no mean/std normalisation. Pixel coordinates at the API are continuous, (x, y) order, with
+(0, 0) the top-left corner of the image and pixel centres at +0.5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, jax_resize
+from .readout import (
+    CameraPoseReadoutHead,
+    ClassificationReadoutHead,
+    DepthReadoutHead,
+    ReadoutConfig,
+    TrackingPrediction,
+    TrackingReadoutHead,
+    box_tracking_loss,
+    camera_pose_loss,
+    masked_depth_loss,
+    point_tracking_loss,
+)
+
+# Table 1 of the paper: (hidden_size, num_hidden_layers, intermediate_size, num_attention_heads).
+# Every size uses 2x16x16 patches and 16 frames at 224x224, except j (256x256).
+FOURDS_SIZES: dict[str, dict[str, Any]] = {
+    "S": dict(hidden_size=384, num_hidden_layers=12, intermediate_size=1536, num_attention_heads=6),
+    "B": dict(hidden_size=768, num_hidden_layers=12, intermediate_size=3072, num_attention_heads=12),
+    "L": dict(hidden_size=1024, num_hidden_layers=24, intermediate_size=4096, num_attention_heads=16),
+    "H": dict(hidden_size=1280, num_hidden_layers=32, intermediate_size=5120, num_attention_heads=16),
+    "G": dict(hidden_size=1664, num_hidden_layers=48, intermediate_size=8192, num_attention_heads=16),
+    "e": dict(hidden_size=1792, num_hidden_layers=56, intermediate_size=15360, num_attention_heads=16),
+    "j": dict(hidden_size=4096, num_hidden_layers=64, intermediate_size=32768, num_attention_heads=32, image_size=[256, 256]),
+}
+
+
+class FourDSConfig(PreTrainedConfig):
+    r"""Configuration of a 4DS backbone (and of its task head, if any).
+
+    Args:
+        hidden_size (`int`): token width (Table 1 "width").
+        num_hidden_layers (`int`): transformer blocks (Table 1 "depth").
+        intermediate_size (`int`): MLP hidden width.
+        num_attention_heads (`int`): attention heads; ``hidden_size`` must be divisible by it.
+        patch_size (`list[int]`): (t, h, w) tubelet of the Conv3d patch embedding.
+        num_frames (`int`): frames of the training clips; the learned position embedding covers
+            ``num_frames / patch_t`` time steps. Other lengths are served by resampling it.
+        image_size (`list[int]`): (height, width) of the training clips (same remark).
+        num_channels (`int`): input channels (RGB).
+        layer_norm_eps (`float`): LayerNorm epsilon; Flax's default 1e-6, not torch's 1e-5.
+        initializer_range (`float`): std of the truncated-normal init of fresh weights.
+        readout_depth (`float`): which entry of the feature list feeds readouts:
+            ``int((num_hidden_layers + 1) * readout_depth) - 1`` (0.95 in the paper).
+        readout (`dict`, *optional*): the task head's :class:`~fourd_hub.readout.ReadoutConfig` as a
+            dict; filled with the task's defaults when a task model is built.
+        preset (`str`, *optional*): the Table 1 size this config was made from, informational.
+
+    Example:
+
+    ```python
+    >>> from fourd_hub import FourDSConfig, FourDSModel
+    >>> config = FourDSConfig.from_preset("B")
+    >>> model = FourDSModel(config)
+    ```
+    """
+
+    model_type = "fourds"
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    intermediate_size: int = 3072
+    num_attention_heads: int = 12
+    patch_size: list[int] | tuple[int, ...] = (2, 16, 16)
+    num_frames: int = 16
+    image_size: list[int] | tuple[int, ...] = (224, 224)
+    num_channels: int = 3
+    layer_norm_eps: float = FLAX_NORM_EPS
+    initializer_range: float = 0.02
+    readout_depth: float = 0.95
+    readout: dict | None = None
+    preset: str | None = None
+
+    def __post_init__(self, **kwargs):
+        self.patch_size = list(check_sequence("patch_size", self.patch_size, 3))
+        self.image_size = list(check_sequence("image_size", self.image_size, 2))
+        for name in ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "num_frames", "num_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"FourDSConfig.{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
+            )
+        for size, patch, name in zip((self.num_frames, *self.image_size), self.patch_size, ("num_frames", "height", "width")):
+            if size % patch:
+                raise ValueError(f"FourDSConfig {name} {size} is not divisible by the patch size {patch}")
+        if not 0.0 < self.readout_depth <= 1.0:
+            raise ValueError(f"readout_depth must be in (0, 1], got {self.readout_depth}")
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_preset(cls, size: str, **overrides) -> "FourDSConfig":
+        """The configuration of a Table 1 size: ``"S"``, ``"B"``, ``"L"``, ``"H"``, ``"G"``, ``"e"``, ``"j"``."""
+        if size not in FOURDS_SIZES:
+            raise ValueError(f"unknown 4DS size {size!r}; known sizes: {', '.join(FOURDS_SIZES)}")
+        return cls(**{**FOURDS_SIZES[size], "preset": size, **overrides})
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def token_grid(self) -> tuple[int, int, int]:
+        """(t, h, w) token grid of the native input size (the position embedding's shape)."""
+        sizes = (self.num_frames, *self.image_size)
+        return tuple(s // p for s, p in zip(sizes, self.patch_size))
+
+    def readout_config(self, task: str) -> ReadoutConfig:
+        return ReadoutConfig.for_task(task, self.readout)
+
+
+def readout_feature_index(num_features: int, readout_depth: float) -> int:
+    """Index into the original feature list (length ``num_hidden_layers + 1``) read by readouts."""
+    index = int(num_features * readout_depth) - 1
+    if not 0 <= index < num_features:
+        raise ValueError(f"readout_depth {readout_depth} selects no feature of {num_features}")
+    return index
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class FourDSModelOutput(ModelOutput):
+    r"""Output of :class:`FourDSModel`.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(B, N, D)`): output of the last block,
+            N = (T / pt) * (H / ph) * (W / pw) tokens in (t, h, w) raster order. No final norm.
+        readout_features (`torch.FloatTensor` of shape `(B, T, n, D)`): the features readouts read:
+            ``features[readout_feature_index(L + 1, readout_depth)]`` reshaped to
+            (B, T / pt, n = h * w, D) and resized along time to T frames with jax's cubic resize
+            (the original ``EncoderToReadout``).
+        features (`tuple(torch.FloatTensor)`, *optional*): the original's list, returned with
+            ``output_features=True``: length L + 1, entry 0 = patch embedding + position
+            embedding, entry i >= 1 = the *input* of block i - 1. Entries 0 and 1 are equal and the
+            last block's output is not in it (it is ``last_hidden_state``).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): the transformers convention, with
+            ``output_hidden_states=True``: embeddings, then the output of every block (length L + 1).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+    features: tuple[torch.FloatTensor, ...] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class FourDSDepthEstimationOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): masked L2 depth loss, when ``labels`` are given.
+    predicted_depth (`torch.FloatTensor` of shape `(B, T, H, W)`): depth in metres.
+    readout_features (`torch.FloatTensor` of shape `(B, T, n, D)`): the features the head read.
+    """
+
+    loss: torch.FloatTensor | None = None
+    predicted_depth: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+
+
+@dataclass
+class FourDSPointTrackingOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): Huber + BCE (weights 100, 0.1, 0.1) when labels are given.
+    tracks (`torch.FloatTensor` of shape `(B, T, Q, 2)`): pixel (x, y) of each query in each frame.
+    visible (`torch.BoolTensor` of shape `(B, T, Q)`): sigmoid(vis) * sigmoid(certainty) > threshold.
+    logits_visible, logits_certainty (`torch.FloatTensor` of shape `(B, T, Q)`): raw logits.
+    normalized_tracks (`torch.FloatTensor` of shape `(B, T, Q, 2)`): the head's [0, 1] output, (x, y).
+    """
+
+    loss: torch.FloatTensor | None = None
+    tracks: torch.FloatTensor | None = None
+    visible: torch.BoolTensor | None = None
+    logits_visible: torch.FloatTensor | None = None
+    logits_certainty: torch.FloatTensor | None = None
+    normalized_tracks: torch.FloatTensor | None = None
+
+
+@dataclass
+class FourDSBoxTrackingOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): L2 on normalised boxes when labels are given.
+    boxes (`torch.FloatTensor` of shape `(B, T, Q, 4)`): pixel (x1, y1, x2, y2) per frame.
+    normalized_boxes (`torch.FloatTensor` of shape `(B, T, Q, 4)`): [0, 1] (x1, y1, x2, y2).
+    """
+
+    loss: torch.FloatTensor | None = None
+    boxes: torch.FloatTensor | None = None
+    normalized_boxes: torch.FloatTensor | None = None
+
+
+@dataclass
+class FourDSCameraPoseOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): L2 on the 3x4 pose matrix when labels are given.
+    pose (`torch.FloatTensor` of shape `(B, 4, 4)`): last frame relative to the first, rotation
+        projected to SO(3).
+    raw_pose (`torch.FloatTensor` of shape `(B, 3, 4)`): the head's 12 outputs before projection.
+    """
+
+    loss: torch.FloatTensor | None = None
+    pose: torch.FloatTensor | None = None
+    raw_pose: torch.FloatTensor | None = None
+
+
+@dataclass
+class FourDSVideoClassificationOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): cross-entropy when labels are given.
+    logits (`torch.FloatTensor` of shape `(B, num_labels)`).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Modules
+
+
+def check_video(pixel_values_videos: torch.Tensor, patch_size: tuple[int, int, int] | None, num_channels: int = 3) -> None:
+    """Raise a clear error unless the input is a (B, T, C, H, W) float video in [0, 1]."""
+    if not isinstance(pixel_values_videos, torch.Tensor):
+        raise TypeError(f"pixel_values_videos must be a torch.Tensor, got {type(pixel_values_videos).__name__}")
+    shape = tuple(pixel_values_videos.shape)
+    if pixel_values_videos.ndim != 5:
+        hint = " (add a batch axis with .unsqueeze(0))" if pixel_values_videos.ndim == 4 else ""
+        raise ValueError(f"pixel_values_videos must have shape (B, T, C, H, W), got {shape}{hint}")
+    if shape[2] != num_channels:
+        hint = "; it looks channels-last: use .permute(0, 1, 4, 2, 3)" if shape[-1] == num_channels else ""
+        raise ValueError(f"pixel_values_videos must have {num_channels} channels on axis 2, got shape {shape}{hint}")
+    if not pixel_values_videos.is_floating_point():
+        raise TypeError(
+            f"pixel_values_videos must be a float tensor in [0, 1], got {pixel_values_videos.dtype}; "
+            "convert uint8 frames with video.float() / 255"
+        )
+    if patch_size is not None:
+        for size, patch, name in zip((shape[1], shape[3], shape[4]), patch_size, ("frames", "height", "width")):
+            if size % patch or size == 0:
+                raise ValueError(
+                    f"pixel_values_videos {name} ({size}) must be a positive multiple of the patch size {patch}; "
+                    f"got shape {shape}"
+                )
+    if pixel_values_videos.device.type == "meta" or torch.compiler.is_compiling():
+        return
+    if not torch.isfinite(pixel_values_videos).all():
+        raise ValueError("pixel_values_videos contains NaN or infinite values")
+    low, high = pixel_values_videos.aminmax()
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(
+            f"pixel_values_videos must be in [0, 1] (got values in [{low.item():.3g}, {high.item():.3g}]); "
+            "4DS and MooG take raw RGB scaled to [0, 1], without mean/std normalisation"
+        )
+
+
+class FourDSEmbeddings(nn.Module):
+    """Conv3d tubelet embedding plus a learned (t, h, w, D) position embedding.
+
+    The position embedding is resampled (jax cubic resize, per axis) when the token grid differs
+    from the training grid; at the native grid it is used as is.
+    """
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__()
+        self.patch_size = tuple(config.patch_size)
+        self.patch_embedding = nn.Conv3d(
+            config.num_channels, config.hidden_size, kernel_size=self.patch_size, stride=self.patch_size
+        )
+        self.position_embedding = nn.Parameter(torch.zeros(*config.token_grid, config.hidden_size))
+
+    def resampled_position_embedding(self, grid: tuple[int, int, int]) -> torch.Tensor:
+        """Position embedding for a (t, h, w) token grid: (t, h, w, D)."""
+        table = self.position_embedding
+        return jax_resize(table, {axis: size for axis, size in enumerate(grid)})
+
+    def forward(self, pixel_values_videos: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        video = pixel_values_videos.transpose(1, 2).to(self.patch_embedding.weight.dtype)  # B C T H W
+        tokens = self.patch_embedding(video)  # B D t h w
+        grid = tuple(tokens.shape[2:])
+        tokens = tokens.permute(0, 2, 3, 4, 1) + self.resampled_position_embedding(grid)
+        return tokens.flatten(1, 3), grid
+
+
+class FourDSBlock(GradientCheckpointingLayer):
+    """Pre-norm block: ``x += Attn(LN(x)); x += MLP(LN(x))`` (biased attention, no q/k norm)."""
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention = Attention(config.hidden_size, config.num_attention_heads, config.head_dim, qkv_bias=True)
+        self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = MLP(config.hidden_size, config.intermediate_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.attention(self.attention_norm(hidden_states))
+        return hidden_states + self.mlp(self.mlp_norm(hidden_states))
+
+
+class FourDSPreTrainedModel(PreTrainedModel):
+    config_class = FourDSConfig
+    config: FourDSConfig
+    base_model_prefix = "fourds"
+    main_input_name = "pixel_values_videos"
+    input_modalities = "video"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["FourDSBlock"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+            init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, FourDSEmbeddings):
+            init.trunc_normal_(module.position_embedding, std=std)
+        elif hasattr(module, "temporal_embedding"):  # AttentionReadout
+            init.trunc_normal_(module.temporal_embedding, std=std)
+            if module.query is not None:
+                init.trunc_normal_(module.query, std=std)
+        elif getattr(module, "temporal_tile_embedding", None) is not None:
+            init.trunc_normal_(module.temporal_tile_embedding, std=std)
+
+
+class FourDSModel(FourDSPreTrainedModel):
+    """The 4DS backbone: tubelet embedding, position embedding, ``num_hidden_layers`` pre-norm blocks.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from fourd_hub import FourDSConfig, FourDSModel
+    >>> model = FourDSModel(FourDSConfig.from_preset("S")).eval()
+    >>> video = torch.rand(1, 16, 3, 224, 224)
+    >>> out = model(video)
+    >>> out.last_hidden_state.shape, out.readout_features.shape
+    (torch.Size([1, 1568, 384]), torch.Size([1, 16, 196, 384]))
+    ```
+    """
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__(config)
+        self.embeddings = FourDSEmbeddings(config)
+        self.layers = nn.ModuleList(FourDSBlock(config) for _ in range(config.num_hidden_layers))
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embedding
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        readout_depth: float | None = None,
+        compute_readout_features: bool = True,
+        output_features: bool = False,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FourDSModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+                T, H and W must be multiples of the patch size; other sizes than the training
+                clip's are served by resampling the position embedding.
+            readout_depth (`float`, *optional*): overrides ``config.readout_depth``.
+            compute_readout_features (`bool`): compute ``readout_features`` (default True).
+            output_features (`bool`): return the original's per-layer feature list.
+            output_hidden_states (`bool`, *optional*): return transformers-style hidden states.
+        """
+        check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
+        output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        readout_depth = self.config.readout_depth if readout_depth is None else readout_depth
+        num_frames = pixel_values_videos.shape[1]
+
+        hidden_states, grid = self.embeddings(pixel_values_videos)
+        readout_index = readout_feature_index(len(self.layers) + 1, readout_depth) if compute_readout_features else None
+        # The original list: [embeddings, input of block 0, input of block 1, ..., input of block L-1].
+        features = [hidden_states] if output_features else None
+        outputs = [hidden_states] if output_hidden_states else None
+        readout_tokens = hidden_states if readout_index == 0 else None
+        for i, layer in enumerate(self.layers):
+            if features is not None:
+                features.append(hidden_states)
+            if readout_index == i + 1:
+                readout_tokens = hidden_states
+            hidden_states = layer(hidden_states)
+            if outputs is not None:
+                outputs.append(hidden_states)
+
+        readout_features = None
+        if readout_tokens is not None:
+            t, h, w = grid
+            readout_features = readout_tokens.reshape(readout_tokens.shape[0], t, h * w, -1)
+            readout_features = jax_resize(readout_features, {1: num_frames})
+
+        output = FourDSModelOutput(
+            last_hidden_state=hidden_states,
+            readout_features=readout_features,
+            features=tuple(features) if features is not None else None,
+            hidden_states=tuple(outputs) if outputs is not None else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+# ----------------------------------------------------------------------------------------------
+# Task models
+
+
+class _FourDSTaskModel(FourDSPreTrainedModel):
+    """A 4DS backbone plus one readout head; subclasses set ``readout_task`` and build ``head``."""
+
+    readout_task: str = ""
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__(config)
+        self.readout_config = config.readout_config(self.readout_task)
+        # Persist the resolved head hyper-parameters so save_pretrained round-trips them.
+        config.readout = self.readout_config.to_dict()
+        self.fourds = FourDSModel(config)
+        self.head = self.build_head(self.readout_config)
+        self.post_init()
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def backbone_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        return self.fourds(pixel_values_videos, return_dict=True).readout_features
+
+
+def _pixel_scale(pixel_values_videos: torch.Tensor) -> torch.Tensor:
+    """(W, H) of the input video, for (x, y) pixel <-> [0, 1] conversion."""
+    height, width = pixel_values_videos.shape[-2:]
+    return torch.tensor([width, height], dtype=torch.float32, device=pixel_values_videos.device)
+
+
+def _to_head_order(xy: torch.Tensor, order: str) -> torch.Tensor:
+    """Reorder (x, y)-ordered coordinates (last axis 2 or 4) to the head's order, and back (involution)."""
+    if order in ("xy", "xyxy"):
+        return xy
+    return xy[..., [1, 0, 3, 2][: xy.shape[-1]]]
+
+
+class FourDSForDepthEstimation(_FourDSTaskModel):
+    """4DS + dense depth readout (ScanNet head: 2x8x8 patches, 1024 params, 16 heads).
+
+    The head is tied to the (T, H, W) of ``config`` (one learned query per output patch).
+    """
+
+    readout_task = "depth"
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return DepthReadoutHead(readout, self.config.hidden_size, self.config.num_frames, self.config.image_size)
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ) -> FourDSDepthEstimationOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], at the
+                head's (T, H, W).
+            labels (`torch.FloatTensor` of shape `(B, T, H, W)`, *optional*): depth in metres;
+                pixels outside ``readout.depth_range`` are ignored by the loss.
+        """
+        expected = (self.head.num_frames, *self.head.image_size)
+        got = (pixel_values_videos.shape[1], *pixel_values_videos.shape[-2:]) if pixel_values_videos.ndim == 5 else None
+        if got is not None and got != expected:
+            raise ValueError(
+                f"this depth head predicts {expected[0]} frames at {expected[1]}x{expected[2]} (T, H, W = {expected}); "
+                f"got a video of (T, H, W) = {got}. Resize or crop the clip (the pipeline does this for you)."
+            )
+        features = self.backbone_features(pixel_values_videos)
+        depth = self.head(features)
+        loss = masked_depth_loss(depth, labels, self.readout_config.depth_range) if labels is not None else None
+        output = FourDSDepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features)
+        return output if (return_dict is None or return_dict) else output.to_tuple()
+
+
+class FourDSForPointTracking(_FourDSTaskModel):
+    """4DS + point-tracking readout (Fourier query embedding, 8-fold temporal tiling)."""
+
+    readout_task = "points"
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        query_points: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        visibility_labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FourDSPointTrackingOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
+            labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
+            visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
+        """
+        check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
+        if query_points.ndim != 3 or query_points.shape[-1] != 2 or query_points.shape[0] != pixel_values_videos.shape[0]:
+            raise ValueError(f"query_points must be (B, Q, 2) pixel (x, y), got {tuple(query_points.shape)}")
+        scale = _pixel_scale(pixel_values_videos)
+        order = self.readout_config.coordinate_order
+        features = self.backbone_features(pixel_values_videos)
+        prediction = self.head(features, _to_head_order(query_points.float() / scale, order))
+        normalized = _to_head_order(prediction.values, order)
+        loss = None
+        if labels is not None:
+            if visibility_labels is None:
+                raise ValueError("point-tracking labels need visibility_labels (B, T, Q) as well")
+            head_labels = _to_head_order(labels.float() / scale, order)
+            loss = point_tracking_loss(prediction, head_labels, visibility_labels, self.readout_config)
+        output = FourDSPointTrackingOutput(
+            loss=loss,
+            tracks=normalized * scale,
+            visible=prediction.visible,
+            logits_visible=None if prediction.logits_visible is None else prediction.logits_visible[..., 0],
+            logits_certainty=None if prediction.logits_certainty is None else prediction.logits_certainty[..., 0],
+            normalized_tracks=normalized,
+        )
+        return output if (return_dict is None or return_dict) else output.to_tuple()
+
+
+class FourDSForBoxTracking(_FourDSTaskModel):
+    """4DS + box-tracking readout (one query per box, all frames from it)."""
+
+    readout_task = "boxes"
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        query_boxes: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FourDSBoxTrackingOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
+            labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
+        """
+        check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
+        if query_boxes.ndim != 3 or query_boxes.shape[-1] != 4 or query_boxes.shape[0] != pixel_values_videos.shape[0]:
+            raise ValueError(f"query_boxes must be (B, Q, 4) pixel (x1, y1, x2, y2), got {tuple(query_boxes.shape)}")
+        scale = _pixel_scale(pixel_values_videos).repeat(2)
+        order = self.readout_config.coordinate_order
+        features = self.backbone_features(pixel_values_videos)
+        prediction = self.head(features, _to_head_order(query_boxes.float() / scale, order))
+        normalized = _to_head_order(prediction.values, order)
+        loss = box_tracking_loss(normalized, labels.float() / scale) if labels is not None else None
+        output = FourDSBoxTrackingOutput(loss=loss, boxes=normalized * scale, normalized_boxes=normalized)
+        return output if (return_dict is None or return_dict) else output.to_tuple()
+
+
+class FourDSForCameraPoseEstimation(_FourDSTaskModel):
+    """4DS + relative camera pose readout (first and last frame, Procrustes to SO(3))."""
+
+    readout_task = "camera_pose"
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return CameraPoseReadoutHead(readout, self.config.hidden_size)
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ) -> FourDSCameraPoseOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            labels (`torch.FloatTensor` of shape `(B, 4, 4)` or `(B, 3, 4)`, *optional*): target pose of the
+                last frame's camera relative to the first's.
+        """
+        raw, pose = self.head(self.backbone_features(pixel_values_videos))
+        loss = camera_pose_loss(raw, labels) if labels is not None else None
+        output = FourDSCameraPoseOutput(loss=loss, pose=pose, raw_pose=raw)
+        return output if (return_dict is None or return_dict) else output.to_tuple()
+
+
+class FourDSForVideoClassification(_FourDSTaskModel):
+    """4DS + classification readout (one learned query; SSv2: 768 params, 12 heads, 174 classes).
+
+    The number of classes comes from ``config.num_labels`` / ``config.id2label``.
+    """
+
+    readout_task = "classification"
+
+    def __init__(self, config: FourDSConfig):
+        config.readout = {**(config.readout or {}), "num_classes": config.num_labels}
+        super().__init__(config)
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return ClassificationReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ) -> FourDSVideoClassificationOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            labels (`torch.LongTensor` of shape `(B,)`, *optional*): class indices.
+        """
+        logits = self.head(self.backbone_features(pixel_values_videos))
+        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
+        output = FourDSVideoClassificationOutput(loss=loss, logits=logits)
+        return output if (return_dict is None or return_dict) else output.to_tuple()
+
+
+FOURDS_TASK_MODELS = {
+    "depth": FourDSForDepthEstimation,
+    "points": FourDSForPointTracking,
+    "boxes": FourDSForBoxTracking,
+    "camera_pose": FourDSForCameraPoseEstimation,
+    "classification": FourDSForVideoClassification,
+}

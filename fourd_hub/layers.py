@@ -1,0 +1,239 @@
+"""Building blocks shared by the 4DS and MooG model families and their readout heads.
+
+Everything here reproduces a specific behaviour of the original JAX/Flax code
+(google-deepmind/representations4d); each docstring names the trap it avoids:
+
+* :class:`Attention`: multi-head attention through ``F.scaled_dot_product_attention`` with the
+  original's two variants (4DS: biased q/k/v/out; MooG: bias-free q/k/v, RMS-normalised q and k).
+* :class:`MLP`: ``Dense -> gelu(tanh) -> Dense`` (Flax ``nn.gelu`` is the tanh approximation).
+* :func:`fourier_features`: the ``[sin(x), sin(x + pi/2)]`` features of the MooG code and the
+  tracking-query initialisers, laid out exactly as the original (basis-major, coordinate-minor).
+* :func:`jax_resize` / :func:`resize_weights`: ``jax.image.resize`` semantics (Keys cubic kernel
+  with ``a = -0.5``, half-pixel centres, out-of-range taps dropped and the rest renormalised,
+  antialiasing when downsampling). ``torch.nn.functional.interpolate(mode="bicubic")`` differs
+  (``a = -0.75``, clamped edges), which is why 4DS readout features need this routine.
+* :func:`jax_linspace`: ``jax.numpy.linspace`` in float32, whose rounding the MooG position tables
+  depend on.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Flax's default LayerNorm / RMSNorm epsilon (torch's default is 1e-5).
+FLAX_NORM_EPS = 1e-6
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """Flax ``nn.gelu``: the tanh approximation, not torch's default exact erf form."""
+    return F.gelu(x, approximate="tanh")
+
+
+def multi_head_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, num_heads: int, dropout_p: float = 0.0
+) -> torch.Tensor:
+    """Scaled dot-product attention over already projected, head-merged tensors.
+
+    The softmax is over keys and the logits are ``(q / sqrt(head_dim)) . k`` as in the original.
+
+    Args:
+        query: (B, Q, num_heads * head_dim)
+        key: (B, K, num_heads * head_dim)
+        value: (B, K, num_heads * head_dim_v)
+        num_heads: number of heads to split the last axis into.
+        dropout_p: attention-probability dropout (training only).
+
+    Returns:
+        (B, Q, num_heads * head_dim_v)
+    """
+    batch, num_queries, _ = query.shape
+    q = query.unflatten(-1, (num_heads, -1)).transpose(1, 2)
+    k = key.unflatten(-1, (num_heads, -1)).transpose(1, 2)
+    v = value.unflatten(-1, (num_heads, -1)).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    return out.transpose(1, 2).reshape(batch, num_queries, -1)
+
+
+class Attention(nn.Module):
+    """Multi-head (self- or cross-) attention of both model families.
+
+    Args:
+        query_dim: width of the query stream (and of the output).
+        num_heads: number of heads.
+        head_dim: per-head width of q, k and v.
+        context_dim: width of the key/value stream; defaults to ``query_dim`` (self-attention).
+        qkv_bias: whether q, k, v projections have a bias (4DS: yes, MooG: no).
+        qk_norm: RMS-normalise q and k per head (MooG), with a learned scale of size ``head_dim``.
+        qk_norm_eps: epsilon of that RMSNorm (Flax default 1e-6).
+        dropout: attention-probability dropout.
+
+    Shapes:
+        ``hidden_states`` (B, N, query_dim), ``context`` (B, M, context_dim) -> (B, N, query_dim).
+    """
+
+    def __init__(
+        self,
+        query_dim: int,
+        num_heads: int,
+        head_dim: int,
+        context_dim: int | None = None,
+        qkv_bias: bool = True,
+        qk_norm: bool = False,
+        qk_norm_eps: float = FLAX_NORM_EPS,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        context_dim = query_dim if context_dim is None else context_dim
+        inner_dim = num_heads * head_dim
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.dropout = dropout
+        self.q_proj = nn.Linear(query_dim, inner_dim, bias=qkv_bias)
+        self.k_proj = nn.Linear(context_dim, inner_dim, bias=qkv_bias)
+        self.v_proj = nn.Linear(context_dim, inner_dim, bias=qkv_bias)
+        self.out_proj = nn.Linear(inner_dim, query_dim, bias=True)
+        if qk_norm:
+            self.q_norm = nn.RMSNorm(head_dim, eps=qk_norm_eps)
+            self.k_norm = nn.RMSNorm(head_dim, eps=qk_norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
+
+    def forward(self, hidden_states: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = hidden_states if context is None else context
+        batch, num_queries, _ = hidden_states.shape
+        q = self.q_proj(hidden_states).unflatten(-1, (self.num_heads, self.head_dim))
+        k = self.k_proj(context).unflatten(-1, (self.num_heads, self.head_dim))
+        v = self.v_proj(context).unflatten(-1, (self.num_heads, self.head_dim))
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out_proj(out.transpose(1, 2).reshape(batch, num_queries, -1))
+
+
+class MLP(nn.Module):
+    """``Dense(hidden) -> gelu(tanh) -> Dense(out)``, both with bias.
+
+    Shapes: (..., in_dim) -> (..., out_dim or in_dim).
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.fc_in = nn.Linear(in_dim, hidden_dim)
+        self.fc_out = nn.Linear(hidden_dim, in_dim if out_dim is None else out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(gelu_tanh(self.fc_in(x)))
+
+
+def fourier_features(coords: torch.Tensor, num_bases: int) -> torch.Tensor:
+    """Fourier features of coordinates, as the original ``_convert_to_fourier_features(coords * pi)``.
+
+    Feature ``[i * D + d]`` is ``sin(pi * 2**i * coords[d])`` and feature ``[num_bases * D + i * D + d]``
+    is ``sin(pi * 2**i * coords[d] + pi / 2)`` (a cosine computed the original's way, so that values
+    agree to the last bit where it matters).
+
+    Args:
+        coords: (..., D) coordinates (MooG grids: in [-1, 1]; tracking queries: in [0, 1]).
+        num_bases: number of octaves.
+
+    Returns:
+        (..., 2 * num_bases * D)
+    """
+    x = coords * math.pi
+    # Multiplying by a power of two is exact in float, so this equals the original's matmul
+    # with a block-diagonal frequency basis, in its (basis, coordinate) order.
+    scales = (2.0 ** torch.arange(num_bases, device=coords.device)).to(coords.dtype)
+    x = (x.unsqueeze(-2) * scales.unsqueeze(-1)).flatten(-2)
+    return torch.sin(torch.cat([x, x + 0.5 * math.pi], dim=-1))
+
+
+def jax_linspace(start: float, stop: float, num: int) -> torch.Tensor:
+    """``jax.numpy.linspace(start, stop, num)`` in float32, following jax's own recipe.
+
+    jax's source evaluates ``start * (1 - s) + stop * s`` with ``s = arange(num - 1) / (num - 1)``
+    in float32 and appends ``stop``. ``torch.linspace`` rounds differently in the last bit, and
+    Fourier features at ``2**19 * pi`` amplify that bit (architecture.md section 5). XLA's compiled
+    CPU kernels still differ from this formula in the last bit for some entries (measured against
+    jax 0.10: fewer mismatching entries than ``torch.linspace``, not zero), which is why parity
+    tests inject the reference's exact position tables.
+
+    Returns:
+        (num,) float32 tensor.
+    """
+    if num < 1:
+        raise ValueError(f"jax_linspace needs num >= 1, got {num}")
+    start_t = torch.tensor(start, dtype=torch.float32)
+    if num == 1:
+        return start_t.reshape(1)
+    div = num - 1
+    step = torch.arange(div, dtype=torch.float32) / torch.tensor(div, dtype=torch.float32)
+    out = start_t * (1 - step) + torch.tensor(stop, dtype=torch.float32) * step
+    return torch.cat([out, torch.tensor([stop], dtype=torch.float32)])
+
+
+def _keys_cubic(x: np.ndarray) -> np.ndarray:
+    """Keys cubic convolution kernel with a = -0.5 (jax's ``ResizeMethod.CUBIC``)."""
+    out = ((1.5 * x - 2.5) * x) * x + 1.0
+    out = np.where(x >= 1.0, ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0, out)
+    return np.where(x >= 2.0, 0.0, out)
+
+
+@lru_cache(maxsize=256)
+def _resize_weights_np(input_size: int, output_size: int, antialias: bool) -> np.ndarray:
+    scale = output_size / input_size
+    inv_scale = 1.0 / scale
+    kernel_scale = max(inv_scale, 1.0) if antialias else 1.0
+    sample = (np.arange(output_size, dtype=np.float64) + 0.5) * inv_scale - 0.5
+    x = np.abs(sample[None, :] - np.arange(input_size, dtype=np.float64)[:, None]) / kernel_scale
+    weights = _keys_cubic(x)
+    total = weights.sum(axis=0, keepdims=True)
+    weights = np.where(np.abs(total) > 1000.0 * np.finfo(np.float32).eps, weights / np.where(total != 0, total, 1), 0.0)
+    inside = (sample >= -0.5) & (sample <= input_size - 0.5)
+    weights = np.where(inside[None, :], weights, 0.0)
+    return weights.T.astype(np.float32)  # (output_size, input_size)
+
+
+def resize_weights(input_size: int, output_size: int, antialias: bool = True) -> torch.Tensor:
+    """The (output_size, input_size) matrix that ``jax.image.resize(..., "cubic")`` applies on one axis."""
+    if input_size < 1 or output_size < 1:
+        raise ValueError(f"resize sizes must be positive, got {input_size} -> {output_size}")
+    return torch.from_numpy(_resize_weights_np(int(input_size), int(output_size), bool(antialias)))
+
+
+def jax_resize(x: torch.Tensor, sizes: dict[int, int], antialias: bool = True) -> torch.Tensor:
+    """Cubic resize of the given axes with ``jax.image.resize`` semantics (separable, axis by axis).
+
+    Axes whose size does not change are left untouched (jax skips them too: identity).
+
+    Args:
+        x: any tensor.
+        sizes: ``{axis: new_size}``.
+        antialias: jax's default ``True`` widens the kernel when downsampling.
+    """
+    for axis, size in sizes.items():
+        axis = axis % x.ndim
+        if x.shape[axis] == size:
+            continue
+        weights = resize_weights(x.shape[axis], size, antialias).to(device=x.device, dtype=x.dtype)
+        x = torch.movedim(torch.tensordot(x, weights, dims=([axis], [1])), -1, axis)
+    return x
+
+
+def check_sequence(name: str, values: Sequence[int], length: int) -> tuple[int, ...]:
+    """Validate a config field that must be ``length`` positive integers; returns a tuple."""
+    values = tuple(values)
+    if len(values) != length or not all(isinstance(v, int) and v > 0 for v in values):
+        raise ValueError(f"{name} must be {length} positive integers, got {list(values)}")
+    return values

@@ -1,0 +1,445 @@
+"""Readout heads shared by every backbone (4DS and MooG): attention readout, task heads, losses.
+
+All heads read backbone features of shape (B, T, N, C) (T frames, N tokens per frame) and know
+nothing else about the backbone. They follow the original ``AttentionReadout`` of
+representations4d (architecture.md section 4):
+
+1. LayerNorm over C, plus a learned temporal embedding (T, 1, C): heads are tied to T frames.
+2. Keys and values: Linear(C -> num_params) with bias, split into heads.
+3. Queries: learned (Q, num_params) or given query vectors through Linear(num_params).
+4. Attention; ``tok = query + Linear(attn)``; ``tok = tok + MLP(LN(tok))``; ``out = Linear(tok)``.
+
+Task heads wrap it: dense depth (one learned query per output patch), point and box tracking
+(Fourier-embedded query coordinates, temporal tiling), camera pose (first + last frame,
+12 outputs projected to SO(3)) and video classification. Coordinates inside the heads are
+normalised to [0, 1] in the head's own order (``ReadoutConfig.coordinate_order``); task models
+convert from and to pixel (x, y) at the public API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import FLAX_NORM_EPS, MLP, check_sequence, fourier_features, multi_head_attention
+
+READOUT_TASKS = ("depth", "points", "boxes", "camera_pose", "classification")
+
+
+@dataclass
+class ReadoutConfig:
+    """Hyper-parameters of one readout head. Stored in a model config as a plain dict (``readout``).
+
+    Attributes:
+        task: one of ``"depth"``, ``"points"``, ``"boxes"``, ``"camera_pose"``, ``"classification"``.
+        num_params: width of queries, keys and values (``num_heads * head_dim``).
+        num_heads: attention heads.
+        num_frames: frames the head reads (length of its temporal embedding); ``None`` means the
+            backbone's frame count. Released heads use 16.
+        mlp_ratio: hidden width of the residual MLP, in multiples of ``num_params``.
+        layer_norm_eps: epsilon of both LayerNorms (Flax default 1e-6).
+        decoding_patch_size: depth only; (t, h, w) output patch predicted by each learned query.
+        query_fourier_bases: tracking only; Fourier octaves of the query coordinates.
+        query_mlp_sizes: tracking only; (hidden, out) widths of the query-initialiser MLP.
+        temporal_tile_size: tracking only; copies of each query (each predicts
+            ``num_frames // temporal_tile_size`` frames). Points: 8, boxes: 1.
+        coordinate_order: order of the normalised coordinates inside the head: ``"xy"`` (points) or
+            ``"yx"``; for boxes ``"xyxy"`` or ``"yxyx"`` (the MooG demo feeds Waymo boxes as y1, x1, y2, x2).
+        output_activation: ``"sigmoid"`` (points) or ``None`` applied to predicted coordinates.
+        predict_visibility: points only; two extra logits per frame (visibility, certainty).
+        use_certainty: points only; whether the second logit (certainty) exists.
+        certainty_threshold: a point is visible when sigmoid(vis) * sigmoid(cert) > threshold.
+        num_classes: classification only; number of classes.
+        depth_range: depth only; (min, max) metres outside which targets are masked in the loss.
+        huber_delta: points only; Huber delta in normalised units (4 px at 256 px).
+        certainty_radius: points only; a prediction within this normalised distance is "certain".
+        loss_weights: points only; weights of (position, visibility, certainty) losses.
+    """
+
+    task: str = "depth"
+    num_params: int = 1024
+    num_heads: int = 16
+    num_frames: int | None = None
+    mlp_ratio: int = 4
+    layer_norm_eps: float = FLAX_NORM_EPS
+    decoding_patch_size: tuple[int, int, int] = (2, 8, 8)
+    query_fourier_bases: int = 16
+    query_mlp_sizes: tuple[int, int] = (512, 512)
+    temporal_tile_size: int = 1
+    coordinate_order: str = "xy"
+    output_activation: str | None = None
+    predict_visibility: bool = False
+    use_certainty: bool = False
+    certainty_threshold: float = 0.5
+    num_classes: int | None = None
+    depth_range: tuple[float, float] = (0.001, 10.0)
+    huber_delta: float = 4.0 / 256.0
+    certainty_radius: float = 6.0 / 256.0
+    loss_weights: tuple[float, float, float] = (100.0, 0.1, 0.1)
+
+    def __post_init__(self) -> None:
+        if self.task not in READOUT_TASKS:
+            raise ValueError(f"readout task must be one of {READOUT_TASKS}, got {self.task!r}")
+        self.decoding_patch_size = check_sequence("decoding_patch_size", self.decoding_patch_size, 3)
+        self.query_mlp_sizes = check_sequence("query_mlp_sizes", self.query_mlp_sizes, 2)
+        self.depth_range = tuple(float(v) for v in self.depth_range)
+        self.loss_weights = tuple(float(v) for v in self.loss_weights)
+        if self.num_params % self.num_heads:
+            raise ValueError(
+                f"readout num_params ({self.num_params}) must be a multiple of num_heads ({self.num_heads})"
+            )
+        valid_orders = ("xyxy", "yxyx") if self.task == "boxes" else ("xy", "yx")
+        if self.task in ("points", "boxes") and self.coordinate_order not in valid_orders:
+            raise ValueError(f"coordinate_order for {self.task} must be one of {valid_orders}, got {self.coordinate_order!r}")
+        if self.output_activation not in (None, "sigmoid"):
+            raise ValueError(f"output_activation must be None or 'sigmoid', got {self.output_activation!r}")
+        if self.task == "classification" and not self.num_classes:
+            raise ValueError("a classification readout needs num_classes (set config.num_labels / id2label)")
+
+    @classmethod
+    def for_task(cls, task: str, overrides: dict[str, Any] | None = None) -> "ReadoutConfig":
+        """The released/paper defaults of a task's head, updated with ``overrides``."""
+        if task not in READOUT_TASK_DEFAULTS:
+            raise ValueError(f"unknown readout task {task!r}; expected one of {READOUT_TASKS}")
+        values = dict(READOUT_TASK_DEFAULTS[task])
+        overrides = dict(overrides or {})
+        if overrides.get("task", task) != task:
+            raise ValueError(f"config.readout is for task {overrides['task']!r}, but a {task!r} model was asked for")
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown readout config fields {sorted(unknown)}")
+        values.update(overrides)
+        values["task"] = task
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def head_dim(self) -> int:
+        return self.num_params // self.num_heads
+
+
+# Paper / released-checkpoint defaults per task (architecture.md section 4, paper A.2).
+READOUT_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "depth": dict(num_params=1024, num_heads=16, decoding_patch_size=(2, 8, 8)),
+    "points": dict(
+        num_params=1024, num_heads=8, temporal_tile_size=8, coordinate_order="xy",
+        output_activation="sigmoid", predict_visibility=True, use_certainty=True,
+    ),
+    "boxes": dict(num_params=1024, num_heads=4, temporal_tile_size=1, coordinate_order="yxyx"),
+    "camera_pose": dict(num_params=1024, num_heads=8, num_frames=2),
+    "classification": dict(num_params=768, num_heads=12),
+}
+
+
+class AttentionReadout(nn.Module):
+    """Cross-attention readout of the original (``match_vjepa_implementation=True``).
+
+    Args:
+        feature_dim: C, the backbone feature width.
+        num_frames: T, the number of feature frames (temporal embedding length).
+        num_params: query/key/value width.
+        num_heads: attention heads.
+        num_outputs: outputs per query.
+        num_queries: number of learned queries; ``None`` when queries are given at call time.
+        query_dim: width of given query vectors (when ``num_queries`` is ``None``).
+        mlp_ratio, layer_norm_eps: see :class:`ReadoutConfig`.
+
+    Shapes:
+        ``features`` (B, T, N, C), ``queries`` (B, Q, query_dim) or None -> (B, Q, num_outputs).
+    """
+
+    def __init__(
+        self,
+        feature_dim: int,
+        num_frames: int,
+        num_params: int,
+        num_heads: int,
+        num_outputs: int,
+        num_queries: int | None = None,
+        query_dim: int | None = None,
+        mlp_ratio: int = 4,
+        layer_norm_eps: float = FLAX_NORM_EPS,
+    ) -> None:
+        super().__init__()
+        if (num_queries is None) == (query_dim is None):
+            raise ValueError("AttentionReadout needs exactly one of num_queries (learned) or query_dim (given)")
+        self.num_heads = num_heads
+        self.num_frames = num_frames
+        self.input_norm = nn.LayerNorm(feature_dim, eps=layer_norm_eps)
+        self.temporal_embedding = nn.Parameter(torch.zeros(num_frames, 1, feature_dim))
+        if num_queries is not None:
+            self.query = nn.Parameter(torch.zeros(num_queries, num_params))
+            self.query_proj = None
+        else:
+            self.query = None
+            self.query_proj = nn.Linear(query_dim, num_params)
+        self.key_proj = nn.Linear(feature_dim, num_params)
+        self.value_proj = nn.Linear(feature_dim, num_params)
+        self.attention_out_proj = nn.Linear(num_params, num_params)
+        self.mlp_norm = nn.LayerNorm(num_params, eps=layer_norm_eps)
+        self.mlp = MLP(num_params, mlp_ratio * num_params)
+        self.output_proj = nn.Linear(num_params, num_outputs)
+
+    def forward(self, features: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
+        if features.ndim != 4:
+            raise ValueError(f"readout features must be (B, T, N, C), got shape {tuple(features.shape)}")
+        batch, frames = features.shape[:2]
+        if frames != self.num_frames:
+            raise ValueError(
+                f"this readout head was built for {self.num_frames} frames of features, got {frames}; "
+                "heads carry a learned temporal embedding, so feed clips of the trained length"
+            )
+        feats = self.input_norm(features) + self.temporal_embedding
+        feats = feats.flatten(1, 2)
+        if self.query is not None:
+            if queries is not None:
+                raise ValueError("this readout head has learned queries; do not pass queries")
+            query = self.query.unsqueeze(0).expand(batch, -1, -1)
+        else:
+            if queries is None or queries.ndim != 3 or queries.shape[0] != batch:
+                raise ValueError(
+                    f"this readout head needs queries of shape (B={batch}, Q, D), got "
+                    f"{None if queries is None else tuple(queries.shape)}"
+                )
+            query = self.query_proj(queries)
+        attended = multi_head_attention(query, self.key_proj(feats), self.value_proj(feats), self.num_heads)
+        token = query + self.attention_out_proj(attended)
+        token = token + self.mlp(self.mlp_norm(token))
+        return self.output_proj(token)
+
+
+def _num_frames(config: ReadoutConfig, backbone_frames: int) -> int:
+    return config.num_frames if config.num_frames is not None else backbone_frames
+
+
+class DepthReadoutHead(nn.Module):
+    """Dense depth: one learned query per (pt, ph, pw) output patch, each predicting its pixels.
+
+    Shapes: features (B, T, N, C) -> depth (B, T, H, W), for the (T, H, W) it was built for.
+    """
+
+    def __init__(self, config: ReadoutConfig, feature_dim: int, num_frames: int, image_size: tuple[int, int]):
+        super().__init__()
+        self.num_frames = _num_frames(config, num_frames)
+        self.image_size = tuple(image_size)
+        self.patch = config.decoding_patch_size
+        out_shape = (self.num_frames, *self.image_size)
+        for size, patch, name in zip(out_shape, self.patch, ("frames", "height", "width")):
+            if size % patch:
+                raise ValueError(f"depth output {name} {size} is not divisible by decoding patch {patch}")
+        self.grid = tuple(s // p for s, p in zip(out_shape, self.patch))
+        self.readout = AttentionReadout(
+            feature_dim, self.num_frames, config.num_params, config.num_heads,
+            num_outputs=math.prod(self.patch), num_queries=math.prod(self.grid),
+            mlp_ratio=config.mlp_ratio, layer_norm_eps=config.layer_norm_eps,
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        out = self.readout(features)  # (B, nt*nh*nw, pt*ph*pw)
+        batch = out.shape[0]
+        (nt, nh, nw), (pt, ph, pw) = self.grid, self.patch
+        out = out.reshape(batch, nt, nh, nw, pt, ph, pw).permute(0, 1, 4, 2, 5, 3, 6)
+        return out.reshape(batch, nt * pt, nh * ph, nw * pw)
+
+
+@dataclass
+class TrackingPrediction:
+    """Raw tracking-head output in normalised head coordinates (see :class:`TrackingReadoutHead`)."""
+
+    values: torch.Tensor
+    logits_visible: torch.Tensor | None = None
+    logits_certainty: torch.Tensor | None = None
+    visible: torch.Tensor | None = None
+
+
+class TrackingReadoutHead(nn.Module):
+    """Point or box tracking from query coordinates (the original ``TrackingReadoutWrapper``).
+
+    Query coordinates (normalised, head order) -> Fourier features (``replace`` mode) -> MLP;
+    each query is tiled ``temporal_tile_size`` times with a learned embedding, each copy predicting
+    ``num_frames // temporal_tile_size`` frames.
+
+    Shapes:
+        features (B, T, N, C), queries (B, Q, D) with D = 2 (points) or 4 (boxes) ->
+        values (B, T, Q, D); for points also logits (B, T, Q, 1) and visible (B, T, Q) bool.
+    """
+
+    def __init__(self, config: ReadoutConfig, feature_dim: int, num_frames: int):
+        super().__init__()
+        if config.task not in ("points", "boxes"):
+            raise ValueError(f"TrackingReadoutHead is for points or boxes, not {config.task!r}")
+        self.config = config
+        self.num_frames = _num_frames(config, num_frames)
+        self.coord_dim = 2 if config.task == "points" else 4
+        tile = config.temporal_tile_size
+        if self.num_frames % tile:
+            raise ValueError(f"num_frames {self.num_frames} is not divisible by temporal_tile_size {tile}")
+        self.frames_per_query = self.num_frames // tile
+        self.num_logits = (1 + int(config.use_certainty)) if config.predict_visibility else 0
+        hidden, out = config.query_mlp_sizes
+        self.query_initializer = MLP(2 * config.query_fourier_bases * self.coord_dim, hidden, out)
+        self.temporal_tile_embedding = nn.Parameter(torch.zeros(tile, out)) if tile > 1 else None
+        self.readout = AttentionReadout(
+            feature_dim, self.num_frames, config.num_params, config.num_heads,
+            num_outputs=self.frames_per_query * (self.coord_dim + self.num_logits), query_dim=out,
+            mlp_ratio=config.mlp_ratio, layer_norm_eps=config.layer_norm_eps,
+        )
+
+    def forward(self, features: torch.Tensor, queries: torch.Tensor) -> TrackingPrediction:
+        if queries.ndim != 3 or queries.shape[-1] != self.coord_dim:
+            raise ValueError(
+                f"{self.config.task} queries must be (B, Q, {self.coord_dim}), got {tuple(queries.shape)}"
+            )
+        batch, num_queries, _ = queries.shape
+        tile = self.config.temporal_tile_size
+        embedded = self.query_initializer(fourier_features(queries, self.config.query_fourier_bases))
+        if self.temporal_tile_embedding is not None:
+            embedded = embedded.unsqueeze(2) + self.temporal_tile_embedding  # (B, Q, k, D)
+            embedded = embedded.flatten(1, 2)
+        out = self.readout(features, embedded)  # (B, Q*k, t*c)
+        # 'B (Q k) (t c) -> B (k t) Q c': copy k of query q predicts frames k*t .. k*t + t - 1.
+        channels = self.coord_dim + self.num_logits
+        out = out.reshape(batch, num_queries, tile, self.frames_per_query, channels)
+        out = out.permute(0, 2, 3, 1, 4).reshape(batch, self.num_frames, num_queries, channels)
+        values = out[..., : self.coord_dim]
+        if self.config.output_activation == "sigmoid":
+            values = torch.sigmoid(values)
+        prediction = TrackingPrediction(values=values)
+        if self.num_logits:
+            prediction.logits_visible = out[..., self.coord_dim : self.coord_dim + 1]
+            probability = torch.sigmoid(prediction.logits_visible)
+            if self.config.use_certainty:
+                prediction.logits_certainty = out[..., self.coord_dim + 1 :]
+                probability = probability * torch.sigmoid(prediction.logits_certainty)
+            prediction.visible = (probability > self.config.certainty_threshold).squeeze(-1)
+        return prediction
+
+
+def procrustes_to_rotation(matrix: torch.Tensor) -> torch.Tensor:
+    """Closest rotation (in Frobenius norm) to each 3x3 matrix: ``U diag(1, 1, det(U V^T)) V^T``.
+
+    Shapes: (..., 3, 3) -> (..., 3, 3). Computed in float32 for a stable SVD.
+    """
+    u, _, vh = torch.linalg.svd(matrix.float())
+    det = torch.det(u @ vh)
+    diag = torch.ones_like(matrix[..., 0].float())
+    diag[..., -1] = det
+    return ((u * diag.unsqueeze(-2)) @ vh).to(matrix.dtype)
+
+
+class CameraPoseReadoutHead(nn.Module):
+    """Relative camera pose between the first and last frame (RE10k readout, paper A.2.2).
+
+    The features of the first and last frame are concatenated along time and read by a single
+    learned query that outputs 12 numbers: a 3x3 matrix (row-major) and a translation.
+
+    Shapes: features (B, T, N, C) -> raw (B, 3, 4), pose (B, 4, 4) with the rotation
+    projected to SO(3) by Procrustes.
+    """
+
+    def __init__(self, config: ReadoutConfig, feature_dim: int):
+        super().__init__()
+        if _num_frames(config, 2) != 2:
+            raise ValueError("the camera-pose readout reads exactly 2 frames (first and last); set num_frames=2")
+        self.readout = AttentionReadout(
+            feature_dim, 2, config.num_params, config.num_heads, num_outputs=12, num_queries=1,
+            mlp_ratio=config.mlp_ratio, layer_norm_eps=config.layer_norm_eps,
+        )
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pair = torch.stack([features[:, 0], features[:, -1]], dim=1)
+        raw = self.readout(pair)[:, 0].reshape(-1, 3, 4)
+        pose = torch.zeros(raw.shape[0], 4, 4, dtype=raw.dtype, device=raw.device)
+        pose[:, :3, :3] = procrustes_to_rotation(raw[:, :, :3])
+        pose[:, :3, 3] = raw[:, :, 3]
+        pose[:, 3, 3] = 1
+        return raw, pose
+
+
+class ClassificationReadoutHead(nn.Module):
+    """Video classification with one learned query (SSv2 readout). features (B, T, N, C) -> (B, classes)."""
+
+    def __init__(self, config: ReadoutConfig, feature_dim: int, num_frames: int):
+        super().__init__()
+        self.readout = AttentionReadout(
+            feature_dim, _num_frames(config, num_frames), config.num_params, config.num_heads,
+            num_outputs=config.num_classes, num_queries=1,
+            mlp_ratio=config.mlp_ratio, layer_norm_eps=config.layer_norm_eps,
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.readout(features)[:, 0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses of the paper (A.2). All return a scalar float32 tensor.
+
+
+def masked_depth_loss(prediction: torch.Tensor, target: torch.Tensor, depth_range: tuple[float, float]) -> torch.Tensor:
+    """Mean squared error over pixels whose target depth lies strictly inside ``depth_range``.
+
+    Shapes: prediction and target (B, T, H, W), metres. Zero (with gradient) if no pixel is valid.
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f"depth labels must have shape {tuple(prediction.shape)}, got {tuple(target.shape)}")
+    target = target.to(torch.float32)
+    valid = (target > depth_range[0]) & (target < depth_range[1])
+    squared = (prediction.float() - torch.where(valid, target, 0.0)) ** 2
+    return (squared * valid).sum() / valid.sum().clamp(min=1)
+
+
+def point_tracking_loss(
+    prediction: TrackingPrediction, target_points: torch.Tensor, target_visible: torch.Tensor, config: ReadoutConfig
+) -> torch.Tensor:
+    """Huber on positions (visible frames only), BCE on visibility and on certainty (TAPIR-style).
+
+    Args:
+        prediction: head output; values (B, T, Q, 2) normalised.
+        target_points: (B, T, Q, 2) normalised, same order as the values.
+        target_visible: (B, T, Q) bool or {0, 1}.
+        config: the head's config (huber_delta, certainty_radius, loss_weights).
+    """
+    if target_points.shape != prediction.values.shape:
+        raise ValueError(f"point labels must have shape {tuple(prediction.values.shape)}, got {tuple(target_points.shape)}")
+    if target_visible.shape != prediction.values.shape[:-1]:
+        raise ValueError(f"visibility labels must have shape {tuple(prediction.values.shape[:-1])}, got {tuple(target_visible.shape)}")
+    visible = target_visible.to(torch.float32)
+    values = prediction.values.float()
+    target_points = target_points.float()
+    huber = F.huber_loss(values, target_points, delta=config.huber_delta, reduction="none").sum(-1)
+    position = (huber * visible).sum() / visible.sum().clamp(min=1)
+    w_pos, w_vis, w_cert = config.loss_weights
+    loss = w_pos * position
+    if prediction.logits_visible is not None:
+        loss = loss + w_vis * F.binary_cross_entropy_with_logits(prediction.logits_visible[..., 0].float(), visible)
+    if prediction.logits_certainty is not None:
+        error = torch.linalg.vector_norm(values.detach() - target_points, dim=-1)
+        certain = (error <= config.certainty_radius).float()
+        bce = F.binary_cross_entropy_with_logits(prediction.logits_certainty[..., 0].float(), certain, reduction="none")
+        loss = loss + w_cert * (bce * visible).sum() / visible.sum().clamp(min=1)
+    return loss
+
+
+def box_tracking_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L2 on box coordinates. Shapes: (B, T, Q, 4) both, normalised, same order."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"box labels must have shape {tuple(prediction.shape)}, got {tuple(target.shape)}")
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def camera_pose_loss(raw_pose: torch.Tensor, target_pose: torch.Tensor) -> torch.Tensor:
+    """L2 between the predicted 3x4 pose matrix and the target's top 3x4 block.
+
+    Shapes: raw_pose (B, 3, 4); target_pose (B, 4, 4) or (B, 3, 4).
+    """
+    if target_pose.shape[-2:] not in ((4, 4), (3, 4)) or target_pose.shape[0] != raw_pose.shape[0]:
+        raise ValueError(f"pose labels must be (B, 4, 4) or (B, 3, 4), got {tuple(target_pose.shape)}")
+    return F.mse_loss(raw_pose.float(), target_pose[:, :3, :].float())
