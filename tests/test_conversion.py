@@ -1,0 +1,359 @@
+"""The converter: layouts, strictness, config inference, bad files, atomic and sharded output, CLI.
+
+Checkpoints here are synthetic original-format files written by the tests (random arrays with
+the original key names), so these tests run without the reference directory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel
+from fourd_hub.cli import main as cli_main
+from fourd_hub.conversion import CheckpointError, ConversionError, convert_checkpoint, convert_state_dict
+from fourd_hub.conversion import npz as npz_module
+
+from conftest import tiny_fourds_kwargs
+
+WIDTH, LAYERS, MLP, HEADS = 32, 2, 48, 4
+
+
+def original_backbone(prefix: str = "params/", rng=None, layers: int = LAYERS) -> dict[str, np.ndarray]:
+    """A random 4DS backbone in the original key layout: patch 2x8x8, 4 frames of 32x24."""
+    rng = rng or np.random.default_rng(0)
+    head_dim = WIDTH // HEADS
+
+    def r(*shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.1
+
+    params = {
+        f"{prefix}encoder/patch_embedding/Conv_0/kernel": r(2, 8, 8, 3, WIDTH),
+        f"{prefix}encoder/patch_embedding/Conv_0/bias": r(WIDTH),
+        f"{prefix}encoder/posenc/embeddings": r(2, 4, 3, WIDTH),
+    }
+    for i in range(layers):
+        block = f"{prefix}processor/layers_{i}/"
+        for norm in ("attention_norm", "mlp_norm"):
+            params[block + f"{norm}/scale"] = 1 + r(WIDTH)
+            params[block + f"{norm}/bias"] = r(WIDTH)
+        for proj in ("query", "key", "value"):
+            params[block + f"attention/{proj}/kernel"] = r(WIDTH, HEADS, head_dim)
+            params[block + f"attention/{proj}/bias"] = r(HEADS, head_dim)
+        params[block + "attention/out/kernel"] = r(HEADS, head_dim, WIDTH)
+        params[block + "attention/out/bias"] = r(WIDTH)
+        params[block + "mlp/dense_in/kernel"] = r(WIDTH, MLP)
+        params[block + "mlp/dense_in/bias"] = r(MLP)
+        params[block + "mlp/dense_out/kernel"] = r(MLP, WIDTH)
+        params[block + "mlp/dense_out/bias"] = r(WIDTH)
+    return params
+
+
+def original_depth_readout(prefix: str, rng=None, num_params: int = 16, heads: int = 2) -> dict[str, np.ndarray]:
+    """A random depth readout for 4 frames of 32x24 with 2x8x8 decoding patches (Q = 2*4*3)."""
+    rng = rng or np.random.default_rng(1)
+
+    def r(*shape):
+        return rng.standard_normal(shape).astype(np.float32) * 0.1
+
+    d = num_params // heads
+    return {
+        f"{prefix}LayerNorm_0/scale": 1 + r(WIDTH), f"{prefix}LayerNorm_0/bias": r(WIDTH),
+        f"{prefix}temporal_posenc/embeddings": r(4, 1, WIDTH),
+        f"{prefix}query": r(24, heads, d),
+        f"{prefix}key_embedding/kernel": r(WIDTH, heads, d), f"{prefix}key_embedding/bias": r(heads, d),
+        f"{prefix}value_embedding/kernel": r(WIDTH, heads, d), f"{prefix}value_embedding/bias": r(heads, d),
+        f"{prefix}Dense_0/kernel": r(num_params, num_params), f"{prefix}Dense_0/bias": r(num_params),
+        f"{prefix}LayerNorm_1/scale": 1 + r(num_params), f"{prefix}LayerNorm_1/bias": r(num_params),
+        f"{prefix}MLP_0/Dense_0/kernel": r(num_params, 4 * num_params), f"{prefix}MLP_0/Dense_0/bias": r(4 * num_params),
+        f"{prefix}MLP_0/Dense_1/kernel": r(4 * num_params, num_params), f"{prefix}MLP_0/Dense_1/bias": r(num_params),
+        f"{prefix}Dense_1/kernel": r(num_params, 128), f"{prefix}Dense_1/bias": r(128),
+    }
+
+
+def save_npz(path: Path, params: dict[str, np.ndarray]) -> Path:
+    np.savez(path, **params)
+    return path
+
+
+def no_partial_dirs(directory: Path) -> bool:
+    return not [p for p in directory.iterdir() if ".partial-" in p.name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layouts and the conversion itself
+
+
+@pytest.mark.parametrize(
+    "prefix, expected",
+    [
+        ("params/", "4DS backbone under 'params/'"),
+        ("", "4DS backbone at the top level"),
+        ("params/layers_0/", "4DS backbone under 'params/layers_0/'"),
+        ("layers_0/", "4DS backbone under 'layers_0/'"),
+    ],
+)
+def test_backbone_layouts_are_accepted_and_reported(tmp_path, prefix, expected, tiny_video):
+    params = original_backbone(prefix)
+    source = save_npz(tmp_path / "ckpt.npz", params)
+    result = convert_checkpoint(source, tmp_path / "out", progress=False)
+    assert result.layout == expected
+    assert result.model_class == "FourDSModel"
+    model = FourDSModel.from_pretrained(tmp_path / "out")
+    # The weights land where the key table says: patch embedding kernel (t,h,w,in,out) -> (out,in,t,h,w).
+    kernel = params[f"{prefix}encoder/patch_embedding/Conv_0/kernel"]
+    assert torch.equal(model.embeddings.patch_embedding.weight, torch.from_numpy(kernel.transpose(4, 3, 0, 1, 2)))
+    q = params[f"{prefix}processor/layers_1/attention/query/kernel"]
+    assert torch.equal(model.layers[1].attention.q_proj.weight, torch.from_numpy(q.reshape(WIDTH, -1).T))
+    assert model.config.num_frames == 4 and model.config.image_size == [32, 24] and model.config.patch_size == [2, 8, 8]
+
+
+def test_backbone_with_depth_readout(tmp_path, tiny_video):
+    params = {**original_backbone("params/layers_0/"), **original_depth_readout("params/layers_2/")}
+    result = convert_checkpoint(save_npz(tmp_path / "ckpt.npz", params), tmp_path / "out", progress=False)
+    assert "depth readout (learned queries) under 'params/layers_2/'" in result.layout
+    model = FourDSForDepthEstimation.from_pretrained(tmp_path / "out").eval()
+    with torch.no_grad():
+        depth = model(tiny_video).predicted_depth
+    assert depth.shape == (2, 4, 32, 24) and torch.isfinite(depth).all()
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"config.json", "model.safetensors", "README.md"} <= files
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "library_name: fourd_hub" in card and result.source_sha256 in card
+
+
+def test_streaming_and_in_memory_conversions_agree(tmp_path):
+    params = {**original_backbone("params/layers_0/"), **original_depth_readout("params/layers_2/")}
+    state_dict, config, model_class = convert_state_dict(params)
+    assert model_class is FourDSForDepthEstimation
+    convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+    loaded = FourDSForDepthEstimation.from_pretrained(tmp_path / "out").state_dict()
+    assert set(loaded) == set(state_dict)
+    for key, value in state_dict.items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_sharded_output_round_trips(tmp_path):
+    params = original_backbone()
+    source = save_npz(tmp_path / "c.npz", params)
+    convert_checkpoint(source, tmp_path / "single", progress=False)
+    result = convert_checkpoint(source, tmp_path / "sharded", max_shard_size="40KB", progress=False, verify=True)
+    assert len(result.files) > 2
+    index = json.loads((tmp_path / "sharded" / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"].values()) == set(result.files)
+    single = FourDSModel.from_pretrained(tmp_path / "single").state_dict()
+    sharded = FourDSModel.from_pretrained(tmp_path / "sharded").state_dict()
+    for key in single:
+        assert torch.equal(single[key], sharded[key]), key
+
+
+def test_bfloat16_conversion(tmp_path):
+    params = original_backbone()
+    convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", dtype="bfloat16", progress=False, verify=True)
+    model = FourDSModel.from_pretrained(tmp_path / "out", dtype=torch.bfloat16)
+    weight = model.embeddings.patch_embedding.bias
+    assert weight.dtype == torch.bfloat16
+    expected = torch.from_numpy(params["params/encoder/patch_embedding/Conv_0/bias"]).to(torch.bfloat16)
+    assert torch.equal(weight, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strictness and config inference
+
+
+def test_unused_original_key_is_named(tmp_path):
+    params = original_backbone()
+    params["params/encoder/extra_thing/kernel"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(ConversionError, match="extra_thing"):
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_unfilled_model_parameter_is_named(tmp_path):
+    params = original_backbone()
+    del params["params/processor/layers_1/mlp/dense_out/bias"]
+    with pytest.raises(ConversionError, match=r"layers\.1\.mlp\.fc_out\.bias"):
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+
+
+def test_shape_mismatch_is_named(tmp_path):
+    params = original_backbone()
+    params["params/processor/layers_0/mlp/dense_out/kernel"] = np.zeros((MLP + 1, WIDTH), np.float32)
+    with pytest.raises(ConversionError, match=r"layers\.0\.mlp\.fc_out\.weight"):
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+
+
+def test_preset_mismatch_is_refused_with_the_fields(tmp_path):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    with pytest.raises(ConversionError, match=r"hidden_size: checkpoint has 32, preset 'B' says 768"):
+        convert_checkpoint(source, tmp_path / "out", preset="B", progress=False)
+
+
+def test_explicit_config_supplies_what_shapes_cannot(tmp_path):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    config = FourDSConfig(**tiny_fourds_kwargs(num_hidden_layers=LAYERS, intermediate_size=MLP, readout_depth=0.5))
+    convert_checkpoint(source, tmp_path / "out", config=config, progress=False)
+    assert FourDSModel.from_pretrained(tmp_path / "out").config.readout_depth == 0.5
+
+
+def test_catalog_name_of_other_family_is_refused(tmp_path):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    with pytest.raises(ConversionError, match="MooG"):
+        convert_checkpoint(source, tmp_path / "out", name="moog-ego4d", progress=False)
+    with pytest.raises(KeyError, match="known names"):
+        convert_checkpoint(source, tmp_path / "out", name="4ds-zz", progress=False)
+
+
+def test_other_architecture_is_refused(tmp_path):
+    moog_like = {"pretrained_model/predictor_sa/layer_0/self_att/dense_query/kernel": np.zeros((4, 2, 2), np.float32)}
+    with pytest.raises(ConversionError, match="MooG"):
+        convert_checkpoint(save_npz(tmp_path / "m.npz", moog_like), tmp_path / "out", progress=False)
+    other = {"conv1/kernel": np.zeros((3, 3, 3, 8), np.float32)}
+    with pytest.raises(ConversionError, match="not a 4DS checkpoint"):
+        convert_checkpoint(save_npz(tmp_path / "o.npz", other), tmp_path / "out", progress=False)
+
+
+def test_wrong_rank_is_refused(tmp_path):
+    params = original_backbone()
+    params["params/processor/layers_0/attention/query/kernel"] = np.zeros((WIDTH, WIDTH), np.float32)
+    with pytest.raises(ConversionError, match="rank 3"):
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad files and atomicity
+
+
+def test_missing_and_empty_and_text_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        convert_checkpoint(tmp_path / "nope.npz", tmp_path / "out", progress=False)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        convert_checkpoint(tmp_path / "empty.npz", tmp_path / "out", progress=False)
+    (tmp_path / "text.npz").write_text("this is not an archive\n")
+    with pytest.raises(CheckpointError, match="not a readable .npz"):
+        convert_checkpoint(tmp_path / "text.npz", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_truncated_npz(tmp_path):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    data = source.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10):
+        truncated = tmp_path / f"truncated_{cut}.npz"
+        truncated.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="truncated"):
+            convert_checkpoint(truncated, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_pickled_npz_is_never_unpickled(tmp_path, monkeypatch):
+    import pickle
+
+    calls = []
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: calls.append(a) or None)
+    source = tmp_path / "pickled.npz"
+    np.savez(source, **{"params/encoder/posenc/embeddings": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(CheckpointError, match="pickled"):
+        convert_checkpoint(source, tmp_path / "out", progress=False)
+    assert not calls
+
+
+def test_corrupt_member_data_is_reported(tmp_path):
+    # A member whose stored CRC does not match: zip reports it when that array is read.
+    params = original_backbone()
+    buffer = io.BytesIO()
+    np.savez(buffer, **params)
+    raw = bytearray(buffer.getvalue())
+    key = b"params/processor/layers_1/mlp/dense_in/kernel.npy"
+    start = raw.index(key) + len(key) + 200  # inside the array's data (past the .npy header)
+    raw[start : start + 8] = b"\xff" * 8
+    source = tmp_path / "corrupt.npz"
+    source.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="dense_in/kernel"):
+        convert_checkpoint(source, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    params = original_backbone()
+    params["params/encoder/posenc/embeddings"][0, 0, 0, 0] = np.nan
+    with pytest.raises(ConversionError, match="NaN"):
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_interrupted_conversion_leaves_nothing(tmp_path, monkeypatch):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    original_load = npz_module.NpzCheckpoint.load
+    calls = {"n": 0}
+
+    def flaky_load(self, key):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return original_load(self, key)
+
+    monkeypatch.setattr(npz_module.NpzCheckpoint, "load", flaky_load)
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint(source, tmp_path / "out", max_shard_size="20KB", progress=False)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        convert_checkpoint(source, tmp_path / "out", progress=False)
+    assert (tmp_path / "out" / "keep.txt").exists()
+    convert_checkpoint(source, tmp_path / "out", overwrite=True, progress=False)
+    assert not (tmp_path / "out" / "keep.txt").exists() and (tmp_path / "out" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_convert_and_errors(tmp_path, capsys):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    assert cli_main(["convert", str(source), str(tmp_path / "out"), "--quiet"]) == 0
+    assert "wrote FourDSModel" in capsys.readouterr().out
+    assert cli_main(["convert", str(source), str(tmp_path / "out"), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli_main(["convert", str(tmp_path / "missing.npz"), str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    assert cli_main(["convert", str(source), str(tmp_path / "o3"), "--preset", "Z", "--quiet"]) == 2
+    assert "unknown 4DS size" in capsys.readouterr().err
+    assert cli_main(["convert", str(source), str(tmp_path / "o4"), "--max-shard-size", "lots", "--quiet"]) == 2
+    assert "cannot read size" in capsys.readouterr().err
+
+
+def test_cli_list_prints_the_catalog(capsys):
+    from fourd_hub.catalog import CATALOG
+
+    assert cli_main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in CATALOG:
+        assert name in out
+    assert cli_main(["list", "--json", "--family", "fourds"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["name"] for row in rows} == {n for n, e in CATALOG.items() if e.family == "fourds"}
+
+
+def test_console_script_is_installed():
+    import shutil
+    import subprocess
+
+    exe = shutil.which("fourd-hub")
+    assert exe, "the fourd-hub console script is not on PATH (pip install -e . installs it)"
+    out = subprocess.run([exe, "list", "--family", "fourds"], capture_output=True, text=True, check=True).stdout
+    assert "4ds-e" in out
