@@ -357,3 +357,18 @@ def test_console_script_is_installed():
     assert exe, "the fourd-hub console script is not on PATH (pip install -e . installs it)"
     out = subprocess.run([exe, "list", "--family", "fourds"], capture_output=True, text=True, check=True).stdout
     assert "4ds-e" in out
+
+
+def test_verification_detects_a_corrupted_write(tmp_path):
+    from fourd_hub.conversion.convert import plan_conversion, verify_conversion
+
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    convert_checkpoint(source, tmp_path / "out", verify=False, progress=False)
+    plan = plan_conversion(source)
+    verify_conversion(tmp_path / "out", plan, torch.float32, progress=False)  # intact: passes
+    weights = tmp_path / "out" / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-5] ^= 0xFF  # flip bits in the last tensor's data
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ConversionError, match="verification failed"):
+        verify_conversion(tmp_path / "out", plan, torch.float32, progress=False)

@@ -12,7 +12,6 @@ verified: an interrupted conversion leaves no partial output.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ from ..fourds import FourDSConfig
 from . import fourds as fourds_conversion
 from .core import ConversionError, MappedTensor, check_mapping, convert_arrays, map_checkpoint
 from .npz import NpzCheckpoint
-from .safetensors_io import TensorPlan, write_sharded_safetensors
+from .safetensors_io import TensorPlan, iter_safetensors, write_sharded_safetensors
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -246,27 +245,24 @@ def _write_weights(plan: ConversionPlan, directory: Path, dtype: torch.dtype, ma
 
 
 def verify_conversion(directory: Path, plan: ConversionPlan, dtype: torch.dtype, progress: bool = True) -> None:
-    """Re-read each written tensor (lazily, via safetensors) and compare with the converted source array."""
-    from safetensors import safe_open
-
-    index_file = directory / "model.safetensors.index.json"
-    if index_file.exists():
-        weight_map = json.loads(index_file.read_text())["weight_map"]
-    else:
-        weight_map = {m.target: "model.safetensors" for m in plan.mapped}
-    handles: dict[str, Any] = {}
-    try:
-        with NpzCheckpoint(plan.source) as checkpoint:
-            for mapped in tqdm(plan.mapped, desc="verifying", disable=not progress):
-                file = weight_map[mapped.target]
-                if file not in handles:
-                    handles[file] = safe_open(str(directory / file), framework="pt")
-                written = handles[file].get_tensor(mapped.target)
+    """Re-read every written tensor (one at a time) and compare it with the converted source array."""
+    by_target = {m.target: m for m in plan.mapped}
+    seen: set[str] = set()
+    files = sorted(directory.glob("*.safetensors"))
+    with NpzCheckpoint(plan.source) as checkpoint, tqdm(total=len(by_target), desc="verifying", disable=not progress) as bar:
+        for file in files:
+            for name, written in iter_safetensors(file):
+                mapped = by_target.get(name)
+                if mapped is None or name in seen:
+                    raise ConversionError(f"verification failed: unexpected tensor {name!r} in {file.name}")
                 expected = torch.from_numpy(mapped.convert(checkpoint.load(mapped.source))).to(dtype)
                 if written.shape != expected.shape or not torch.equal(written, expected):
-                    raise ConversionError(f"verification failed: {mapped.target} differs from {mapped.source} after writing")
-    finally:
-        handles.clear()
+                    raise ConversionError(f"verification failed: {name} differs from {mapped.source} after writing")
+                seen.add(name)
+                bar.update(1)
+    missing = sorted(set(by_target) - seen)
+    if missing:
+        raise ConversionError(f"verification failed: {len(missing)} tensor(s) were not written: {', '.join(missing[:8])}")
 
 
 def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None, dtype: torch.dtype) -> None:

@@ -118,5 +118,29 @@ def write_sharded_safetensors(
     return names
 
 
+_TORCH_DTYPES = {code: dtype for dtype, code in SAFETENSORS_DTYPES.items()}
+
+
+def iter_safetensors(path: Path):
+    """Yield ``(name, tensor)`` from a safetensors file one tensor at a time, with plain reads.
+
+    Unlike ``safe_open`` (which memory-maps the file, so touching every tensor maps it whole),
+    this holds one tensor in memory at a time: used to verify large conversions.
+    """
+    with open(path, "rb") as handle:
+        (header_size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(header_size))
+        header.pop("__metadata__", None)
+        data_start = 8 + header_size
+        for name, spec in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+            begin, end = spec["data_offsets"]
+            handle.seek(data_start + begin)
+            raw = bytearray(handle.read(end - begin))
+            dtype = _TORCH_DTYPES[spec["dtype"]]
+            storage_dtype = torch.int16 if dtype == torch.bfloat16 else dtype
+            tensor = torch.frombuffer(raw, dtype=storage_dtype) if raw else torch.empty(0, dtype=storage_dtype)
+            yield name, tensor.view(dtype).reshape(spec["shape"])
+
+
 def iter_plans(shapes: Iterable[tuple[str, tuple[int, ...]]], dtype: torch.dtype) -> list[TensorPlan]:
     return [TensorPlan(name, tuple(shape), dtype) for name, shape in shapes]

@@ -1,0 +1,30 @@
+"""The README's quickstart runs, and its model table lists the catalog."""
+
+from __future__ import annotations
+
+import re
+
+from fourd_hub.catalog import CATALOG
+
+from conftest import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def test_quickstart_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert blocks, "the README has no python block"
+    exec(compile(blocks[0], "README quickstart", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["torch.Size([1, 1568, 384])", "torch.Size([1, 16, 196, 384])", "13"]
+
+
+def test_model_table_lists_the_catalog():
+    table_names = set(re.findall(r"^\| ([a-z0-9-]+) \|", README, flags=re.M)) - {"name"}
+    assert table_names == set(CATALOG)
+
+
+def test_setup_commands_are_what_ci_runs():
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    for command in ('pip install -e ".[dev]"', "pytest"):
+        assert command in README and command in ci
