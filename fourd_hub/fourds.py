@@ -458,6 +458,11 @@ class _FourDSTaskModel(FourDSPreTrainedModel):
     def backbone_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         return self.fourds(pixel_values_videos, return_dict=True).readout_features
 
+    def finish(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
+        """transformers' convention: the output object, or its tuple when ``return_dict=False``."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
 
 def _pixel_scale(pixel_values_videos: torch.Tensor) -> torch.Tensor:
     """(W, H) of the input video, for (x, y) pixel <-> [0, 1] conversion."""
@@ -504,7 +509,7 @@ class FourDSForDepthEstimation(_FourDSTaskModel):
         depth = self.head(features)
         loss = masked_depth_loss(depth, labels, self.readout_config.depth_range) if labels is not None else None
         output = FourDSDepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features)
-        return output if (return_dict is None or return_dict) else output.to_tuple()
+        return self.finish(output, return_dict)
 
 
 class FourDSForPointTracking(_FourDSTaskModel):
@@ -553,7 +558,7 @@ class FourDSForPointTracking(_FourDSTaskModel):
             logits_certainty=None if prediction.logits_certainty is None else prediction.logits_certainty[..., 0],
             normalized_tracks=normalized,
         )
-        return output if (return_dict is None or return_dict) else output.to_tuple()
+        return self.finish(output, return_dict)
 
 
 class FourDSForBoxTracking(_FourDSTaskModel):
@@ -588,7 +593,7 @@ class FourDSForBoxTracking(_FourDSTaskModel):
         normalized = _to_head_order(prediction.values, order)
         loss = box_tracking_loss(normalized, labels.float() / scale) if labels is not None else None
         output = FourDSBoxTrackingOutput(loss=loss, boxes=normalized * scale, normalized_boxes=normalized)
-        return output if (return_dict is None or return_dict) else output.to_tuple()
+        return self.finish(output, return_dict)
 
 
 class FourDSForCameraPoseEstimation(_FourDSTaskModel):
@@ -611,7 +616,7 @@ class FourDSForCameraPoseEstimation(_FourDSTaskModel):
         raw, pose = self.head(self.backbone_features(pixel_values_videos))
         loss = camera_pose_loss(raw, labels) if labels is not None else None
         output = FourDSCameraPoseOutput(loss=loss, pose=pose, raw_pose=raw)
-        return output if (return_dict is None or return_dict) else output.to_tuple()
+        return self.finish(output, return_dict)
 
 
 class FourDSForVideoClassification(_FourDSTaskModel):
@@ -640,7 +645,7 @@ class FourDSForVideoClassification(_FourDSTaskModel):
         logits = self.head(self.backbone_features(pixel_values_videos))
         loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
         output = FourDSVideoClassificationOutput(loss=loss, logits=logits)
-        return output if (return_dict is None or return_dict) else output.to_tuple()
+        return self.finish(output, return_dict)
 
 
 FOURDS_TASK_MODELS = {

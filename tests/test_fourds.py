@@ -335,3 +335,14 @@ def test_hf_trainer_trains_a_task_model_unchanged(tmp_path, tiny_video):
     result = Trainer(model=model, args=args, train_dataset=Clips()).train()
     assert result.global_step == 2 and result.training_loss > 0
     assert not torch.equal(before, model.head.readout.output_proj.weight)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_video):
+    def gradients(checkpointing: bool):
+        model = _task_model(FourDSForDepthEstimation, readout={"num_params": 16, "num_heads": 2}).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        model(tiny_video, labels=torch.rand(2, 4, 32, 24) + 1).loss.backward()
+        return model.fourds.layers[0].mlp.fc_in.weight.grad
+
+    torch.testing.assert_close(gradients(True), gradients(False))
