@@ -10,7 +10,6 @@ no mean/std normalisation. Pixel coordinates at the API are continuous, (x, y) o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +25,8 @@ from .readout import (
     CameraPoseReadoutHead,
     ClassificationReadoutHead,
     DepthReadoutHead,
+    AttentionReadout,
     ReadoutConfig,
-    TrackingPrediction,
     TrackingReadoutHead,
     box_tracking_loss,
     camera_pose_loss,
@@ -344,11 +343,11 @@ class FourDSPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.bias)
         elif isinstance(module, FourDSEmbeddings):
             init.trunc_normal_(module.position_embedding, std=std)
-        elif hasattr(module, "temporal_embedding"):  # AttentionReadout
+        elif isinstance(module, AttentionReadout):
             init.trunc_normal_(module.temporal_embedding, std=std)
             if module.query is not None:
                 init.trunc_normal_(module.query, std=std)
-        elif getattr(module, "temporal_tile_embedding", None) is not None:
+        elif isinstance(module, TrackingReadoutHead) and module.temporal_tile_embedding is not None:
             init.trunc_normal_(module.temporal_tile_embedding, std=std)
 
 
@@ -536,12 +535,11 @@ class FourDSForPointTracking(_FourDSTaskModel):
             labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
             visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
         """
-        check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
+        features = self.backbone_features(pixel_values_videos)  # validates the video
         if query_points.ndim != 3 or query_points.shape[-1] != 2 or query_points.shape[0] != pixel_values_videos.shape[0]:
             raise ValueError(f"query_points must be (B, Q, 2) pixel (x, y), got {tuple(query_points.shape)}")
         scale = _pixel_scale(pixel_values_videos)
         order = self.readout_config.coordinate_order
-        features = self.backbone_features(pixel_values_videos)
         prediction = self.head(features, _to_head_order(query_points.float() / scale, order))
         normalized = _to_head_order(prediction.values, order)
         loss = None
@@ -583,12 +581,11 @@ class FourDSForBoxTracking(_FourDSTaskModel):
             query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
             labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
         """
-        check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
+        features = self.backbone_features(pixel_values_videos)  # validates the video
         if query_boxes.ndim != 3 or query_boxes.shape[-1] != 4 or query_boxes.shape[0] != pixel_values_videos.shape[0]:
             raise ValueError(f"query_boxes must be (B, Q, 4) pixel (x1, y1, x2, y2), got {tuple(query_boxes.shape)}")
         scale = _pixel_scale(pixel_values_videos).repeat(2)
         order = self.readout_config.coordinate_order
-        features = self.backbone_features(pixel_values_videos)
         prediction = self.head(features, _to_head_order(query_boxes.float() / scale, order))
         normalized = _to_head_order(prediction.values, order)
         loss = box_tracking_loss(normalized, labels.float() / scale) if labels is not None else None

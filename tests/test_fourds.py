@@ -346,3 +346,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_video):
         return model.fourds.layers[0].mlp.fc_in.weight.grad
 
     torch.testing.assert_close(gradients(True), gradients(False))
+
+
+def test_fresh_models_initialise_every_learned_embedding():
+    depth = _task_model(FourDSForDepthEstimation, readout={"num_params": 16, "num_heads": 2})
+    points = _task_model(FourDSForPointTracking, readout={"num_params": 16, "num_heads": 2, "temporal_tile_size": 2})
+    for tensor in (
+        depth.fourds.embeddings.position_embedding, depth.head.readout.query, depth.head.readout.temporal_embedding,
+        points.head.temporal_tile_embedding, points.head.readout.temporal_embedding,
+    ):
+        assert tensor.std() > 0.005
+    assert torch.equal(depth.fourds.layers[0].attention_norm.weight, torch.ones(32))
