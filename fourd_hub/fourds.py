@@ -469,6 +469,12 @@ def _pixel_scale(pixel_values_videos: torch.Tensor) -> torch.Tensor:
     return torch.tensor([width, height], dtype=torch.float32, device=pixel_values_videos.device)
 
 
+def _check_queries(queries: torch.Tensor, coord_dim: int, pixel_values_videos: torch.Tensor, what: str) -> None:
+    """Queries must be (B, Q, coord_dim) with the video's batch size."""
+    if queries.ndim != 3 or queries.shape[-1] != coord_dim or queries.shape[0] != pixel_values_videos.shape[0]:
+        raise ValueError(f"{what} must be (B, Q, {coord_dim}), got {tuple(queries.shape)}")
+
+
 def _to_head_order(xy: torch.Tensor, order: str) -> torch.Tensor:
     """Reorder (x, y)-ordered coordinates (last axis 2 or 4) to the head's order, and back (involution)."""
     if order in ("xy", "xyxy"):
@@ -536,8 +542,7 @@ class FourDSForPointTracking(_FourDSTaskModel):
             visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
         """
         features = self.backbone_features(pixel_values_videos)  # validates the video
-        if query_points.ndim != 3 or query_points.shape[-1] != 2 or query_points.shape[0] != pixel_values_videos.shape[0]:
-            raise ValueError(f"query_points must be (B, Q, 2) pixel (x, y), got {tuple(query_points.shape)}")
+        _check_queries(query_points, 2, pixel_values_videos, "query_points, pixel (x, y),")
         scale = _pixel_scale(pixel_values_videos)
         order = self.readout_config.coordinate_order
         prediction = self.head(features, _to_head_order(query_points.float() / scale, order))
@@ -582,8 +587,7 @@ class FourDSForBoxTracking(_FourDSTaskModel):
             labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
         """
         features = self.backbone_features(pixel_values_videos)  # validates the video
-        if query_boxes.ndim != 3 or query_boxes.shape[-1] != 4 or query_boxes.shape[0] != pixel_values_videos.shape[0]:
-            raise ValueError(f"query_boxes must be (B, Q, 4) pixel (x1, y1, x2, y2), got {tuple(query_boxes.shape)}")
+        _check_queries(query_boxes, 4, pixel_values_videos, "query_boxes, pixel (x1, y1, x2, y2),")
         scale = _pixel_scale(pixel_values_videos).repeat(2)
         order = self.readout_config.coordinate_order
         prediction = self.head(features, _to_head_order(query_boxes.float() / scale, order))

@@ -16,7 +16,7 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 
@@ -141,6 +141,3 @@ def iter_safetensors(path: Path):
             tensor = torch.frombuffer(raw, dtype=storage_dtype) if raw else torch.empty(0, dtype=storage_dtype)
             yield name, tensor.view(dtype).reshape(spec["shape"])
 
-
-def iter_plans(shapes: Iterable[tuple[str, tuple[int, ...]]], dtype: torch.dtype) -> list[TensorPlan]:
-    return [TensorPlan(name, tuple(shape), dtype) for name, shape in shapes]
