@@ -20,18 +20,21 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, jax_resize
+from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, check_video, jax_resize
 from .readout import (
+    BoxTrackingOutput,
     CameraPoseReadoutHead,
     ClassificationReadoutHead,
+    DepthEstimationOutput,
     DepthReadoutHead,
-    AttentionReadout,
+    PointTrackingOutput,
     ReadoutConfig,
     TrackingReadoutHead,
-    box_tracking_loss,
     camera_pose_loss,
+    init_module_weights,
     masked_depth_loss,
-    point_tracking_loss,
+    track_boxes,
+    track_points,
 )
 
 # Table 1 of the paper: (hidden_size, num_hidden_layers, intermediate_size, num_attention_heads).
@@ -169,48 +172,10 @@ class FourDSModelOutput(ModelOutput):
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
-@dataclass
-class FourDSDepthEstimationOutput(ModelOutput):
-    r"""Args:
-    loss (`torch.FloatTensor`, *optional*): masked L2 depth loss, when ``labels`` are given.
-    predicted_depth (`torch.FloatTensor` of shape `(B, T, H, W)`): depth in metres.
-    readout_features (`torch.FloatTensor` of shape `(B, T, n, D)`): the features the head read.
-    """
-
-    loss: torch.FloatTensor | None = None
-    predicted_depth: torch.FloatTensor | None = None
-    readout_features: torch.FloatTensor | None = None
-
-
-@dataclass
-class FourDSPointTrackingOutput(ModelOutput):
-    r"""Args:
-    loss (`torch.FloatTensor`, *optional*): Huber + BCE (weights 100, 0.1, 0.1) when labels are given.
-    tracks (`torch.FloatTensor` of shape `(B, T, Q, 2)`): pixel (x, y) of each query in each frame.
-    visible (`torch.BoolTensor` of shape `(B, T, Q)`): sigmoid(vis) * sigmoid(certainty) > threshold.
-    logits_visible, logits_certainty (`torch.FloatTensor` of shape `(B, T, Q)`): raw logits.
-    normalized_tracks (`torch.FloatTensor` of shape `(B, T, Q, 2)`): the head's [0, 1] output, (x, y).
-    """
-
-    loss: torch.FloatTensor | None = None
-    tracks: torch.FloatTensor | None = None
-    visible: torch.BoolTensor | None = None
-    logits_visible: torch.FloatTensor | None = None
-    logits_certainty: torch.FloatTensor | None = None
-    normalized_tracks: torch.FloatTensor | None = None
-
-
-@dataclass
-class FourDSBoxTrackingOutput(ModelOutput):
-    r"""Args:
-    loss (`torch.FloatTensor`, *optional*): L2 on normalised boxes when labels are given.
-    boxes (`torch.FloatTensor` of shape `(B, T, Q, 4)`): pixel (x1, y1, x2, y2) per frame.
-    normalized_boxes (`torch.FloatTensor` of shape `(B, T, Q, 4)`): [0, 1] (x1, y1, x2, y2).
-    """
-
-    loss: torch.FloatTensor | None = None
-    boxes: torch.FloatTensor | None = None
-    normalized_boxes: torch.FloatTensor | None = None
+# The depth and tracking outputs are shared with MooG (readout.py); the 4DS names stay as aliases.
+FourDSDepthEstimationOutput = DepthEstimationOutput
+FourDSPointTrackingOutput = PointTrackingOutput
+FourDSBoxTrackingOutput = BoxTrackingOutput
 
 
 @dataclass
@@ -240,41 +205,6 @@ class FourDSVideoClassificationOutput(ModelOutput):
 
 # ----------------------------------------------------------------------------------------------
 # Modules
-
-
-def check_video(pixel_values_videos: torch.Tensor, patch_size: tuple[int, int, int] | None, num_channels: int = 3) -> None:
-    """Raise a clear error unless the input is a (B, T, C, H, W) float video in [0, 1]."""
-    if not isinstance(pixel_values_videos, torch.Tensor):
-        raise TypeError(f"pixel_values_videos must be a torch.Tensor, got {type(pixel_values_videos).__name__}")
-    shape = tuple(pixel_values_videos.shape)
-    if pixel_values_videos.ndim != 5:
-        hint = " (add a batch axis with .unsqueeze(0))" if pixel_values_videos.ndim == 4 else ""
-        raise ValueError(f"pixel_values_videos must have shape (B, T, C, H, W), got {shape}{hint}")
-    if shape[2] != num_channels:
-        hint = "; it looks channels-last: use .permute(0, 1, 4, 2, 3)" if shape[-1] == num_channels else ""
-        raise ValueError(f"pixel_values_videos must have {num_channels} channels on axis 2, got shape {shape}{hint}")
-    if not pixel_values_videos.is_floating_point():
-        raise TypeError(
-            f"pixel_values_videos must be a float tensor in [0, 1], got {pixel_values_videos.dtype}; "
-            "convert uint8 frames with video.float() / 255"
-        )
-    if patch_size is not None:
-        for size, patch, name in zip((shape[1], shape[3], shape[4]), patch_size, ("frames", "height", "width")):
-            if size % patch or size == 0:
-                raise ValueError(
-                    f"pixel_values_videos {name} ({size}) must be a positive multiple of the patch size {patch}; "
-                    f"got shape {shape}"
-                )
-    if pixel_values_videos.device.type == "meta" or torch.compiler.is_compiling():
-        return
-    if not torch.isfinite(pixel_values_videos).all():
-        raise ValueError("pixel_values_videos contains NaN or infinite values")
-    low, high = pixel_values_videos.aminmax()
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(
-            f"pixel_values_videos must be in [0, 1] (got values in [{low.item():.3g}, {high.item():.3g}]); "
-            "4DS and MooG take raw RGB scaled to [0, 1], without mean/std normalisation"
-        )
 
 
 class FourDSEmbeddings(nn.Module):
@@ -330,25 +260,11 @@ class FourDSPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["FourDSBlock"]
     _supports_sdpa = True
 
-    @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.initializer_range
-        if isinstance(module, (nn.Linear, nn.Conv3d)):
-            init.trunc_normal_(module.weight, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
-            init.ones_(module.weight)
-            if getattr(module, "bias", None) is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, FourDSEmbeddings):
-            init.trunc_normal_(module.position_embedding, std=std)
-        elif isinstance(module, AttentionReadout):
-            init.trunc_normal_(module.temporal_embedding, std=std)
-            if module.query is not None:
-                init.trunc_normal_(module.query, std=std)
-        elif isinstance(module, TrackingReadoutHead) and module.temporal_tile_embedding is not None:
-            init.trunc_normal_(module.temporal_tile_embedding, std=std)
+        if isinstance(module, FourDSEmbeddings):
+            init.trunc_normal_(module.position_embedding, std=self.config.initializer_range)
+        else:
+            init_module_weights(module, self.config.initializer_range)
 
 
 class FourDSModel(FourDSPreTrainedModel):
@@ -463,25 +379,6 @@ class _FourDSTaskModel(FourDSPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-def _pixel_scale(pixel_values_videos: torch.Tensor) -> torch.Tensor:
-    """(W, H) of the input video, for (x, y) pixel <-> [0, 1] conversion."""
-    height, width = pixel_values_videos.shape[-2:]
-    return torch.tensor([width, height], dtype=torch.float32, device=pixel_values_videos.device)
-
-
-def _check_queries(queries: torch.Tensor, coord_dim: int, pixel_values_videos: torch.Tensor, what: str) -> None:
-    """Queries must be (B, Q, coord_dim) with the video's batch size."""
-    if queries.ndim != 3 or queries.shape[-1] != coord_dim or queries.shape[0] != pixel_values_videos.shape[0]:
-        raise ValueError(f"{what} must be (B, Q, {coord_dim}), got {tuple(queries.shape)}")
-
-
-def _to_head_order(xy: torch.Tensor, order: str) -> torch.Tensor:
-    """Reorder (x, y)-ordered coordinates (last axis 2 or 4) to the head's order, and back (involution)."""
-    if order in ("xy", "xyxy"):
-        return xy
-    return xy[..., [1, 0, 3, 2][: xy.shape[-1]]]
-
-
 class FourDSForDepthEstimation(_FourDSTaskModel):
     """4DS + dense depth readout (ScanNet head: 2x8x8 patches, 1024 params, 16 heads).
 
@@ -542,25 +439,7 @@ class FourDSForPointTracking(_FourDSTaskModel):
             visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
         """
         features = self.backbone_features(pixel_values_videos)  # validates the video
-        _check_queries(query_points, 2, pixel_values_videos, "query_points, pixel (x, y),")
-        scale = _pixel_scale(pixel_values_videos)
-        order = self.readout_config.coordinate_order
-        prediction = self.head(features, _to_head_order(query_points.float() / scale, order))
-        normalized = _to_head_order(prediction.values, order)
-        loss = None
-        if labels is not None:
-            if visibility_labels is None:
-                raise ValueError("point-tracking labels need visibility_labels (B, T, Q) as well")
-            head_labels = _to_head_order(labels.float() / scale, order)
-            loss = point_tracking_loss(prediction, head_labels, visibility_labels, self.readout_config)
-        output = FourDSPointTrackingOutput(
-            loss=loss,
-            tracks=normalized * scale,
-            visible=prediction.visible,
-            logits_visible=None if prediction.logits_visible is None else prediction.logits_visible[..., 0],
-            logits_certainty=None if prediction.logits_certainty is None else prediction.logits_certainty[..., 0],
-            normalized_tracks=normalized,
-        )
+        output = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels)
         return self.finish(output, return_dict)
 
 
@@ -587,13 +466,7 @@ class FourDSForBoxTracking(_FourDSTaskModel):
             labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
         """
         features = self.backbone_features(pixel_values_videos)  # validates the video
-        _check_queries(query_boxes, 4, pixel_values_videos, "query_boxes, pixel (x1, y1, x2, y2),")
-        scale = _pixel_scale(pixel_values_videos).repeat(2)
-        order = self.readout_config.coordinate_order
-        prediction = self.head(features, _to_head_order(query_boxes.float() / scale, order))
-        normalized = _to_head_order(prediction.values, order)
-        loss = box_tracking_loss(normalized, labels.float() / scale) if labels is not None else None
-        output = FourDSBoxTrackingOutput(loss=loss, boxes=normalized * scale, normalized_boxes=normalized)
+        output = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels)
         return self.finish(output, return_dict)
 
 

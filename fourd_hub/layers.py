@@ -12,8 +12,10 @@ Everything here reproduces a specific behaviour of the original JAX/Flax code
   with ``a = -0.5``, half-pixel centres, out-of-range taps dropped and the rest renormalised,
   antialiasing when downsampling). ``torch.nn.functional.interpolate(mode="bicubic")`` differs
   (``a = -0.75``, clamped edges), which is why 4DS readout features need this routine.
-* :func:`jax_linspace`: ``jax.numpy.linspace`` in float32, whose rounding the MooG position tables
-  depend on.
+* :func:`jax_linspace` / :func:`grid_fourier_features`: ``jax.numpy.linspace`` in float32, whose
+  rounding the MooG position tables depend on, and the MooG Fourier table of an (h, w) grid.
+* :func:`flax_same_padding`: Flax ``padding="SAME"`` puts the odd padding pixel at the end
+  (bottom/right), which torch's symmetric ``padding=1`` does not.
 """
 
 from __future__ import annotations
@@ -183,6 +185,27 @@ def jax_linspace(start: float, stop: float, num: int) -> torch.Tensor:
     return torch.cat([out, torch.tensor([stop], dtype=torch.float32)])
 
 
+def grid_fourier_features(height: int, width: int, num_bases: int) -> torch.Tensor:
+    """Fourier features of an (height, width) grid, the MooG ``FourierEmbedding`` table.
+
+    Coordinates are ``jax.numpy.linspace(-1, 1, n)`` per axis, stacked (row, column) with ``ij``
+    indexing, then :func:`fourier_features`. Computed in float32 on the CPU.
+
+    Returns:
+        (height, width, 4 * num_bases) float32.
+    """
+    rows, cols = jax_linspace(-1.0, 1.0, height), jax_linspace(-1.0, 1.0, width)
+    coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
+    return fourier_features(coords, num_bases)
+
+
+def flax_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of Flax/TF ``"SAME"``: output ``ceil(size / stride)``, extra pixel after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
 def _keys_cubic(x: np.ndarray) -> np.ndarray:
     """Keys cubic convolution kernel with a = -0.5 (jax's ``ResizeMethod.CUBIC``)."""
     out = ((1.5 * x - 2.5) * x) * x + 1.0
@@ -237,3 +260,42 @@ def check_sequence(name: str, values: Sequence[int], length: int) -> tuple[int, 
     if len(values) != length or not all(isinstance(v, int) and v > 0 for v in values):
         raise ValueError(f"{name} must be {length} positive integers, got {list(values)}")
     return values
+
+
+def check_video(pixel_values_videos: torch.Tensor, patch_size: Sequence[int] | None, num_channels: int = 3) -> None:
+    """Raise a clear error unless the input is a (B, T, C, H, W) float video in [0, 1].
+
+    ``patch_size`` (t, h, w), when given, must divide T, H and W. Value checks (NaN, range) are
+    skipped on the meta device and while compiling.
+    """
+    if not isinstance(pixel_values_videos, torch.Tensor):
+        raise TypeError(f"pixel_values_videos must be a torch.Tensor, got {type(pixel_values_videos).__name__}")
+    shape = tuple(pixel_values_videos.shape)
+    if pixel_values_videos.ndim != 5:
+        hint = " (add a batch axis with .unsqueeze(0))" if pixel_values_videos.ndim == 4 else ""
+        raise ValueError(f"pixel_values_videos must have shape (B, T, C, H, W), got {shape}{hint}")
+    if shape[2] != num_channels:
+        hint = "; it looks channels-last: use .permute(0, 1, 4, 2, 3)" if shape[-1] == num_channels else ""
+        raise ValueError(f"pixel_values_videos must have {num_channels} channels on axis 2, got shape {shape}{hint}")
+    if not pixel_values_videos.is_floating_point():
+        raise TypeError(
+            f"pixel_values_videos must be a float tensor in [0, 1], got {pixel_values_videos.dtype}; "
+            "convert uint8 frames with video.float() / 255"
+        )
+    if patch_size is not None:
+        for size, patch, name in zip((shape[1], shape[3], shape[4]), patch_size, ("frames", "height", "width")):
+            if size % patch or size == 0:
+                raise ValueError(
+                    f"pixel_values_videos {name} ({size}) must be a positive multiple of the patch size {patch}; "
+                    f"got shape {shape}"
+                )
+    if pixel_values_videos.device.type == "meta" or torch.compiler.is_compiling():
+        return
+    if not torch.isfinite(pixel_values_videos).all():
+        raise ValueError("pixel_values_videos contains NaN or infinite values")
+    low, high = pixel_values_videos.aminmax()
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(
+            f"pixel_values_videos must be in [0, 1] (got values in [{low.item():.3g}, {high.item():.3g}]); "
+            "4DS and MooG take raw RGB scaled to [0, 1], without mean/std normalisation"
+        )

@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
 from .layers import FLAX_NORM_EPS, MLP, check_sequence, fourier_features, multi_head_attention
 
 READOUT_TASKS = ("depth", "points", "boxes", "camera_pose", "classification")
@@ -443,3 +446,165 @@ def camera_pose_loss(raw_pose: torch.Tensor, target_pose: torch.Tensor) -> torch
     if target_pose.shape[-2:] not in ((4, 4), (3, 4)) or target_pose.shape[0] != raw_pose.shape[0]:
         raise ValueError(f"pose labels must be (B, 4, 4) or (B, 3, 4), got {tuple(target_pose.shape)}")
     return F.mse_loss(raw_pose.float(), target_pose[:, :3, :].float())
+
+
+# ----------------------------------------------------------------------------------------------
+# Task-model plumbing shared by every backbone: typed outputs, pixel <-> head coordinates, weight
+# init. A task model = backbone features + one of the heads above + these.
+
+
+@dataclass
+class DepthEstimationOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): masked L2 depth loss, when ``labels`` are given.
+    predicted_depth (`torch.FloatTensor` of shape `(B, T, H, W)`): depth in metres (at the sampled
+        pixels only, `(B, T, H / f, W / f)`, when a MooG depth decoder subsamples in training).
+    readout_features (`torch.FloatTensor` of shape `(B, T, N, D)`): the features the head read.
+    """
+
+    loss: torch.FloatTensor | None = None
+    predicted_depth: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+
+
+@dataclass
+class PointTrackingOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): Huber + BCE (weights 100, 0.1, 0.1) when labels are given.
+    tracks (`torch.FloatTensor` of shape `(B, T, Q, 2)`): pixel (x, y) of each query in each frame.
+    visible (`torch.BoolTensor` of shape `(B, T, Q)`): sigmoid(vis) * sigmoid(certainty) > threshold.
+    logits_visible, logits_certainty (`torch.FloatTensor` of shape `(B, T, Q)`): raw logits.
+    normalized_tracks (`torch.FloatTensor` of shape `(B, T, Q, 2)`): the head's [0, 1] output, (x, y).
+    readout_features (`torch.FloatTensor` of shape `(B, T, N, D)`): the features the head read.
+    """
+
+    loss: torch.FloatTensor | None = None
+    tracks: torch.FloatTensor | None = None
+    visible: torch.BoolTensor | None = None
+    logits_visible: torch.FloatTensor | None = None
+    logits_certainty: torch.FloatTensor | None = None
+    normalized_tracks: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+
+
+@dataclass
+class BoxTrackingOutput(ModelOutput):
+    r"""Args:
+    loss (`torch.FloatTensor`, *optional*): L2 on normalised boxes when labels are given.
+    boxes (`torch.FloatTensor` of shape `(B, T, Q, 4)`): pixel (x1, y1, x2, y2) per frame.
+    normalized_boxes (`torch.FloatTensor` of shape `(B, T, Q, 4)`): [0, 1] (x1, y1, x2, y2).
+    readout_features (`torch.FloatTensor` of shape `(B, T, N, D)`): the features the head read.
+    """
+
+    loss: torch.FloatTensor | None = None
+    boxes: torch.FloatTensor | None = None
+    normalized_boxes: torch.FloatTensor | None = None
+    readout_features: torch.FloatTensor | None = None
+
+
+def pixel_scale(image_size: tuple[int, int], device: torch.device | None = None) -> torch.Tensor:
+    """(W, H) of an (H, W) image, for (x, y) pixel <-> [0, 1] conversion."""
+    height, width = image_size
+    return torch.tensor([width, height], dtype=torch.float32, device=device)
+
+
+def to_head_order(xy: torch.Tensor, order: str) -> torch.Tensor:
+    """Reorder (x, y)-ordered coordinates (last axis 2 or 4) to the head's order, and back (involution)."""
+    if order in ("xy", "xyxy"):
+        return xy
+    return xy[..., [1, 0, 3, 2][: xy.shape[-1]]]
+
+
+def _check_queries(queries: torch.Tensor, coord_dim: int, batch_size: int, what: str) -> None:
+    if not isinstance(queries, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(queries).__name__}")
+    if queries.ndim != 3 or queries.shape[-1] != coord_dim or queries.shape[0] != batch_size:
+        raise ValueError(f"{what} must be (B={batch_size}, Q, {coord_dim}), got {tuple(queries.shape)}")
+    if not torch.isfinite(queries).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+
+
+def track_points(
+    head: TrackingReadoutHead,
+    features: torch.Tensor,
+    query_points: torch.Tensor,
+    image_size: tuple[int, int],
+    labels: torch.Tensor | None = None,
+    visibility_labels: torch.Tensor | None = None,
+) -> PointTrackingOutput:
+    """A point-tracking head on backbone features, with pixel (x, y) in and out.
+
+    Args:
+        head: the point head.
+        features: (B, T, N, D) backbone features.
+        query_points: (B, Q, 2) pixel (x, y) in the first frame.
+        image_size: (H, W) of the video the pixels refer to.
+        labels: (B, T, Q, 2) target pixel (x, y), optional.
+        visibility_labels: (B, T, Q) bool, required with ``labels``.
+    """
+    _check_queries(query_points, 2, features.shape[0], "query_points, pixel (x, y),")
+    scale = pixel_scale(image_size, features.device)
+    order = head.config.coordinate_order
+    prediction = head(features, to_head_order(query_points.float() / scale, order))
+    normalized = to_head_order(prediction.values, order)
+    loss = None
+    if labels is not None:
+        if visibility_labels is None:
+            raise ValueError("point-tracking labels need visibility_labels (B, T, Q) as well")
+        head_labels = to_head_order(labels.float() / scale, order)
+        loss = point_tracking_loss(prediction, head_labels, visibility_labels, head.config)
+    return PointTrackingOutput(
+        loss=loss,
+        tracks=normalized * scale,
+        visible=prediction.visible,
+        logits_visible=None if prediction.logits_visible is None else prediction.logits_visible[..., 0],
+        logits_certainty=None if prediction.logits_certainty is None else prediction.logits_certainty[..., 0],
+        normalized_tracks=normalized,
+        readout_features=features,
+    )
+
+
+def track_boxes(
+    head: TrackingReadoutHead,
+    features: torch.Tensor,
+    query_boxes: torch.Tensor,
+    image_size: tuple[int, int],
+    labels: torch.Tensor | None = None,
+) -> BoxTrackingOutput:
+    """A box-tracking head on backbone features, with pixel (x1, y1, x2, y2) in and out.
+
+    Args:
+        head: the box head.
+        features: (B, T, N, D) backbone features.
+        query_boxes: (B, Q, 4) pixel (x1, y1, x2, y2) in the first frame.
+        image_size: (H, W) of the video the pixels refer to.
+        labels: (B, T, Q, 4) target pixel boxes, optional.
+    """
+    _check_queries(query_boxes, 4, features.shape[0], "query_boxes, pixel (x1, y1, x2, y2),")
+    scale = pixel_scale(image_size, features.device).repeat(2)
+    order = head.config.coordinate_order
+    prediction = head(features, to_head_order(query_boxes.float() / scale, order))
+    normalized = to_head_order(prediction.values, order)
+    loss = box_tracking_loss(normalized, labels.float() / scale) if labels is not None else None
+    return BoxTrackingOutput(loss=loss, boxes=normalized * scale, normalized_boxes=normalized, readout_features=features)
+
+
+@torch.no_grad()
+def init_module_weights(module: nn.Module, std: float) -> None:
+    """Fresh weights for any module of both families: truncated normal for dense/conv weights and
+    learned embeddings, zero biases, unit norm scales (the transformers ``_init_weights`` hook)."""
+    if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+        init.trunc_normal_(module.weight, std=std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+        if module.weight is not None:
+            init.ones_(module.weight)
+        if getattr(module, "bias", None) is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, AttentionReadout):
+        init.trunc_normal_(module.temporal_embedding, std=std)
+        if module.query is not None:
+            init.trunc_normal_(module.query, std=std)
+    elif isinstance(module, TrackingReadoutHead) and module.temporal_tile_embedding is not None:
+        init.trunc_normal_(module.temporal_tile_embedding, std=std)

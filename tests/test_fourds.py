@@ -266,7 +266,7 @@ def test_point_tracking_pixel_coordinates(tiny_video, monkeypatch):
     out.loss.backward()
     with pytest.raises(ValueError, match="visibility_labels"):
         model(tiny_video, query_points=query_points, labels=labels)
-    with pytest.raises(ValueError, match=r"\(B, Q, 2\)"):
+    with pytest.raises(ValueError, match=r"\(B=2, Q, 2\)"):
         model(tiny_video, query_points=torch.rand(2, 3))
 
 
