@@ -162,14 +162,16 @@ def fourier_features(coords: torch.Tensor, num_bases: int) -> torch.Tensor:
 
 
 def jax_linspace(start: float, stop: float, num: int) -> torch.Tensor:
-    """``jax.numpy.linspace(start, stop, num)`` in float32, following jax's own recipe.
+    """``jax.numpy.linspace(start, stop, num)`` in float32, as XLA's CPU backend evaluates it.
 
-    jax's source evaluates ``start * (1 - s) + stop * s`` with ``s = arange(num - 1) / (num - 1)``
-    in float32 and appends ``stop``. ``torch.linspace`` rounds differently in the last bit, and
-    Fourier features at ``2**19 * pi`` amplify that bit (architecture.md section 5). XLA's compiled
-    CPU kernels still differ from this formula in the last bit for some entries (measured against
-    jax 0.10: fewer mismatching entries than ``torch.linspace``, not zero), which is why parity
-    tests inject the reference's exact position tables.
+    jax's source computes ``start * (1 - s) + stop * s`` with ``s = iota / (num - 1)`` and appends
+    ``stop``. XLA compiles that differently from how it reads: the division by the constant becomes
+    a multiplication by the float32 reciprocal ``r``, ``stop * s`` is re-associated to
+    ``iota * (stop * r)``, and the final multiply-add is fused (one rounding). ``torch.linspace``
+    rounds differently in the last bit, and Fourier features at ``2**19 * pi`` amplify that bit
+    (architecture.md section 5). This reproduces jax 0.10's CPU output bit for bit for every
+    ``num`` up to 352 (checked against ``jnp.linspace``); above that, XLA's vectorised code rounds
+    some entries differently again, which is why parity tests inject the reference's exact tables.
 
     Returns:
         (num,) float32 tensor.
@@ -177,12 +179,16 @@ def jax_linspace(start: float, stop: float, num: int) -> torch.Tensor:
     if num < 1:
         raise ValueError(f"jax_linspace needs num >= 1, got {num}")
     start_t = torch.tensor(start, dtype=torch.float32)
+    stop_t = torch.tensor(stop, dtype=torch.float32)
     if num == 1:
         return start_t.reshape(1)
-    div = num - 1
-    step = torch.arange(div, dtype=torch.float32) / torch.tensor(div, dtype=torch.float32)
-    out = start_t * (1 - step) + torch.tensor(stop, dtype=torch.float32) * step
-    return torch.cat([out, torch.tensor([stop], dtype=torch.float32)])
+    reciprocal = 1 / torch.tensor(num - 1, dtype=torch.float32)
+    iota = torch.arange(num - 1, dtype=torch.float32)
+    start_term = start_t * (1 - iota * reciprocal)
+    # Fused multiply-add: the float32 product is exact in float64, so one float64 add then one
+    # rounding to float32 gives the fused result.
+    fused = iota.double() * (stop_t * reciprocal).double() + start_term.double()
+    return torch.cat([fused.float(), stop_t.reshape(1)])
 
 
 def grid_fourier_features(height: int, width: int, num_bases: int) -> torch.Tensor:

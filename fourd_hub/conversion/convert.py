@@ -25,8 +25,11 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..catalog import CatalogEntry, entry_for_file, get_entry
-from ..fourds import FourDSConfig
+from ..fourds import FOURDS_SIZES, FourDSConfig
+from ..moog import MOOG_PRESETS, MooGConfig
 from . import fourds as fourds_conversion
+from . import heads as head_conversion
+from . import moog as moog_conversion
 from .core import ConversionError, MappedTensor, check_mapping, convert_arrays, map_checkpoint
 from .npz import NpzCheckpoint
 from .safetensors_io import TensorPlan, iter_safetensors, write_sharded_safetensors
@@ -74,16 +77,43 @@ def parse_size(size: int | str) -> int:
     raise ValueError(f"cannot read size {size!r}; use e.g. '2GB', '500MB' or a number of bytes")
 
 
-def _base_config(entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[FourDSConfig | None, str]:
+def _family(shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any) -> str:
+    """``"head"`` (a readout on its own), ``"moog"`` or ``"fourds"``: the file decides, then the hints."""
+    if head_conversion.is_head_only(shapes):
+        return "head"
+    if fourds_conversion.looks_like_moog(shapes):
+        return "moog"
+    if isinstance(config, MooGConfig) or (entry is not None and entry.family == "moog") or preset in MOOG_PRESETS:
+        return "moog"
+    return "fourds"
+
+
+def _base_config(family: str, entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[Any, str]:
+    """The config the file is checked against: explicit config, else preset, else catalog entry."""
+    config_class = MooGConfig if family == "moog" else FourDSConfig
     if config is not None:
         if isinstance(config, dict):
-            config = FourDSConfig(**config)
-        if not isinstance(config, FourDSConfig):
-            raise TypeError(f"config must be a FourDSConfig or a dict of its fields, got {type(config).__name__}")
+            config = config_class(**config)
+        if family == "head":
+            if not isinstance(config, (FourDSConfig, MooGConfig)):
+                raise TypeError(f"config must be a FourDSConfig or MooGConfig, got {type(config).__name__}")
+            return config, "the given config"
+        if not isinstance(config, config_class):
+            raise ConversionError(
+                f"the file is a {'MooG' if family == 'moog' else '4DS'} checkpoint but the config is a {type(config).__name__}"
+            )
         return config, "the given config"
     if preset is not None:
+        if family == "moog":
+            return MooGConfig.from_preset(preset), f"preset {preset!r}"
+        if preset not in FOURDS_SIZES:
+            raise ConversionError(
+                f"unknown 4DS size {preset!r}; 4DS sizes: {', '.join(FOURDS_SIZES)}; MooG presets: {', '.join(MOOG_PRESETS)}"
+            )
         return FourDSConfig.from_preset(preset), f"preset {preset!r}"
-    if entry is not None and entry.family == "fourds":
+    if entry is not None:
+        if entry.family == "moog":
+            return MooGConfig.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
         return FourDSConfig.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
     return None, "no config"
 
@@ -92,12 +122,21 @@ def _plan_from_shapes(
     shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any
 ) -> tuple[str, Any, type, list[MappedTensor]]:
     """Layout, config, model class and key mapping from array shapes alone, strictly checked."""
-    if fourds_conversion.looks_like_moog(shapes):
-        raise ConversionError("this is a MooG checkpoint; MooG conversion is not available in this version")
-    base, what = _base_config(entry, preset, config)
-    bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
-    layout = fourds_conversion.detect_layout(shapes, query_fourier_bases=bases)
-    model_config, model_class = fourds_conversion.resolve_config(shapes, layout, base, what)
+    family = _family(shapes, entry, preset, config)
+    base, what = _base_config(family, entry, preset, config)
+    if family == "head":
+        layout = head_conversion.detect_layout(shapes)
+        readout = (base.readout if base is not None else None) or {}
+        model_family = entry.family if entry is not None else ("moog" if isinstance(base, MooGConfig) else None)
+        model_config = head_conversion.resolve_config(shapes, layout, readout, model_family)
+        model_class = head_conversion.ReadoutHeadModel
+    elif family == "moog":
+        layout = moog_conversion.detect_layout(shapes)
+        model_config, model_class = moog_conversion.resolve_config(shapes, layout, base, what)
+    else:
+        bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
+        layout = fourds_conversion.detect_layout(shapes, query_fourier_bases=bases)
+        model_config, model_class = fourds_conversion.resolve_config(shapes, layout, base, what)
     mapped = map_checkpoint(shapes, layout.sections)
     with torch.device("meta"):
         model = model_class(model_config)
@@ -111,8 +150,6 @@ def plan_conversion(
     """Open ``source`` and plan its conversion (no data read). See :func:`convert_checkpoint`."""
     source = Path(source)
     entry = get_entry(name) if name is not None else entry_for_file(source.name)
-    if entry is not None and entry.family != "fourds":
-        raise ConversionError(f"{entry.name} is a MooG checkpoint; MooG conversion is not available in this version")
     with NpzCheckpoint(source) as checkpoint:
         shapes = checkpoint.shapes()
     description, model_config, model_class, mapped = _plan_from_shapes(shapes, entry, preset, config)

@@ -22,7 +22,8 @@ from .tables import FOURDS_BACKBONE_RULES, LEARNED_QUERY_HEAD_RULES, TRACKING_HE
 
 _BACKBONE_ANCHOR = "encoder/patch_embedding/Conv_0/kernel"
 _READOUT_ANCHOR = "temporal_posenc/embeddings"
-_MOOG_MARKERS = ("predictor_sa/", "predictor_ca/", "state_layer_norm", "initializer/")
+# Keys only a MooG backbone has ("query_initializer/" belongs to tracking heads of both families).
+_MOOG_MARKERS = ("predictor_sa/", "predictor_ca/", "state_layer_norm/")
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -39,11 +40,6 @@ def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
     keys = list(shapes)
     roots = sorted({key[: -len(_BACKBONE_ANCHOR)] for key in keys if key.endswith(_BACKBONE_ANCHOR)})
     if not roots:
-        if looks_like_moog(keys):
-            raise ConversionError(
-                "this is a MooG checkpoint, not 4DS (it has predictor/initializer keys); MooG conversion is not "
-                "available in this version of fourd_hub"
-            )
         raise ConversionError(
             f"not a 4DS checkpoint: no key ends with {_BACKBONE_ANCHOR!r} (first keys: {', '.join(keys[:5])})"
         )

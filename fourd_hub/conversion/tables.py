@@ -77,3 +77,49 @@ TRACKING_HEAD_RULES: tuple[KeyRule, ...] = (
 )
 
 LEARNED_QUERY_HEAD_RULES: tuple[KeyRule, ...] = prefixed(LEARNED_QUERY_READOUT_RULES, "", "readout.")
+
+
+# MooG (the demo notebook's modules). ``ImprovedMHDPAttention``: bias-free DenseGeneral q/k/v to
+# heads, RMSNorm scales on q and k, DenseGeneral output from heads with bias.
+def _moog_attention(original: str, target: str) -> tuple[KeyRule, ...]:
+    return (
+        KeyRule(f"{original}/dense_query/kernel", f"{target}.q_proj.weight", "dense_to_heads"),
+        KeyRule(f"{original}/dense_key/kernel", f"{target}.k_proj.weight", "dense_to_heads"),
+        KeyRule(f"{original}/dense_value/kernel", f"{target}.v_proj.weight", "dense_to_heads"),
+        KeyRule(f"{original}/norm_query/scale", f"{target}.q_norm.weight"),
+        KeyRule(f"{original}/norm_key/scale", f"{target}.k_norm.weight"),
+        *_dense(f"{original}/dense_out", f"{target}.out_proj", "dense_from_heads"),
+    )
+
+
+# ``ImprovedTransformer``: Dense_0 = input projection (hidden_size), Dense_1 = output projection.
+MOOG_TRANSFORMER_RULES: tuple[KeyRule, ...] = (
+    *_norm("layer_{i}/norm_q", "layers.{i}.query_norm", bias=False),
+    *_moog_attention("layer_{i}/self_att", "layers.{i}.self_attention"),
+    *_moog_attention("layer_{i}/cross_att", "layers.{i}.cross_attention"),
+    *_norm("layer_{i}/norm_attn", "layers.{i}.mlp_norm", bias=False),
+    *_dense("layer_{i}/MLP_in", "layers.{i}.mlp.fc_in"),
+    *_dense("layer_{i}/MLP_out", "layers.{i}.mlp.fc_out"),
+    *_norm("norm_encoder", "final_norm", bias=False),
+    *_dense("Dense_0", "input_proj"),
+    *_dense("Dense_1", "output_proj"),
+)
+
+# ``SRTDecoder``: Fourier pixel queries (``dense_pe`` only with "project_add"), transformer, ``recon``.
+MOOG_PIXEL_DECODER_RULES: tuple[KeyRule, ...] = (
+    *_dense("pos_embedding/dense_pe", "position_embedding.proj"),
+    *prefixed(MOOG_TRANSFORMER_RULES, "transformer/", "transformer."),
+    *_dense("recon", "output_proj"),
+)
+
+# The ``MooG`` module: SRTEncoder (ConvNet, FourierEmbedding, transformer), state norm, the two cores, decoder.
+MOOG_BACKBONE_RULES: tuple[KeyRule, ...] = (
+    *_dense("encoder/backbone/Conv_{i}", "encoder.convs.{i}", "conv"),
+    *_norm("encoder/backbone/LayerNorm_0", "encoder.conv_norm", bias=False),
+    *_dense("encoder/pos_embedding/dense_pe", "encoder.position_embedding.proj"),
+    *prefixed(MOOG_TRANSFORMER_RULES, "encoder/transformer/", "encoder.transformer."),
+    *_norm("state_layer_norm", "state_norm", bias=False),
+    *prefixed(MOOG_TRANSFORMER_RULES, "predictor_sa/", "predictor."),
+    *prefixed(MOOG_TRANSFORMER_RULES, "predictor_ca/", "corrector."),
+    *prefixed(MOOG_PIXEL_DECODER_RULES, "decoder/", "decoder."),
+)

@@ -1,0 +1,192 @@
+"""MooG specifics of the converter: find the layout of an original file, infer its config.
+
+Accepted layouts (architecture.md section 1): the ``MooG`` module's parameters at the top level,
+under ``pretrained_model/`` (the demo's ``EvalWrapper``), and/or under ``params/``; with or
+without the reconstruction decoder (without: the converted model has ``decoder=None`` and says
+so when asked to predict frames).
+
+The file determines every width, depth and head count. The encoder strides, the token count, the
+decoder's training subsample factor and the clip size are not stored in any tensor: they come
+from the catalog entry, the preset or the given config (default: the Ego4D preset), and the
+layout description says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from ..moog import MooGConfig, MooGModel, MooGPixelDecoderSpec, MooGTransformerSpec
+from .core import ConversionError, Layout, Section
+from .tables import MOOG_BACKBONE_RULES
+
+_ANCHOR = "encoder/backbone/Conv_0/kernel"
+_CORE_MARKER = "predictor_sa/"
+
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+def detect_layout(shapes: Shapes) -> Layout:
+    keys = list(shapes)
+    roots = sorted({key[: -len(_ANCHOR)] for key in keys if key.endswith(_ANCHOR)})
+    roots = [root for root in roots if any(k.startswith(root + _CORE_MARKER) for k in keys)]
+    if not roots:
+        raise ConversionError(
+            f"not a MooG checkpoint: no key ends with {_ANCHOR!r} next to a {_CORE_MARKER!r} core "
+            f"(first keys: {', '.join(keys[:5])})"
+        )
+    if len(roots) > 1:
+        raise ConversionError(f"found several MooG models in one file, under {roots}; convert them separately")
+    root = roots[0]
+    outside = [k for k in keys if not k.startswith(root)]
+    if outside:
+        raise ConversionError(
+            f"{len(outside)} key(s) are outside the MooG model under {root!r}: {', '.join(outside[:8])}. Readout heads "
+            "convert on their own (their own file) and attach with MooGFor*.from_backbone"
+        )
+    has_decoder = any(k.startswith(root + "decoder/") for k in keys)
+    where = f"under {root!r}" if root else "at the top level"
+    description = f"MooG backbone {where}, " + (
+        "with its reconstruction decoder" if has_decoder else "WITHOUT decoder weights (the model cannot predict frames)"
+    )
+    return Layout(
+        "moog", description, [Section("MooG backbone", root, "", MOOG_BACKBONE_RULES)],
+        details={"root": root, "has_decoder": has_decoder},
+    )
+
+
+def _layer_ids(shapes: Shapes, prefix: str) -> list[int]:
+    ids = {int(m.group(1)) for k in shapes if (m := re.match(re.escape(prefix) + r"layer_(\d+)/", k))}
+    if ids != set(range(len(ids))):
+        raise ConversionError(f"MooG blocks under {prefix!r} must be numbered 0..L-1, found {sorted(ids)}")
+    return sorted(ids)
+
+
+def infer_transformer(shapes: Shapes, prefix: str) -> dict[str, Any]:
+    """The :class:`MooGTransformerSpec` fields an ``ImprovedTransformer``'s tensors determine.
+
+    With zero blocks, only ``num_layers`` and ``hidden_size`` are known (qkv size, heads and MLP
+    width then come from the given config).
+    """
+    if prefix + "norm_encoder/scale" not in shapes:
+        raise ConversionError(f"missing {prefix}norm_encoder/scale: not a MooG transformer")
+    layers = _layer_ids(shapes, prefix)
+    fields: dict[str, Any] = {"num_layers": len(layers)}
+    dense_in = shapes.get(prefix + "Dense_0/kernel")
+    fields["hidden_size"] = dense_in[1] if dense_in is not None else None
+    if layers:
+        has_self = prefix + "layer_0/self_att/dense_query/kernel" in shapes
+        attention = "self_att" if has_self else "cross_att"
+        query = shapes.get(f"{prefix}layer_0/{attention}/dense_query/kernel")
+        if query is None or len(query) != 3:
+            raise ConversionError(f"{prefix}layer_0 has no attention query kernel of shape (in, heads, head_dim)")
+        fields.update(
+            num_heads=query[1],
+            qkv_size=query[1] * query[2],
+            mlp_size=shapes[prefix + "layer_0/MLP_in/kernel"][1],
+            cross_attention_only=not has_self,
+        )
+    return fields
+
+
+def _input_width(shapes: Shapes, prefix: str) -> int:
+    """Width of the tokens entering an ImprovedTransformer (before its optional input Dense)."""
+    dense_in = shapes.get(prefix + "Dense_0/kernel")
+    return dense_in[0] if dense_in is not None else shapes[prefix + "norm_encoder/scale"][0]
+
+
+def _fourier_bases(extra_width: int, what: str) -> int:
+    bases, remainder = divmod(extra_width, 4)
+    if remainder or bases < 1:
+        raise ConversionError(f"{what}: {extra_width} position channels is not 4 * Fourier bases")
+    return bases
+
+
+def infer_fields(shapes: Shapes, layout: Layout) -> dict[str, Any]:
+    """Every MooGConfig field the tensors determine (nested transformer specs partially)."""
+    root = layout.details["root"]
+    convs = sorted(
+        int(m.group(1)) for k in shapes if (m := re.match(re.escape(root) + r"encoder/backbone/Conv_(\d+)/kernel$", k))
+    )
+    if convs != list(range(len(convs))):
+        raise ConversionError(f"encoder convs must be numbered 0..n-1, found {convs}")
+    kernels = [shapes[f"{root}encoder/backbone/Conv_{i}/kernel"] for i in convs]
+    if any(len(k) != 4 for k in kernels):
+        raise ConversionError("MooG encoder conv kernels must be (kh, kw, in, out)")
+    hidden_size = shapes[root + "state_layer_norm/scale"][0]
+    conv_out = kernels[-1][3]
+    fields: dict[str, Any] = dict(
+        hidden_size=hidden_size,
+        num_channels=kernels[0][2],
+        encoder_kernel_size=kernels[0][0],
+        encoder_conv_features=[k[3] for k in kernels],
+    )
+    encoder_pe = shapes.get(root + "encoder/pos_embedding/dense_pe/kernel")
+    if encoder_pe is not None:
+        fields.update(encoder_position_update="project_add", encoder_fourier_bases=_fourier_bases(encoder_pe[0], "encoder"))
+    else:
+        width = _input_width(shapes, root + "encoder/transformer/")
+        fields.update(encoder_position_update="concat", encoder_fourier_bases=_fourier_bases(width - conv_out, "encoder"))
+    fields["encoder_transformer"] = infer_transformer(shapes, root + "encoder/transformer/")
+    fields["predictor"] = infer_transformer(shapes, root + "predictor_sa/")
+    fields["corrector"] = infer_transformer(shapes, root + "predictor_ca/")
+    if layout.details["has_decoder"]:
+        prefix = root + "decoder/"
+        decoder = infer_transformer(shapes, prefix + "transformer/")
+        recon = shapes.get(prefix + "recon/kernel")
+        if recon is None:
+            raise ConversionError(f"the decoder under {prefix!r} has no recon Dense")
+        decoder_pe = shapes.get(prefix + "pos_embedding/dense_pe/kernel")
+        if decoder_pe is not None:
+            decoder.update(position_update="project_add", fourier_bases=_fourier_bases(decoder_pe[0], "decoder"))
+        else:
+            decoder.update(position_update="concat", fourier_bases=_fourier_bases(recon[0] - hidden_size, "decoder"))
+        decoder["output_channels"] = recon[1]
+        fields["decoder"] = decoder
+    else:
+        fields["decoder"] = None
+    return fields
+
+
+def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str) -> dict[str, Any]:
+    """``given`` updated with ``inferred``, sub-spec dicts key by key; a field both define differently is refused."""
+    conflicts, merged = [], dict(given)
+    for name, value in inferred.items():
+        known = given.get(name)
+        if isinstance(value, dict):
+            base = dict(known) if isinstance(known, dict) else {}
+            for key, sub in value.items():
+                if key in base and base[key] is not None and _normal(base[key]) != _normal(sub):
+                    conflicts.append(f"{name}.{key}: checkpoint has {sub!r}, {what} says {base[key]!r}")
+            merged[name] = {**base, **value}
+        else:
+            if known is not None and _normal(known) != _normal(value) and not (name == "decoder" and value is None):
+                conflicts.append(f"{name}: checkpoint has {value!r}, {what} says {known!r}")
+            merged[name] = value
+    if conflicts:
+        raise ConversionError(f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts))
+    return merged
+
+
+def _normal(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def resolve_config(shapes: Shapes, layout: Layout, base: MooGConfig | None, what: str) -> tuple[MooGConfig, type]:
+    """The converted model's config: tensor shapes first, then ``base`` (default: the Ego4D preset)."""
+    if base is None:
+        base, what = MooGConfig.from_preset("ego4d"), "the Ego4D preset (default)"
+    given = {k: v for k, v in base.to_dict().items() if k in MooGConfig.__dataclass_fields__}
+    values = merge_nested(infer_fields(shapes, layout), given, what)
+    for key in ("architectures", "transformers_version", "model_type", "dtype"):
+        values.pop(key, None)
+    # Fill spec fields a zero-layer transformer does not determine from the base, then validate.
+    for name in ("encoder_transformer", "predictor", "corrector"):
+        MooGTransformerSpec(**values[name])
+    if values["decoder"] is not None:
+        MooGPixelDecoderSpec(**values["decoder"])
+    layout.description += (
+        f"; encoder strides {values['encoder_strides']} and {values['num_tokens']} state tokens from {what} "
+        "(not stored in the file)"
+    )
+    return MooGConfig(**values), MooGModel

@@ -1,0 +1,1003 @@
+"""MooG: "Moving Off-the-Grid" recurrent video tokens (arXiv 2411.05927), as released for Ego4D.
+
+Configuration, encoder, recurrent core, pixel decoder, typed outputs and the task models (next-frame
+prediction, point and box tracking with the shared readout heads, SRT-style dense depth).
+Spec: architecture.md section 5; the original is the Flax code of the representations4d MooG demo
+notebook (module names in comments) and its public ``moog/`` package (the MOVi variations).
+
+Per frame t, with a state S of ``num_tokens`` tokens of width ``hidden_size``::
+
+    tokens_t = encoder(frame_t)                 # ConvNet -> Fourier positions -> "transformer"
+    S = LayerNorm(S)                            # eps 1e-4, no bias (state_layer_norm)
+    S = S + predictor(S)                        # self-attention blocks (predictor_sa)
+    S = S + corrector(S, tokens_t)              # self + cross-attention blocks (predictor_ca)
+    features_t = S
+
+The decoder reads the state *before* frame t was observed and predicts frame t (a next-frame
+predictor). The initial state is 1e-4 * N(0, 1) noise: an input here, drawn from a
+``torch.Generator`` the caller can seed. Passing the returned ``state`` back in continues the video
+exactly, so long videos stream in constant memory.
+
+Input convention (HF): ``pixel_values_videos`` of shape (B, T, C, H, W), float in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
+from .readout import (
+    BoxTrackingOutput,
+    DepthEstimationOutput,
+    PointTrackingOutput,
+    ReadoutConfig,
+    TrackingReadoutHead,
+    init_module_weights,
+    masked_depth_loss,
+    track_boxes,
+    track_points,
+)
+
+POSITION_UPDATES = ("concat", "project_add")
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass
+class MooGTransformerSpec:
+    """One MooG ``ImprovedTransformer``: optional input projection, blocks, final norm, optional output projection.
+
+    Attributes:
+        num_layers: number of blocks (0 = just the projections and the final LayerNorm).
+        qkv_size: total width of queries, keys and values (``num_heads * head_dim``).
+        num_heads: attention heads.
+        mlp_size: hidden width of each block's MLP.
+        hidden_size: if set, a Dense maps the input to this width first, and another maps back
+            to the input width at the end when the two differ (the original's rule).
+        cross_attention_only: blocks skip self-attention (the MOVi decoder); they then need a context.
+    """
+
+    num_layers: int
+    qkv_size: int
+    num_heads: int
+    mlp_size: int = 2048
+    hidden_size: int | None = None
+    cross_attention_only: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("qkv_size", "num_heads", "mlp_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"MooG transformer {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.num_layers, int) or self.num_layers < 0:
+            raise ValueError(f"MooG transformer num_layers must be >= 0, got {self.num_layers!r}")
+        if self.qkv_size % self.num_heads:
+            raise ValueError(f"MooG transformer qkv_size {self.qkv_size} is not divisible by num_heads {self.num_heads}")
+        if self.hidden_size is not None and (not isinstance(self.hidden_size, int) or self.hidden_size < 1):
+            raise ValueError(f"MooG transformer hidden_size must be a positive integer or None, got {self.hidden_size!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], what: str) -> "MooGTransformerSpec":
+        return _spec_from_dict(cls, values, what)
+
+
+@dataclass
+class MooGPixelDecoderSpec(MooGTransformerSpec):
+    """An SRT-style pixel decoder: per-pixel queries (Fourier features of the pixel grid) attend
+    to the tokens of one frame, then a Dense predicts ``output_channels`` per pixel.
+
+    Attributes (besides the transformer's):
+        fourier_bases: octaves of the pixel-coordinate Fourier features.
+        position_update: ``"concat"`` (zeros of the token width, then the features) or
+            ``"project_add"`` (a Dense of the features).
+        output_channels: 3 for RGB reconstruction, 1 for depth.
+        subsample_factor: in training, decode one pixel in ``factor x factor`` (random-roll
+            subsampling, the original's cost saver; 1 = every pixel). Inference decodes every pixel.
+        depth_range: depth only; (min, max) metres outside which targets are masked in the loss.
+    """
+
+    fourier_bases: int = 16
+    position_update: str = "concat"
+    output_channels: int = 3
+    subsample_factor: int = 8
+    depth_range: tuple[float, float] = (0.001, 10.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.position_update not in POSITION_UPDATES:
+            raise ValueError(f"position_update must be one of {POSITION_UPDATES}, got {self.position_update!r}")
+        for name in ("fourier_bases", "output_channels", "subsample_factor"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"MooG decoder {name} must be a positive integer, got {value!r}")
+        self.depth_range = tuple(float(v) for v in self.depth_range)
+
+
+def _spec_from_dict(cls: type, values: dict[str, Any], what: str):
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, dict):
+        raise TypeError(f"MooGConfig.{what} must be a dict, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"MooGConfig.{what} has unknown fields {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as error:  # a missing required field
+        raise ValueError(f"MooGConfig.{what}: {error}") from None
+
+
+def _spec_dict(spec: MooGTransformerSpec) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+
+
+# The released Ego4D architecture (architecture.md section 5, the demo notebook's config).
+MOOG_EGO4D: dict[str, Any] = dict(
+    hidden_size=512,
+    num_tokens=1024,
+    encoder_conv_features=[64, 128, 128, 256, 256, 512],
+    encoder_kernel_size=3,
+    encoder_strides=[2, 1, 1, 2, 1, 1],
+    encoder_fourier_bases=20,
+    encoder_position_update="concat",
+    encoder_transformer=dict(num_layers=0, qkv_size=512, num_heads=8, mlp_size=2048, hidden_size=512),
+    predictor=dict(num_layers=3, qkv_size=256, num_heads=4, mlp_size=2048),
+    corrector=dict(num_layers=2, qkv_size=512, num_heads=8, mlp_size=2048),
+    decoder=dict(num_layers=6, qkv_size=128, num_heads=2, mlp_size=2048, fourier_bases=16, position_update="concat",
+                 output_channels=3, subsample_factor=8),
+)
+
+# The MOVi dense depth readout (public moog/configs/movi.py: SRTDecoder, cross-attention only).
+MOOG_DEPTH_DECODER: dict[str, Any] = dict(
+    num_layers=3, qkv_size=512, num_heads=8, mlp_size=2048, cross_attention_only=True,
+    fourier_bases=16, position_update="concat", output_channels=1, subsample_factor=8,
+)
+
+MOOG_PRESETS: dict[str, dict[str, Any]] = {
+    "ego4d": dict(MOOG_EGO4D, num_frames=16, image_size=[128, 128]),
+    # The public MOVi training config's architecture knobs on the Ego4D core: strides
+    # (1, 1, 1, 2, 1, 2), "project_add" positions (the encoder's Dense then keeps the width: no
+    # output projection), a cross-attention-only decoder; 8-frame training clips.
+    "movi": dict(
+        MOOG_EGO4D,
+        num_frames=8,
+        image_size=[128, 128],
+        encoder_strides=[1, 1, 1, 2, 1, 2],
+        encoder_position_update="project_add",
+        decoder=dict(MOOG_EGO4D["decoder"], cross_attention_only=True),
+    ),
+}
+
+
+class MooGConfig(PreTrainedConfig):
+    r"""Configuration of a MooG model (and of its task head, if any).
+
+    The defaults are the released Ego4D architecture (``MooGConfig.from_preset("ego4d")``).
+
+    Args:
+        hidden_size (`int`): width D of the state tokens.
+        num_tokens (`int`): number N of state tokens.
+        num_channels (`int`): input channels (RGB).
+        num_frames (`int`): clip length the readout heads are trained on (their temporal
+            embedding); the backbone itself runs on any number of frames.
+        image_size (`list[int]`): (height, width) of the training clips; informational for the
+            backbone (any size works), used by pipelines to resize.
+        encoder_conv_features (`list[int]`): output channels of each 3x3 conv of the encoder.
+        encoder_kernel_size (`int`): conv kernel size.
+        encoder_strides (`list[int]`): stride of each conv (Ego4D (2, 1, 1, 2, 1, 1); MOVi
+            (1, 1, 1, 2, 1, 2)). Padding is Flax "SAME" (odd pixel at the bottom/right).
+        encoder_fourier_bases (`int`): octaves of the encoder's grid position features.
+        encoder_position_update (`str`): ``"concat"`` (Ego4D) or ``"project_add"`` (MOVi).
+        encoder_transformer (`dict`): :class:`MooGTransformerSpec` of the encoder's token mixer
+            (Ego4D: zero layers, i.e. Dense -> LayerNorm -> Dense).
+        predictor (`dict`): :class:`MooGTransformerSpec` of the self-attention core (``predictor_sa``).
+        corrector (`dict`): :class:`MooGTransformerSpec` of the core that cross-attends to the
+            frame's encoder tokens (``predictor_ca``).
+        decoder (`dict`, *optional*): :class:`MooGPixelDecoderSpec` of the reconstruction decoder;
+            ``None`` for a backbone without one (it then cannot predict frames).
+        depth_decoder (`dict`, *optional*): :class:`MooGPixelDecoderSpec` of the dense depth
+            readout of :class:`MooGForDepthEstimation` (default: the MOVi config's).
+        state_layer_norm_eps (`float`): epsilon of the state LayerNorm (1e-4 in the original).
+        layer_norm_eps (`float`): epsilon of every other norm (Flax default 1e-6).
+        initial_state_scale (`float`): std of the random initial state (1e-4).
+        initializer_range (`float`): std of the truncated-normal init of fresh weights.
+        readout (`dict`, *optional*): the tracking head's :class:`~fourd_hub.readout.ReadoutConfig`.
+        preset (`str`, *optional*): the preset this config was made from, informational.
+    """
+
+    model_type = "moog"
+
+    hidden_size: int = 512
+    num_tokens: int = 1024
+    num_channels: int = 3
+    num_frames: int = 16
+    image_size: list[int] | tuple[int, ...] = (128, 128)
+    encoder_conv_features: list[int] | tuple[int, ...] = (64, 128, 128, 256, 256, 512)
+    encoder_kernel_size: int = 3
+    encoder_strides: list[int] | tuple[int, ...] = (2, 1, 1, 2, 1, 1)
+    encoder_fourier_bases: int = 20
+    encoder_position_update: str = "concat"
+    encoder_transformer: dict | None = None
+    predictor: dict | None = None
+    corrector: dict | None = None
+    decoder: dict | None = dataclasses.field(default_factory=lambda: dict(MOOG_EGO4D["decoder"]))
+    depth_decoder: dict | None = None
+    state_layer_norm_eps: float = 1e-4
+    layer_norm_eps: float = FLAX_NORM_EPS
+    initial_state_scale: float = 1e-4
+    initializer_range: float = 0.02
+    readout: dict | None = None
+    preset: str | None = None
+
+    def __post_init__(self, **kwargs):
+        for name in ("hidden_size", "num_tokens", "num_channels", "num_frames", "encoder_kernel_size", "encoder_fourier_bases"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"MooGConfig.{name} must be a positive integer, got {value!r}")
+        self.image_size = list(check_sequence("image_size", self.image_size, 2))
+        features = tuple(self.encoder_conv_features)
+        if not features:
+            raise ValueError("MooGConfig.encoder_conv_features needs at least one conv")
+        self.encoder_conv_features = list(check_sequence("encoder_conv_features", features, len(features)))
+        self.encoder_strides = list(check_sequence("encoder_strides", self.encoder_strides, len(features)))
+        if self.encoder_position_update not in POSITION_UPDATES:
+            raise ValueError(
+                f"encoder_position_update must be one of {POSITION_UPDATES}, got {self.encoder_position_update!r}"
+            )
+        # Sub-specs: validated, stored back as plain dicts (JSON), defaults from the Ego4D preset.
+        for name in ("encoder_transformer", "predictor", "corrector"):
+            values = getattr(self, name)
+            spec = MooGTransformerSpec.from_dict(dict(MOOG_EGO4D[name]) if values is None else values, name)
+            setattr(self, name, _spec_dict(spec))
+        if self.decoder is not None:
+            self.decoder = _spec_dict(MooGPixelDecoderSpec.from_dict(self.decoder, "decoder"))
+        if self.depth_decoder is not None:
+            self.depth_decoder = _spec_dict(MooGPixelDecoderSpec.from_dict(self.depth_decoder, "depth_decoder"))
+        for name in ("state_layer_norm_eps", "layer_norm_eps", "initial_state_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"MooGConfig.{name} must be positive, got {getattr(self, name)!r}")
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "MooGConfig":
+        """A named architecture: ``"ego4d"`` (released weights) or ``"movi"`` (the public training config's knobs)."""
+        if name not in MOOG_PRESETS:
+            raise ValueError(f"unknown MooG preset {name!r}; known presets: {', '.join(MOOG_PRESETS)}")
+        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MOOG_PRESETS[name].items()}
+        return cls(**{**values, "preset": name, **overrides})
+
+    def transformer_spec(self, name: str) -> MooGTransformerSpec:
+        """The validated spec of ``encoder_transformer``, ``predictor`` or ``corrector``."""
+        return MooGTransformerSpec(**getattr(self, name))
+
+    def decoder_spec(self, name: str = "decoder") -> MooGPixelDecoderSpec | None:
+        """The validated spec of ``decoder`` or ``depth_decoder`` (the MOVi default for depth)."""
+        values = getattr(self, name)
+        if values is None and name == "depth_decoder":
+            values = MOOG_DEPTH_DECODER
+        return None if values is None else MooGPixelDecoderSpec(**values)
+
+    @property
+    def encoder_output_size(self) -> int:
+        """Width of the encoder tokens (the corrector's key/value input)."""
+        conv_out = self.encoder_conv_features[-1]
+        return conv_out + 4 * self.encoder_fourier_bases if self.encoder_position_update == "concat" else conv_out
+
+    def readout_config(self, task: str) -> ReadoutConfig:
+        return ReadoutConfig.for_task(task, {"num_frames": self.num_frames, **(self.readout or {})})
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class MooGModelOutput(ModelOutput):
+    r"""Output of :class:`MooGModel`.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(B, T, N, D)`): the state after observing
+            each frame: the per-frame features the readouts read (the original's ``features``).
+        state (`torch.FloatTensor` of shape `(B, N, D)`): the state after the last frame; pass it as
+            ``initial_state`` of the next chunk to continue the video.
+        initial_state (`torch.FloatTensor` of shape `(B, N, D)`): the state this call started from
+            (given, or drawn). With ``last_hidden_state`` it gives the states the decoder reads.
+        encoder_hidden_states (`torch.FloatTensor` of shape `(B, T, n, d)`, *optional*): the
+            per-frame encoder tokens, with ``output_encoder_tokens=True``.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    state: torch.FloatTensor | None = None
+    initial_state: torch.FloatTensor | None = None
+    encoder_hidden_states: torch.FloatTensor | None = None
+
+    @property
+    def states_before_frames(self) -> torch.Tensor:
+        """(B, T, N, D): the state before each frame was observed (what the decoder reads)."""
+        return torch.cat([self.initial_state.unsqueeze(1), self.last_hidden_state[:, :-1]], dim=1)
+
+
+@dataclass
+class MooGNextFramePredictionOutput(ModelOutput):
+    r"""Output of :class:`MooGForNextFramePrediction`.
+
+    Args:
+        loss (`torch.FloatTensor`, *optional*): mean squared error against the (subsampled) targets.
+        predicted_frames (`torch.FloatTensor` of shape `(B, T, C, h, w)`): frame t predicted from the
+            state before frame t; full resolution (h, w) = (H, W) unless subsampled (training).
+        target_frames (`torch.FloatTensor` of shape `(B, T, C, h, w)`): the target pixels at the same
+            positions (the input video, or ``labels``).
+        sampled_rows (`torch.LongTensor` of shape `(B, T, h)`), sampled_cols (`(B, T, w)`): which pixel
+            rows / columns were decoded.
+        last_hidden_state, state, initial_state: as in :class:`MooGModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    predicted_frames: torch.FloatTensor | None = None
+    target_frames: torch.FloatTensor | None = None
+    sampled_rows: torch.LongTensor | None = None
+    sampled_cols: torch.LongTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    state: torch.FloatTensor | None = None
+    initial_state: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Modules
+
+
+class MooGBlock(GradientCheckpointingLayer):
+    """``ImprovedTransformerBlock``: ``q = LN(x); x += SelfAttn(q); x += CrossAttn(q, context); x += MLP(LN(x))``.
+
+    The cross-attention uses the same normalised ``q`` as the self-attention (not the updated x).
+    LayerNorms have no bias; attention has bias-free q/k/v and RMS-normalised q and k.
+    """
+
+    def __init__(self, width: int, spec: MooGTransformerSpec, context_dim: int | None, eps: float):
+        super().__init__()
+        head_dim = spec.qkv_size // spec.num_heads
+        self.query_norm = nn.LayerNorm(width, eps=eps, bias=False)
+        self.self_attention = (
+            None if spec.cross_attention_only
+            else Attention(width, spec.num_heads, head_dim, qkv_bias=False, qk_norm=True)
+        )
+        self.cross_attention = (
+            None if context_dim is None
+            else Attention(width, spec.num_heads, head_dim, context_dim=context_dim, qkv_bias=False, qk_norm=True)
+        )
+        self.mlp_norm = nn.LayerNorm(width, eps=eps, bias=False)
+        self.mlp = MLP(width, spec.mlp_size)
+
+    def forward(self, hidden_states: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        query = self.query_norm(hidden_states)
+        if self.self_attention is not None:
+            hidden_states = hidden_states + self.self_attention(query)
+        if self.cross_attention is not None:
+            hidden_states = hidden_states + self.cross_attention(query, context)
+        return hidden_states + self.mlp(self.mlp_norm(hidden_states))
+
+
+class MooGTransformer(nn.Module):
+    """``ImprovedTransformer``: optional input Dense, blocks, LayerNorm (no bias), optional output Dense.
+
+    Shapes: (B, L, input_dim), context (B, M, context_dim) -> (B, L, input_dim) (or hidden_size when
+    it equals the input width).
+    """
+
+    def __init__(self, input_dim: int, spec: MooGTransformerSpec, context_dim: int | None = None, eps: float = FLAX_NORM_EPS):
+        super().__init__()
+        if spec.cross_attention_only and context_dim is None:
+            raise ValueError("a cross-attention-only MooG transformer needs a context")
+        width = spec.hidden_size if spec.hidden_size is not None else input_dim
+        self.input_proj = nn.Linear(input_dim, width) if spec.hidden_size is not None else None
+        self.layers = nn.ModuleList(MooGBlock(width, spec, context_dim, eps) for _ in range(spec.num_layers))
+        self.final_norm = nn.LayerNorm(width, eps=eps, bias=False)
+        self.output_proj = nn.Linear(width, input_dim) if width != input_dim else None
+        self.output_dim = input_dim
+
+    def forward(self, hidden_states: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if self.input_proj is not None:
+            hidden_states = self.input_proj(hidden_states)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, context)
+        hidden_states = self.final_norm(hidden_states)
+        if self.output_proj is not None:
+            hidden_states = self.output_proj(hidden_states)
+        return hidden_states
+
+
+class FourierPositionEmbedding(nn.Module):
+    """Fourier features of a pixel/token grid, concatenated to or projected and added to features.
+
+    Tables are computed once per (height, width, device, dtype) by :func:`grid_fourier_features`
+    (jax's float32 ``linspace`` recipe) and cached, not recomputed per frame.
+
+    Shapes: features (N, h, w, C), positions (h, w, F) or (N, h, w, F) ->
+    (N, h, w, C + F) (concat) or (N, h, w, C) (project_add).
+    """
+
+    def __init__(self, num_bases: int, update: str, feature_dim: int):
+        super().__init__()
+        self.num_bases = num_bases
+        self.update = update
+        self.proj = nn.Linear(4 * num_bases, feature_dim) if update == "project_add" else None
+        self._tables: dict[tuple, torch.Tensor] = {}
+
+    def output_dim(self, feature_dim: int) -> int:
+        return feature_dim + 4 * self.num_bases if self.update == "concat" else feature_dim
+
+    def table(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """(height, width, 4 * num_bases) Fourier table of the grid, cached."""
+        key = (height, width, str(device), dtype)
+        table = self._tables.get(key)
+        if table is None:
+            table = grid_fourier_features(height, width, self.num_bases).to(device=device, dtype=dtype)
+            self._tables[key] = table
+        return table
+
+    def forward(self, features: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        if self.proj is not None:
+            return features + self.proj(positions)
+        positions = positions.expand(*features.shape[:-1], positions.shape[-1])
+        return torch.cat([features, positions], dim=-1)
+
+
+class MooGEncoder(nn.Module):
+    """``SRTEncoder``: per frame, ConvNet (Flax SAME padding, tanh-gelu between convs, bias-free
+    LayerNorm) -> grid Fourier positions -> ``ImprovedTransformer``.
+
+    Shapes: frames (N, C, H, W) -> tokens (N, h * w, encoder_output_size).
+    """
+
+    def __init__(self, config: MooGConfig):
+        super().__init__()
+        channels = [config.num_channels, *config.encoder_conv_features]
+        self.kernel_size = config.encoder_kernel_size
+        self.strides = tuple(config.encoder_strides)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, self.kernel_size, stride=s)
+            for c_in, c_out, s in zip(channels[:-1], channels[1:], self.strides)
+        )
+        self.conv_norm = nn.LayerNorm(channels[-1], eps=config.layer_norm_eps, bias=False)
+        self.position_embedding = FourierPositionEmbedding(
+            config.encoder_fourier_bases, config.encoder_position_update, channels[-1]
+        )
+        self.transformer = MooGTransformer(
+            self.position_embedding.output_dim(channels[-1]), config.transformer_spec("encoder_transformer"),
+            eps=config.layer_norm_eps,
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames
+        for i, (conv, stride) in enumerate(zip(self.convs, self.strides)):
+            pad_h = flax_same_padding(x.shape[-2], self.kernel_size, stride)
+            pad_w = flax_same_padding(x.shape[-1], self.kernel_size, stride)
+            x = conv(F.pad(x, (*pad_w, *pad_h)))
+            if i < len(self.convs) - 1:
+                x = gelu_tanh(x)
+        x = self.conv_norm(x.permute(0, 2, 3, 1))  # (N, h, w, C)
+        table = self.position_embedding.table(x.shape[1], x.shape[2], x.device, x.dtype)
+        x = self.position_embedding(x, table)
+        return self.transformer(x.flatten(1, 2))
+
+
+def subsample_pixel_indices(
+    batch_shape: tuple[int, ...],
+    image_size: tuple[int, int],
+    factor: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The original's random-roll subsampling: rows and columns of one pixel in ``factor`` per axis.
+
+    The original rolls each image by a random offset in [0, factor) per axis and takes every
+    factor-th pixel with ``jax.image.resize(..., "nearest")`` (index ``factor * j + factor // 2``),
+    so it decodes rows ``(factor * j + factor // 2 - offset) mod H``.
+
+    Returns:
+        rows (*batch_shape, H / factor) and cols (*batch_shape, W / factor), int64.
+    """
+    height, width = image_size
+    if height % factor or width % factor:
+        raise ValueError(
+            f"subsampling by {factor} needs the image size to be divisible by it, got {height}x{width}; "
+            "crop or resize the video, or set subsample_factor=1"
+        )
+    offsets = torch.randint(0, factor, (*batch_shape, 2), generator=generator).to(device)
+    grids = [
+        (factor * torch.arange(size // factor, device=device) + factor // 2 - offsets[..., axis : axis + 1]) % size
+        for axis, size in enumerate((height, width))
+    ]
+    return grids[0], grids[1]
+
+
+def gather_pixels(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Pick pixels ``images[..., rows[i], cols[j], :]`` per image.
+
+    Shapes: images (N, H, W, C), rows (N, h), cols (N, w) -> (N, h, w, C).
+    """
+    index = torch.arange(images.shape[0], device=images.device)[:, None, None]
+    return images[index, rows[:, :, None], cols[:, None, :]]
+
+
+class MooGPixelDecoder(nn.Module):
+    """``SRTDecoder``: pixel queries attend to one frame's state tokens; a Dense predicts each pixel.
+
+    Queries are zeros of the token width with the pixel grid's Fourier features (``concat``) or a
+    Dense of them (``project_add``). The notebook's version refers to undefined ``height, width``
+    when building the zero queries; this one uses the target's (H, W), as the public package does.
+
+    Shapes: states (N, S, D) -> (N, h, w, output_channels), for an (H, W) grid, every pixel or the
+    given ``rows`` (N, h) / ``cols`` (N, w).
+    """
+
+    def __init__(self, state_dim: int, spec: MooGPixelDecoderSpec, eps: float = FLAX_NORM_EPS):
+        super().__init__()
+        self.state_dim = state_dim
+        self.spec = spec
+        self.position_embedding = FourierPositionEmbedding(spec.fourier_bases, spec.position_update, state_dim)
+        query_dim = self.position_embedding.output_dim(state_dim)
+        self.transformer = MooGTransformer(query_dim, spec, context_dim=state_dim, eps=eps)
+        self.output_proj = nn.Linear(query_dim, spec.output_channels)
+
+    def forward(
+        self,
+        states: torch.Tensor,
+        image_size: tuple[int, int],
+        rows: torch.Tensor | None = None,
+        cols: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        height, width = image_size
+        table = self.position_embedding.table(height, width, states.device, states.dtype)
+        if rows is None:
+            positions = table.unsqueeze(0)  # (1, H, W, F), every pixel
+        else:
+            positions = gather_pixels(table.expand(states.shape[0], *table.shape), rows, cols)
+        grid = positions.shape[1:3]
+        zeros = states.new_zeros(states.shape[0], *grid, self.state_dim)
+        queries = self.position_embedding(zeros, positions).flatten(1, 2)
+        out = self.output_proj(self.transformer(queries, context=states))
+        return out.unflatten(1, grid)
+
+
+class MooGPreTrainedModel(PreTrainedModel):
+    config_class = MooGConfig
+    config: MooGConfig
+    base_model_prefix = "moog"
+    main_input_name = "pixel_values_videos"
+    input_modalities = "video"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["MooGBlock"]
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_module_weights(module, self.config.initializer_range)
+
+    def finish(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
+        """transformers' convention: the output object, or its tuple when ``return_dict=False``."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+class MooGModel(MooGPreTrainedModel):
+    """MooG backbone: encoder, recurrent core (state norm, predictor, corrector) and pixel decoder.
+
+    Args:
+        config: the architecture.
+        add_decoder: build the reconstruction decoder when ``config.decoder`` describes one
+            (task models that only read features pass ``False``).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from fourd_hub import MooGConfig, MooGModel
+    >>> model = MooGModel(MooGConfig.from_preset("ego4d")).eval()
+    >>> video = torch.rand(1, 4, 3, 128, 128)
+    >>> out = model(video, generator=torch.Generator().manual_seed(0))
+    >>> out.last_hidden_state.shape, out.state.shape
+    (torch.Size([1, 4, 1024, 512]), torch.Size([1, 1024, 512]))
+    >>> more = model(torch.rand(1, 4, 3, 128, 128), initial_state=out.state)  # continue the video
+    ```
+    """
+
+    def __init__(self, config: MooGConfig, add_decoder: bool = True):
+        super().__init__(config)
+        width = config.hidden_size
+        self.encoder = MooGEncoder(config)
+        self.state_norm = nn.LayerNorm(width, eps=config.state_layer_norm_eps, bias=False)
+        self.predictor = MooGTransformer(width, config.transformer_spec("predictor"), eps=config.layer_norm_eps)
+        self.corrector = MooGTransformer(
+            width, config.transformer_spec("corrector"), context_dim=config.encoder_output_size, eps=config.layer_norm_eps
+        )
+        decoder_spec = config.decoder_spec("decoder") if add_decoder else None
+        self.decoder = MooGPixelDecoder(width, decoder_spec, config.layer_norm_eps) if decoder_spec is not None else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.convs[0]
+
+    def initial_state(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """The original's random initial state: ``initial_state_scale * N(0, 1)`` of shape (B, N, D).
+
+        Drawn on the generator's device (CPU by default) from ``generator``, or from torch's global
+        RNG when it is None, then moved to ``device`` (default: the model's).
+        """
+        shape = (batch_size, self.config.num_tokens, self.config.hidden_size)
+        noise = torch.randn(shape, generator=generator, device=generator.device if generator is not None else "cpu")
+        device = self.device if device is None else device
+        return (self.config.initial_state_scale * noise).to(device=device, dtype=dtype or self.dtype)
+
+    def _check_state(self, state: torch.Tensor, batch_size: int) -> torch.Tensor:
+        expected = (self.config.num_tokens, self.config.hidden_size)
+        if not isinstance(state, torch.Tensor):
+            raise TypeError(f"initial_state must be a torch.Tensor, got {type(state).__name__}")
+        if state.ndim == 2:
+            state = state.unsqueeze(0).expand(batch_size, -1, -1)
+        if state.ndim != 3 or tuple(state.shape[1:]) != expected or state.shape[0] != batch_size:
+            raise ValueError(
+                f"initial_state must have shape (B={batch_size}, {expected[0]}, {expected[1]}) (or (N, D) for every "
+                f"video), got {tuple(state.shape)}; pass the `state` returned by the previous chunk"
+            )
+        if not state.is_floating_point():
+            raise TypeError(f"initial_state must be a float tensor, got {state.dtype}")
+        if state.device.type != "meta" and not torch.isfinite(state).all():
+            raise ValueError("initial_state contains NaN or infinite values")
+        return state.to(device=self.device, dtype=self.dtype)
+
+    def encode(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens of every frame: (B, T, C, H, W) -> (B, T, n, d)."""
+        batch, frames = pixel_values_videos.shape[:2]
+        frames_flat = pixel_values_videos.flatten(0, 1).to(self.dtype)
+        return self.encoder(frames_flat).unflatten(0, (batch, frames))
+
+    def step(self, state: torch.Tensor, encoder_tokens: torch.Tensor) -> torch.Tensor:
+        """One frame of the recurrent core: (B, N, D), (B, n, d) -> (B, N, D)."""
+        state = self.state_norm(state)
+        state = state + self.predictor(state)
+        return state + self.corrector(state, encoder_tokens)
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        output_encoder_tokens: bool = False,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MooGModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], any
+                T >= 1 and any H, W.
+            initial_state (`torch.FloatTensor` of shape `(B, N, D)` or `(N, D)`, *optional*): the
+                state to start from, e.g. the ``state`` returned for the previous chunk. Default:
+                fresh noise from ``generator`` (see :meth:`initial_state`).
+            generator (`torch.Generator`, *optional*): seeds the default initial state.
+            output_encoder_tokens (`bool`): also return the encoder tokens.
+        """
+        check_video(pixel_values_videos, None, self.config.num_channels)
+        batch = pixel_values_videos.shape[0]
+        if initial_state is None:
+            initial_state = self.initial_state(batch, generator=generator)
+        else:
+            initial_state = self._check_state(initial_state, batch)
+
+        encoded = self.encode(pixel_values_videos)
+        state, features = initial_state, []
+        for t in range(encoded.shape[1]):
+            state = self.step(state, encoded[:, t])
+            features.append(state)
+        output = MooGModelOutput(
+            last_hidden_state=torch.stack(features, dim=1),
+            state=state,
+            initial_state=initial_state,
+            encoder_hidden_states=encoded if output_encoder_tokens else None,
+        )
+        return self.finish(output, return_dict)
+
+    def decode(
+        self,
+        states: torch.Tensor,
+        image_size: tuple[int, int],
+        rows: torch.Tensor | None = None,
+        cols: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Decode frames from states, one frame at a time (bounded memory).
+
+        Args:
+            states: (B, T, N, D), e.g. :attr:`MooGModelOutput.states_before_frames`.
+            image_size: (H, W) of the frames.
+            rows, cols: (B, T, h) / (B, T, w) pixel indices to decode (default: every pixel).
+
+        Returns:
+            (B, T, C, h, w) predicted pixels.
+        """
+        if self.decoder is None:
+            raise RuntimeError(
+                "this MooG model has no decoder (converted from a file without decoder weights, or built with "
+                "add_decoder=False / config.decoder=None), so it cannot reconstruct or predict frames; its features "
+                "still work for readouts"
+            )
+        frames = []
+        for t in range(states.shape[1]):
+            frame = self.decoder(
+                states[:, t], image_size, None if rows is None else rows[:, t], None if cols is None else cols[:, t]
+            )
+            frames.append(frame.permute(0, 3, 1, 2))
+        return torch.stack(frames, dim=1)
+
+
+def _load_backbone(backbone: MooGModel | str | os.PathLike, **kwargs) -> MooGModel:
+    if isinstance(backbone, MooGModel):
+        return backbone
+    if isinstance(backbone, MooGPreTrainedModel) and isinstance(getattr(backbone, "moog", None), MooGModel):
+        return backbone.moog
+    return MooGModel.from_pretrained(backbone, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Task models
+
+
+class MooGForNextFramePrediction(MooGPreTrainedModel):
+    """MooG with its pixel decoder: predicts each frame from the state before it (the pretraining task).
+
+    Inference decodes every pixel; training (``model.train()``) decodes one pixel in
+    ``decoder.subsample_factor``\\ :sup:`2` at random-roll positions, as the original, with the L2 loss.
+    """
+
+    def __init__(self, config: MooGConfig):
+        super().__init__(config)
+        if config.decoder is None:
+            raise ValueError("MooGForNextFramePrediction needs a decoder; config.decoder is None")
+        self.moog = MooGModel(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        subsample_factor: int | None = None,
+        return_loss: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MooGNextFramePredictionOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            labels (`torch.FloatTensor` of shape `(B, T, C, H, W)`, *optional*): target frames;
+                default target: the input video itself (the original's objective).
+            initial_state, generator: see :meth:`MooGModel.forward` (the generator also draws the
+                subsampling offsets).
+            subsample_factor (`int`, *optional*): override: 1 decodes every pixel. Default: the
+                config's factor in training, 1 in eval.
+            return_loss (`bool`, *optional*): compute the loss (default: in training or when
+                ``labels`` are given).
+        """
+        out = self.moog(pixel_values_videos, initial_state=initial_state, generator=generator, return_dict=True)
+        batch, frames, _, height, width = pixel_values_videos.shape
+        if subsample_factor is None:
+            subsample_factor = self.moog.decoder.spec.subsample_factor if self.training else 1
+        targets = pixel_values_videos if labels is None else labels
+        if targets.shape != pixel_values_videos.shape:
+            raise ValueError(f"labels must have the video's shape {tuple(pixel_values_videos.shape)}, got {tuple(targets.shape)}")
+        rows = cols = None
+        if subsample_factor > 1:
+            rows, cols = subsample_pixel_indices((batch, frames), (height, width), subsample_factor, generator, out.state.device)
+            channels_last = targets.flatten(0, 1).permute(0, 2, 3, 1)
+            targets = gather_pixels(channels_last, rows.flatten(0, 1), cols.flatten(0, 1))
+            targets = targets.permute(0, 3, 1, 2).unflatten(0, (batch, frames))
+        predicted = self.moog.decode(out.states_before_frames, (height, width), rows, cols)
+        if return_loss is None:
+            return_loss = self.training or labels is not None
+        loss = F.mse_loss(predicted.float(), targets.float()) if return_loss else None
+        output = MooGNextFramePredictionOutput(
+            loss=loss, predicted_frames=predicted, target_frames=targets, sampled_rows=rows, sampled_cols=cols,
+            last_hidden_state=out.last_hidden_state, state=out.state, initial_state=out.initial_state,
+        )
+        return self.finish(output, return_dict)
+
+
+class _MooGReadoutModel(MooGPreTrainedModel):
+    """A MooG backbone (without its pixel decoder) plus one head reading the per-frame features."""
+
+    readout_task: str = ""
+
+    def __init__(self, config: MooGConfig):
+        super().__init__(config)
+        self.moog = MooGModel(config, add_decoder=False)
+        self.head = self.build_head()
+        self.post_init()
+
+    def build_head(self) -> nn.Module:
+        raise NotImplementedError
+
+    def backbone_features(self, pixel_values_videos, initial_state=None, generator=None) -> MooGModelOutput:
+        return self.moog(pixel_values_videos, initial_state=initial_state, generator=generator, return_dict=True)
+
+    @classmethod
+    def from_backbone(
+        cls, backbone: MooGModel | str | os.PathLike, head: str | os.PathLike | None = None, **kwargs
+    ) -> "_MooGReadoutModel":
+        """This task model on a MooG backbone (a model or a ``from_pretrained`` path / repo id),
+        with a converted readout head directory (``fourd-hub convert`` of a head file) or a fresh head.
+
+        The pixel decoder of the backbone is not carried over: readouts read features.
+        """
+        backbone_model = _load_backbone(backbone, **kwargs)
+        config = MooGConfig(**{k: v for k, v in backbone_model.config.to_dict().items() if k in MooGConfig.__dataclass_fields__})
+        head_state = None
+        if head is not None:
+            from .conversion.heads import load_readout_head
+
+            readout, feature_dim, head_state = load_readout_head(head)
+            if readout.task != cls.readout_task:
+                raise ValueError(f"{head} holds a {readout.task} head; {cls.__name__} needs a {cls.readout_task} head")
+            if feature_dim != config.hidden_size:
+                raise ValueError(
+                    f"{head} reads {feature_dim}-wide features; this MooG backbone's tokens are {config.hidden_size} wide"
+                )
+            config.readout = readout.to_dict()
+            config.num_frames = readout.num_frames or config.num_frames
+        with torch.device("meta"):
+            model = cls(config)
+        model = model.to_empty(device=backbone_model.device)
+        model.moog.load_state_dict(
+            {k: v for k, v in backbone_model.state_dict().items() if not k.startswith("decoder.")}, strict=True
+        )
+        if head_state is not None:
+            model.head.load_state_dict(head_state, strict=True)
+        else:
+            model.head.apply(model._init_weights)
+        return model.to(backbone_model.dtype)
+
+
+class _MooGTrackingModel(_MooGReadoutModel):
+    """Points or boxes: the shared :class:`~fourd_hub.readout.TrackingReadoutHead` on the features."""
+
+    def build_head(self) -> nn.Module:
+        self.readout_config = self.config.readout_config(self.readout_task)
+        # Persist the resolved head hyper-parameters so save_pretrained round-trips them.
+        self.config.readout = self.readout_config.to_dict()
+        return TrackingReadoutHead(self.readout_config, self.config.hidden_size, self.config.num_frames)
+
+
+class MooGForPointTracking(_MooGTrackingModel):
+    """MooG + the point-tracking readout (shared with 4DS: Fourier query embedding, temporal tiling)."""
+
+    readout_task = "points"
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        query_points: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        visibility_labels: torch.Tensor | None = None,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> PointTrackingOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], T =
+                the head's frames (16 for the released head).
+            query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
+            labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
+            visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
+            initial_state, generator: see :meth:`MooGModel.forward`.
+        """
+        features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
+        output = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels)
+        return self.finish(output, return_dict)
+
+
+class MooGForBoxTracking(_MooGTrackingModel):
+    """MooG + the box-tracking readout (one query per box predicts all frames)."""
+
+    readout_task = "boxes"
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        query_boxes: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BoxTrackingOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
+            labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
+            initial_state, generator: see :meth:`MooGModel.forward`.
+        """
+        features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
+        output = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels)
+        return self.finish(output, return_dict)
+
+
+class MooGForDepthEstimation(_MooGReadoutModel):
+    """MooG + the MOVi config's dense depth readout: an SRT-style pixel decoder on each frame's features.
+
+    Any resolution at inference (one query per pixel); training decodes one pixel in
+    ``depth_decoder.subsample_factor``\\ :sup:`2` (random roll) with the masked L2 depth loss.
+    """
+
+    readout_task = "depth"
+
+    def build_head(self) -> nn.Module:
+        spec = self.config.decoder_spec("depth_decoder")
+        self.config.depth_decoder = _spec_dict(spec)
+        return MooGPixelDecoder(self.config.hidden_size, spec, self.config.layer_norm_eps)
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        subsample_factor: int | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> DepthEstimationOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            labels (`torch.FloatTensor` of shape `(B, T, H, W)`, *optional*): depth in metres; pixels
+                outside ``depth_decoder.depth_range`` are ignored by the loss.
+            initial_state, generator: see :meth:`MooGModel.forward`.
+            subsample_factor (`int`, *optional*): default: the config's in training, 1 in eval.
+        """
+        features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
+        batch, frames, _, height, width = pixel_values_videos.shape
+        if labels is not None and tuple(labels.shape) != (batch, frames, height, width):
+            raise ValueError(f"depth labels must have shape {(batch, frames, height, width)}, got {tuple(labels.shape)}")
+        if subsample_factor is None:
+            subsample_factor = self.head.spec.subsample_factor if self.training else 1
+        rows = cols = None
+        if subsample_factor > 1:
+            rows, cols = subsample_pixel_indices((batch, frames), (height, width), subsample_factor, generator, features.device)
+            if labels is not None:
+                labels = gather_pixels(labels.flatten(0, 1).unsqueeze(-1), rows.flatten(0, 1), cols.flatten(0, 1))
+                labels = labels[..., 0].unflatten(0, (batch, frames))
+        depth = []
+        for t in range(frames):
+            frame = self.head(features[:, t], (height, width), None if rows is None else rows[:, t], None if cols is None else cols[:, t])
+            depth.append(frame[..., 0])
+        depth = torch.stack(depth, dim=1)
+        loss = masked_depth_loss(depth, labels, self.head.spec.depth_range) if labels is not None else None
+        output = DepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features)
+        return self.finish(output, return_dict)
+
+
+MOOG_TASK_MODELS = {
+    "points": MooGForPointTracking,
+    "boxes": MooGForBoxTracking,
+    "depth": MooGForDepthEstimation,
+}
