@@ -21,7 +21,19 @@ from .fourds import (
     FourDSPreTrainedModel,
     FourDSVideoClassificationOutput,
 )
-from .readout import ReadoutConfig
+from .moog import (
+    MOOG_PRESETS,
+    MooGConfig,
+    MooGForBoxTracking,
+    MooGForDepthEstimation,
+    MooGForNextFramePrediction,
+    MooGForPointTracking,
+    MooGModel,
+    MooGModelOutput,
+    MooGNextFramePredictionOutput,
+    MooGPreTrainedModel,
+)
+from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
 from ._auto import register_auto_classes
 
 __version__ = "0.1.0"
@@ -44,6 +56,19 @@ __all__ = [
     "FourDSPointTrackingOutput",
     "FourDSPreTrainedModel",
     "FourDSVideoClassificationOutput",
+    "MOOG_PRESETS",
+    "MooGConfig",
+    "MooGForBoxTracking",
+    "MooGForDepthEstimation",
+    "MooGForNextFramePrediction",
+    "MooGForPointTracking",
+    "MooGModel",
+    "MooGModelOutput",
+    "MooGNextFramePredictionOutput",
+    "MooGPreTrainedModel",
+    "BoxTrackingOutput",
+    "DepthEstimationOutput",
+    "PointTrackingOutput",
     "ReadoutConfig",
     "__version__",
 ]

@@ -10,21 +10,25 @@ from transformers import (
 )
 
 from .fourds import FourDSConfig, FourDSForDepthEstimation, FourDSForVideoClassification, FourDSModel
+from .moog import MooGConfig, MooGForDepthEstimation, MooGModel
 
 
 def register_auto_classes() -> None:
     """Make ``Auto*.from_pretrained`` resolve our model types. Idempotent."""
     registrations = [
-        (AutoModel, FourDSModel),
-        (AutoModelForDepthEstimation, FourDSForDepthEstimation),
-        (AutoModelForVideoClassification, FourDSForVideoClassification),
+        (AutoModel, FourDSConfig, FourDSModel),
+        (AutoModelForDepthEstimation, FourDSConfig, FourDSForDepthEstimation),
+        (AutoModelForVideoClassification, FourDSConfig, FourDSForVideoClassification),
+        (AutoModel, MooGConfig, MooGModel),
+        (AutoModelForDepthEstimation, MooGConfig, MooGForDepthEstimation),
     ]
-    try:
-        AutoConfig.register(FourDSConfig.model_type, FourDSConfig)
-    except ValueError:  # already registered by an earlier import (e.g. importlib.reload)
-        pass
-    for auto_class, model_class in registrations:
+    for config_class in (FourDSConfig, MooGConfig):
         try:
-            auto_class.register(FourDSConfig, model_class)
+            AutoConfig.register(config_class.model_type, config_class)
+        except ValueError:  # already registered by an earlier import (e.g. importlib.reload)
+            pass
+    for auto_class, config_class, model_class in registrations:
+        try:
+            auto_class.register(config_class, model_class)
         except ValueError:
             pass

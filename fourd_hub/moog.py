@@ -896,6 +896,7 @@ class MooGForPointTracking(_MooGTrackingModel):
         query_points: torch.Tensor,
         labels: torch.Tensor | None = None,
         visibility_labels: torch.Tensor | None = None,
+        normalized_coordinates: bool = False,
         initial_state: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         return_dict: bool | None = None,
@@ -908,10 +909,11 @@ class MooGForPointTracking(_MooGTrackingModel):
             query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
             labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
             visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
+            normalized_coordinates (`bool`): queries and labels are [0, 1] (x / W, y / H) instead of pixels.
             initial_state, generator: see :meth:`MooGModel.forward`.
         """
         features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
-        output = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels)
+        output = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels, normalized_coordinates)
         return self.finish(output, return_dict)
 
 
@@ -925,6 +927,7 @@ class MooGForBoxTracking(_MooGTrackingModel):
         pixel_values_videos: torch.Tensor,
         query_boxes: torch.Tensor,
         labels: torch.Tensor | None = None,
+        normalized_coordinates: bool = False,
         initial_state: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         return_dict: bool | None = None,
@@ -935,10 +938,11 @@ class MooGForBoxTracking(_MooGTrackingModel):
             pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
             query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
             labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
+            normalized_coordinates (`bool`): queries and labels are [0, 1] instead of pixels.
             initial_state, generator: see :meth:`MooGModel.forward`.
         """
         features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
-        output = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels)
+        output = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels, normalized_coordinates)
         return self.finish(output, return_dict)
 
 

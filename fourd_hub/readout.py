@@ -524,6 +524,12 @@ def _check_queries(queries: torch.Tensor, coord_dim: int, batch_size: int, what:
         raise ValueError(f"{what} contains NaN or infinite values")
 
 
+def _normalize(values: torch.Tensor | None, scale: torch.Tensor, already: bool) -> torch.Tensor | None:
+    if values is None:
+        return None
+    return values.float() if already else values.float() / scale
+
+
 def track_points(
     head: TrackingReadoutHead,
     features: torch.Tensor,
@@ -531,6 +537,7 @@ def track_points(
     image_size: tuple[int, int],
     labels: torch.Tensor | None = None,
     visibility_labels: torch.Tensor | None = None,
+    normalized_coordinates: bool = False,
 ) -> PointTrackingOutput:
     """A point-tracking head on backbone features, with pixel (x, y) in and out.
 
@@ -541,17 +548,20 @@ def track_points(
         image_size: (H, W) of the video the pixels refer to.
         labels: (B, T, Q, 2) target pixel (x, y), optional.
         visibility_labels: (B, T, Q) bool, required with ``labels``.
+        normalized_coordinates: ``query_points`` and ``labels`` are already [0, 1] (x / W, y / H),
+            as in TAP-Vid. Used as given: the heads' Fourier features resolve the last float bit,
+            which a pixel round trip can change.
     """
-    _check_queries(query_points, 2, features.shape[0], "query_points, pixel (x, y),")
+    _check_queries(query_points, 2, features.shape[0], "query_points, (x, y),")
     scale = pixel_scale(image_size, features.device)
     order = head.config.coordinate_order
-    prediction = head(features, to_head_order(query_points.float() / scale, order))
+    prediction = head(features, to_head_order(_normalize(query_points, scale, normalized_coordinates), order))
     normalized = to_head_order(prediction.values, order)
     loss = None
     if labels is not None:
         if visibility_labels is None:
             raise ValueError("point-tracking labels need visibility_labels (B, T, Q) as well")
-        head_labels = to_head_order(labels.float() / scale, order)
+        head_labels = to_head_order(_normalize(labels, scale, normalized_coordinates), order)
         loss = point_tracking_loss(prediction, head_labels, visibility_labels, head.config)
     return PointTrackingOutput(
         loss=loss,
@@ -570,6 +580,7 @@ def track_boxes(
     query_boxes: torch.Tensor,
     image_size: tuple[int, int],
     labels: torch.Tensor | None = None,
+    normalized_coordinates: bool = False,
 ) -> BoxTrackingOutput:
     """A box-tracking head on backbone features, with pixel (x1, y1, x2, y2) in and out.
 
@@ -579,13 +590,15 @@ def track_boxes(
         query_boxes: (B, Q, 4) pixel (x1, y1, x2, y2) in the first frame.
         image_size: (H, W) of the video the pixels refer to.
         labels: (B, T, Q, 4) target pixel boxes, optional.
+        normalized_coordinates: ``query_boxes`` and ``labels`` are already [0, 1] (x1, y1, x2, y2).
     """
-    _check_queries(query_boxes, 4, features.shape[0], "query_boxes, pixel (x1, y1, x2, y2),")
+    _check_queries(query_boxes, 4, features.shape[0], "query_boxes, (x1, y1, x2, y2),")
     scale = pixel_scale(image_size, features.device).repeat(2)
     order = head.config.coordinate_order
-    prediction = head(features, to_head_order(query_boxes.float() / scale, order))
+    prediction = head(features, to_head_order(_normalize(query_boxes, scale, normalized_coordinates), order))
     normalized = to_head_order(prediction.values, order)
-    loss = box_tracking_loss(normalized, labels.float() / scale) if labels is not None else None
+    target = _normalize(labels, scale, normalized_coordinates)
+    loss = box_tracking_loss(normalized, target) if target is not None else None
     return BoxTrackingOutput(loss=loss, boxes=normalized * scale, normalized_boxes=normalized, readout_features=features)
 
 

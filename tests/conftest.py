@@ -64,3 +64,69 @@ def tiny_fourds_kwargs(**overrides) -> dict:
 def tiny_video() -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.rand(2, 4, 3, 32, 24, generator=generator)
+
+
+def moog_cases(cases: dict) -> dict[str, dict]:
+    return {name: case for name, case in cases.items() if case.get("model") == "MooG"}
+
+
+def moog_config_kwargs(case: dict) -> dict:
+    """MooGConfig fields of a cases.json MooG case (everything from the case, nothing hard-coded)."""
+
+    def spec(values: dict, **extra) -> dict:
+        return dict(
+            num_layers=values["num_layers"], qkv_size=values["qkv_size"], num_heads=values["num_heads"],
+            mlp_size=values["mlp_size"], **extra,
+        )
+
+    encoder, decoder = case["encoder"], case["decoder"]
+    transformer = encoder["transformer"]
+    return dict(
+        hidden_size=case["token_dim"],
+        num_tokens=case["num_tokens"],
+        num_frames=case["num_frames"],
+        image_size=case["image_size"],
+        encoder_conv_features=encoder["conv_features"],
+        encoder_kernel_size=encoder["kernel"],
+        encoder_strides=encoder["strides"],
+        encoder_fourier_bases=encoder["fourier_bases"],
+        encoder_position_update=encoder["pos_update"],
+        # A zero-layer transformer has no attention: its qkv size / heads / MLP are unused placeholders.
+        encoder_transformer=dict(
+            num_layers=transformer["num_layers"], hidden_size=transformer["hidden_size"],
+            qkv_size=transformer.get("qkv_size", transformer["hidden_size"]), num_heads=transformer.get("num_heads", 1),
+            mlp_size=transformer.get("mlp_size", transformer["hidden_size"]),
+        ),
+        predictor=spec(case["predictor_sa"]),
+        corrector=spec(case["predictor_ca"]),
+        decoder=spec(decoder, fourier_bases=decoder["fourier_bases"], position_update=decoder["pos_update"]),
+        state_layer_norm_eps=case["state_layer_norm_epsilon"],
+    )
+
+
+def moog_readout_kwargs(case: dict, task: str) -> dict:
+    """ReadoutConfig fields of a case's points/boxes head."""
+    spec = case[f"{task}_head"]
+    return dict(
+        task=task, num_params=spec["num_params"], num_heads=spec["num_heads"], num_frames=case["num_frames"],
+        query_fourier_bases=spec["query_fourier_bases"], query_mlp_sizes=spec["query_mlp"],
+        temporal_tile_size=spec["temporal_tile_size"], output_activation=spec["output_activation"],
+        predict_visibility=spec["predict_visibility"], use_certainty=spec.get("use_certainty", False),
+        certainty_threshold=spec.get("certainty_threshold", 0.5),
+    )
+
+
+def tiny_moog_kwargs(**overrides) -> dict:
+    """A MooG small enough for CPU tests in milliseconds (H != W on purpose)."""
+    values = dict(
+        hidden_size=16, num_tokens=8, num_frames=4, image_size=[16, 12],
+        encoder_conv_features=[8, 12], encoder_strides=[2, 1], encoder_fourier_bases=3,
+        encoder_transformer=dict(num_layers=0, qkv_size=16, num_heads=2, mlp_size=16, hidden_size=16),
+        predictor=dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24),
+        corrector=dict(num_layers=1, qkv_size=16, num_heads=2, mlp_size=24),
+        decoder=dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2, subsample_factor=4),
+        depth_decoder=dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2, output_channels=1,
+                           cross_attention_only=True, subsample_factor=4),
+    )
+    values.update(overrides)
+    return values

@@ -22,21 +22,11 @@ from fourd_hub.readout import (
     procrustes_to_rotation,
 )
 
-from conftest import load_npz
+from conftest import load_npz, moog_cases, moog_readout_kwargs
 
 
 def _head_from_case(case: dict, task: str, checkpoint: dict[str, np.ndarray]) -> TrackingReadoutHead:
-    spec = case[f"{task}_head"]
-    config = ReadoutConfig.for_task(
-        task,
-        dict(
-            num_params=spec["num_params"], num_heads=spec["num_heads"], num_frames=case["num_frames"],
-            query_fourier_bases=spec["query_fourier_bases"], query_mlp_sizes=spec["query_mlp"],
-            temporal_tile_size=spec["temporal_tile_size"], output_activation=spec["output_activation"],
-            predict_visibility=spec["predict_visibility"], use_certainty=spec.get("use_certainty", False),
-            certainty_threshold=spec.get("certainty_threshold", 0.5),
-        ),
-    )
+    config = ReadoutConfig.for_task(task, moog_readout_kwargs(case, task))
     head = TrackingReadoutHead(config, feature_dim=case["token_dim"], num_frames=case["num_frames"])
     mapped = map_checkpoint({k: v.shape for k, v in checkpoint.items()}, [Section("head", "", "", TRACKING_HEAD_RULES)])
     state = {k: torch.from_numpy(v) for k, v in convert_arrays(checkpoint, mapped).items()}
@@ -47,9 +37,8 @@ def _head_from_case(case: dict, task: str, checkpoint: dict[str, np.ndarray]) ->
 @pytest.mark.parity
 def test_tracking_heads_match_original_on_reference_features(reference, cases):
     """The MooG fixture's heads read its reference features: a backbone-independent check of the heads."""
-    moog_cases = {name: case for name, case in cases.items() if case.get("model") == "MooG"}
-    assert moog_cases
-    for name, case in moog_cases.items():
+    assert moog_cases(cases)
+    for name, case in moog_cases(cases).items():
         expected = load_npz(reference / f"{name}_reference.npz")
         features = torch.from_numpy(expected["features"])
         for task in ("points", "boxes"):
