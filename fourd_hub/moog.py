@@ -840,15 +840,34 @@ class _MooGReadoutModel(MooGPreTrainedModel):
 
     @classmethod
     def from_backbone(
-        cls, backbone: MooGModel | str | os.PathLike, head: str | os.PathLike | None = None, **kwargs
+        cls,
+        backbone: MooGModel | str | os.PathLike,
+        head: str | os.PathLike | None = None,
+        readout: dict[str, Any] | None = None,
+        **kwargs,
     ) -> "_MooGReadoutModel":
-        """This task model on a MooG backbone (a model or a ``from_pretrained`` path / repo id),
-        with a converted readout head directory (``fourd-hub convert`` of a head file) or a fresh head.
+        """This task model on a MooG backbone, with a converted or a fresh head.
 
-        The pixel decoder of the backbone is not carried over: readouts read features.
+        Args:
+            backbone: a :class:`MooGModel` (or task model) or a ``from_pretrained`` path / repo id.
+            head: a converted readout head directory (``fourd-hub convert`` of a head file); its
+                weights and hyper-parameters are used.
+            readout: hyper-parameters of a fresh head (``ReadoutConfig`` fields for tracking,
+                ``MooGPixelDecoderSpec`` fields for depth) when ``head`` is not given.
+            **kwargs: passed to ``MooGModel.from_pretrained`` when ``backbone`` is a path.
+
+        The backbone's pixel decoder is not carried over: readouts read features.
         """
         backbone_model = _load_backbone(backbone, **kwargs)
         config = MooGConfig(**{k: v for k, v in backbone_model.config.to_dict().items() if k in MooGConfig.__dataclass_fields__})
+        config.readout = None
+        if readout is not None:
+            if head is not None:
+                raise ValueError("pass either a converted head or the readout hyper-parameters of a fresh head, not both")
+            if cls.readout_task == "depth":
+                config.depth_decoder = _spec_dict(MooGPixelDecoderSpec.from_dict(readout, "depth_decoder"))
+            else:
+                config.readout = dict(readout)
         head_state = None
         if head is not None:
             from .conversion.heads import load_readout_head

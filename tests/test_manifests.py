@@ -49,3 +49,34 @@ def test_every_fourds_manifest_converts_exactly(reference):
         else:
             assert CATALOG[f"4ds-{preset.lower()}"].num_parameters == manifest_count
             assert config.preset == preset
+
+
+def test_every_moog_manifest_converts_exactly(reference):
+    """Backbone with decoder (MooGModel keys), the demo's backbone view (pretrained_model/, no
+    decoder) and both heads (standalone): every key maps, shapes equal, counts equal."""
+    manifests = json.loads((reference / "manifests" / "moog.json").read_text())
+    assert len(manifests) >= 4
+    seen_decoder = seen_no_decoder = 0
+    for manifest_name, keys in manifests.items():
+        shapes = {key: tuple(shape) for key, shape in keys.items()}
+        file_name = manifest_name.split(" ")[0]
+        entry = entry_for_file(file_name) if file_name.endswith(".npz") else CATALOG["moog-ego4d"]
+        _, config, model_class, mapped = _plan_from_shapes(shapes, entry, None, None)
+        assert sorted(m.source for m in mapped) == sorted(shapes), manifest_name
+        with torch.device("meta"):
+            model = model_class(config)
+        model_count = sum(p.numel() for p in model.parameters())
+        manifest_count = sum(math.prod(shape) for shape in shapes.values())
+        assert model_count == manifest_count, f"{manifest_name}: {model_count} != {manifest_count}"
+        if model_class.__name__ == "MooGModel":
+            if config.decoder is None:
+                seen_no_decoder += 1
+                assert model.decoder is None
+            else:
+                seen_decoder += 1
+                assert entry.num_parameters == manifest_count  # the released file (~140 MB) is the full set
+        else:
+            assert model_class.__name__ == "ReadoutHeadModel"
+            assert entry.num_parameters == manifest_count, entry.name
+            assert config.readout["task"] == ("points" if "point" in entry.name else "boxes")
+    assert seen_decoder == 1 and seen_no_decoder == 1
