@@ -305,7 +305,24 @@ def verify_conversion(directory: Path, plan: ConversionPlan, dtype: torch.dtype,
 def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None, dtype: torch.dtype) -> None:
     entry = plan.entry
     title = entry.name if entry is not None else plan.source.stem
-    tags = ["fourd_hub", "video", "4ds", plan.model_class.__name__]
+    family = "moog" if isinstance(plan.config, MooGConfig) else getattr(plan.config, "family", None) or "4ds"
+    family = {"fourds": "4ds"}.get(family, family)
+    tags = ["fourd_hub", "video", family, plan.model_class.__name__]
+    if isinstance(plan.config, head_conversion.ReadoutHeadConfig):
+        task_class = {"points": "MooGForPointTracking", "boxes": "MooGForBoxTracking"}[plan.config.readout["task"]]
+        backbone = entry.base_model if entry is not None and entry.base_model else "path/to/converted/backbone"
+        usage = [
+            "import fourd_hub",
+            f"from fourd_hub import {task_class}",
+            "# a readout head on its own: attach it to a converted backbone",
+            f'model = {task_class}.from_backbone("{backbone}", head="path/to/this/directory")',
+        ]
+    else:
+        usage = [
+            "import fourd_hub",
+            f"from fourd_hub import {plan.model_class.__name__}",
+            f'model = {plan.model_class.__name__}.from_pretrained("path/to/this/directory")',
+        ]
     lines = [
         "---",
         "library_name: fourd_hub",
@@ -317,7 +334,7 @@ def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None,
         "",
         f"# {title}",
         "",
-        (entry.description if entry else f"4DS checkpoint converted from {plan.source.name}") + ".",
+        (entry.description if entry else f"{family} checkpoint converted from {plan.source.name}") + ".",
         "",
         "This directory was written by `fourd-hub convert`; the full model card is generated from the",
         "fourd_hub catalog.",
@@ -333,9 +350,7 @@ def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None,
         "## Usage",
         "",
         "```python",
-        "import fourd_hub",
-        f"from fourd_hub import {plan.model_class.__name__}",
-        f'model = {plan.model_class.__name__}.from_pretrained("path/to/this/directory")',
+        *usage,
         "```",
         "",
     ]

@@ -148,8 +148,9 @@ def infer_fields(shapes: Shapes, layout: Layout) -> dict[str, Any]:
     return fields
 
 
-def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str) -> dict[str, Any]:
-    """``given`` updated with ``inferred``, sub-spec dicts key by key; a field both define differently is refused."""
+def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str, strict: bool = True) -> dict[str, Any]:
+    """``given`` updated with ``inferred``, sub-spec dicts key by key; a field both define differently
+    is refused (``strict``) or taken from the file (``given`` is only a fallback)."""
     conflicts, merged = [], dict(given)
     for name, value in inferred.items():
         known = given.get(name)
@@ -163,7 +164,7 @@ def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str) -> 
             if known is not None and _normal(known) != _normal(value) and not (name == "decoder" and value is None):
                 conflicts.append(f"{name}: checkpoint has {value!r}, {what} says {known!r}")
             merged[name] = value
-    if conflicts:
+    if conflicts and strict:
         raise ConversionError(f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts))
     return merged
 
@@ -174,10 +175,11 @@ def _normal(value: Any) -> Any:
 
 def resolve_config(shapes: Shapes, layout: Layout, base: MooGConfig | None, what: str) -> tuple[MooGConfig, type]:
     """The converted model's config: tensor shapes first, then ``base`` (default: the Ego4D preset)."""
-    if base is None:
+    strict = base is not None
+    if base is None:  # only a fallback for what the file cannot tell
         base, what = MooGConfig.from_preset("ego4d"), "the Ego4D preset (default)"
     given = {k: v for k, v in base.to_dict().items() if k in MooGConfig.__dataclass_fields__}
-    values = merge_nested(infer_fields(shapes, layout), given, what)
+    values = merge_nested(infer_fields(shapes, layout), given, what, strict=strict)
     for key in ("architectures", "transformers_version", "model_type", "dtype"):
         values.pop(key, None)
     # Fill spec fields a zero-layer transformer does not determine from the base, then validate.
