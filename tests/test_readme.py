@@ -28,3 +28,11 @@ def test_setup_commands_are_what_ci_runs():
     ci = (REPO_ROOT / ".ci" / "run").read_text()
     for command in ('pip install -e ".[dev]"', "pytest"):
         assert command in README and command in ci
+
+
+def test_moog_example_runs(capsys):
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "MooGConfig.from_preset" in b]
+    assert blocks, "the README has no MooG example"
+    exec(compile(blocks[0], "README MooG example", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["torch.Size([1, 4, 1024, 512])", "torch.Size([1, 1024, 512])"]
