@@ -20,7 +20,8 @@ def test_quickstart_runs(capsys):
 
 
 def test_model_table_lists_the_catalog():
-    table_names = set(re.findall(r"^\| ([a-z0-9-]+) \|", README, flags=re.M)) - {"name"}
+    models_section = README.split("\n## Models\n", 1)[1].split("\n## ", 1)[0]
+    table_names = set(re.findall(r"^\| ([a-z0-9-]+) \|", models_section, flags=re.M)) - {"name"}
     assert table_names == set(CATALOG)
 
 
