@@ -29,6 +29,7 @@ from .readout import (
     DepthReadoutHead,
     PointTrackingOutput,
     ReadoutConfig,
+    ReturnDictMixin,
     TrackingReadoutHead,
     camera_pose_loss,
     init_module_weights,
@@ -250,7 +251,7 @@ class FourDSBlock(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.mlp_norm(hidden_states))
 
 
-class FourDSPreTrainedModel(PreTrainedModel):
+class FourDSPreTrainedModel(ReturnDictMixin, PreTrainedModel):
     config_class = FourDSConfig
     config: FourDSConfig
     base_model_prefix = "fourds"
@@ -315,7 +316,6 @@ class FourDSModel(FourDSPreTrainedModel):
         """
         check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         readout_depth = self.config.readout_depth if readout_depth is None else readout_depth
         num_frames = pixel_values_videos.shape[1]
 
@@ -346,7 +346,7 @@ class FourDSModel(FourDSPreTrainedModel):
             features=tuple(features) if features is not None else None,
             hidden_states=tuple(outputs) if outputs is not None else None,
         )
-        return output if return_dict else output.to_tuple()
+        return self.finish(output, return_dict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -373,10 +373,6 @@ class _FourDSTaskModel(FourDSPreTrainedModel):
     def backbone_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         return self.fourds(pixel_values_videos, return_dict=True).readout_features
 
-    def finish(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
-        """transformers' convention: the output object, or its tuple when ``return_dict=False``."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
 
 class FourDSForDepthEstimation(_FourDSTaskModel):

@@ -41,6 +41,7 @@ from .readout import (
     DepthEstimationOutput,
     PointTrackingOutput,
     ReadoutConfig,
+    ReturnDictMixin,
     TrackingReadoutHead,
     init_module_weights,
     masked_depth_loss,
@@ -565,7 +566,7 @@ class MooGPixelDecoder(nn.Module):
         if rows is None:
             positions = table.unsqueeze(0)  # (1, H, W, F), every pixel
         else:
-            positions = gather_pixels(table.expand(states.shape[0], *table.shape), rows, cols)
+            positions = table[rows[:, :, None], cols[:, None, :]]  # (N, h, w, F)
         grid = positions.shape[1:3]
         zeros = states.new_zeros(states.shape[0], *grid, self.state_dim)
         queries = self.position_embedding(zeros, positions).flatten(1, 2)
@@ -573,7 +574,7 @@ class MooGPixelDecoder(nn.Module):
         return out.unflatten(1, grid)
 
 
-class MooGPreTrainedModel(PreTrainedModel):
+class MooGPreTrainedModel(ReturnDictMixin, PreTrainedModel):
     config_class = MooGConfig
     config: MooGConfig
     base_model_prefix = "moog"
@@ -586,10 +587,6 @@ class MooGPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         init_module_weights(module, self.config.initializer_range)
 
-    def finish(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
-        """transformers' convention: the output object, or its tuple when ``return_dict=False``."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
 
 class MooGModel(MooGPreTrainedModel):

@@ -602,6 +602,15 @@ def track_boxes(
     return BoxTrackingOutput(loss=loss, boxes=normalized * scale, normalized_boxes=normalized, readout_features=features)
 
 
+class ReturnDictMixin:
+    """transformers' output convention for every model of both families."""
+
+    def finish(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
+        """The output object, or its tuple when ``return_dict=False`` (default: ``config.return_dict``)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
 @torch.no_grad()
 def init_module_weights(module: nn.Module, std: float) -> None:
     """Fresh weights for any module of both families: truncated normal for dense/conv weights and
