@@ -1,7 +1,10 @@
 """fourd_hub: Hugging Face-compatible PyTorch models for DeepMind's 4D video representations (4DS, MooG).
 
 Importing the package registers every configuration and model with transformers' Auto classes,
-so ``AutoConfig`` / ``AutoModel`` (and the matching task Auto classes) resolve our checkpoints.
+so ``AutoConfig`` / ``AutoModel`` (and the matching task Auto classes) resolve our checkpoints, and
+our video pipelines with ``transformers.pipeline`` (``"video-depth-estimation"``, ``"point-tracking"``,
+``"box-tracking"``, ``"camera-pose-estimation"``, ``"video-feature-extraction"``,
+``"video-reconstruction"``).
 """
 
 from .fourds import (
@@ -34,11 +37,24 @@ from .moog import (
     MooGPreTrainedModel,
 )
 from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
+from .processing import FourDSVideoProcessor, MooGVideoProcessor, load_video_processor
+from .pipelines import (
+    BoxTrackingResult,
+    CameraPoseResult,
+    DepthEstimationResult,
+    FeatureExtractionResult,
+    PointTrackingResult,
+    VideoReconstructionResult,
+    pipeline,
+    register_pipelines,
+)
+from .video_io import VideoError, load_video, open_video, write_video
 from ._auto import register_auto_classes
 
 __version__ = "0.1.0"
 
 register_auto_classes()
+register_pipelines()
 
 __all__ = [
     "FOURDS_SIZES",
@@ -70,5 +86,20 @@ __all__ = [
     "DepthEstimationOutput",
     "PointTrackingOutput",
     "ReadoutConfig",
+    "FourDSVideoProcessor",
+    "MooGVideoProcessor",
+    "load_video_processor",
+    "pipeline",
+    "register_pipelines",
+    "BoxTrackingResult",
+    "CameraPoseResult",
+    "DepthEstimationResult",
+    "FeatureExtractionResult",
+    "PointTrackingResult",
+    "VideoReconstructionResult",
+    "VideoError",
+    "load_video",
+    "open_video",
+    "write_video",
     "__version__",
 ]

@@ -1,4 +1,8 @@
-"""The ``fourd-hub`` command line: ``list`` the catalog, ``convert`` an original checkpoint.
+"""The ``fourd-hub`` command line: ``list`` the catalog, ``convert`` an original checkpoint, and run
+the pipelines on a video (``depth-estimation``, ``point-tracking``, ``box-tracking``,
+``camera-pose-estimation``, ``features``, ``video-reconstruction``) with the output format chosen by
+the extension of ``--output``: ``.mp4`` visualisation, ``.npz`` arrays, ``.json`` tracks/boxes/poses,
+or a directory (no extension) of PNG frames.
 
 Errors about the user's input (missing or corrupt files, wrong checkpoint, bad options) are
 printed as one clear line on stderr with exit status 2, never as a traceback.
@@ -67,6 +71,115 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# CLI command -> (pipeline task, output extensions it can write).
+_TASK_COMMANDS = {
+    "depth-estimation": ("depth-estimation", (".mp4", ".npz", "")),
+    "point-tracking": ("point-tracking", (".mp4", ".npz", ".json", "")),
+    "box-tracking": ("box-tracking", (".mp4", ".npz", ".json", "")),
+    "camera-pose-estimation": ("camera-pose-estimation", (".mp4", ".npz", ".json", "")),
+    "features": ("video-feature-extraction", (".npz",)),
+    "video-reconstruction": ("video-reconstruction", (".mp4", ".npz", "")),
+}
+
+
+def parse_coordinates(text: str, size: int, what: str) -> list[list[float]]:
+    """``"t,x,y;t,x,y"`` (or without t) -> rows of floats; a clear error names the bad entry."""
+    rows = []
+    for number, item in enumerate(part for part in text.split(";") if part.strip()):
+        try:
+            values = [float(value) for value in item.split(",")]
+        except ValueError:
+            raise ValueError(f"--{what}: entry {number + 1} ({item.strip()!r}) is not comma-separated numbers") from None
+        if len(values) not in (size, size + 1):
+            raise ValueError(f"--{what}: entry {number + 1} ({item.strip()!r}) needs {size + 1} numbers (t first) or {size}")
+        rows.append(values)
+    if not rows:
+        raise ValueError(f"--{what} is empty")
+    if len({len(row) for row in rows}) != 1:
+        raise ValueError(f"--{what}: give t for every entry or for none")
+    return rows
+
+
+def _cmd_task(args: argparse.Namespace) -> int:
+    from .pipelines import pipeline
+
+    task, extensions = _TASK_COMMANDS[args.command]
+    output = Path(args.output)
+    suffix = output.suffix.lower()
+    if suffix not in extensions:
+        allowed = ", ".join(e or "a directory (PNG frames)" for e in extensions)
+        raise ValueError(f"cannot write {args.command} results to {output.name!r}: use {allowed}")
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    if args.quiet:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    # Check the video before loading a (possibly large) model: a bad file fails in a second.
+    from .video_io import open_video
+
+    with open_video(args.video, min_frames=2):
+        pass
+    call: dict = {}
+    if args.command == "point-tracking":
+        if (args.points is None) == (args.grid is None):
+            raise ValueError("point-tracking needs --points 't,x,y;...' or --grid N")
+        if args.points is not None:
+            call["points"] = parse_coordinates(args.points, 2, "points")
+        else:
+            call.update(grid=args.grid, grid_frame=args.grid_frame)
+    elif args.command == "box-tracking":
+        if args.boxes is None:
+            raise ValueError("box-tracking needs --boxes 't,x1,y1,x2,y2;...'")
+        call["boxes"] = parse_coordinates(args.boxes, 4, "boxes")
+    for name in ("num_frames", "stride", "fps", "end"):
+        if getattr(args, name) is not None:
+            call[name] = getattr(args, name)
+    call["start"] = args.start
+    overrides = {"resize_mode": args.resize_mode} if args.resize_mode else {}
+    runner = pipeline(
+        task, args.model, backbone=args.backbone, device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size, progress=not args.quiet, seed=args.seed, **overrides,
+    )
+    result = runner(args.video, **call)
+    written = result.save(output)
+    print(f"wrote {written} ({len(result.frame_indices)} frames, {result.image_size[1]}x{result.image_size[0]})")
+    return 0
+
+
+def _add_task_commands(sub) -> None:
+    for command, (task, extensions) in _TASK_COMMANDS.items():
+        formats = ", ".join(e or "DIR/ (PNG frames)" for e in extensions)
+        parser = sub.add_parser(command, help=f"run the {task} pipeline on a video", description=(
+            f"Run the {task} pipeline on VIDEO and write --output ({formats}). Coordinates are pixels, (x, y), "
+            "(0, 0) the top-left corner; t is a frame index of the video."
+        ))
+        parser.add_argument("video", help="input video file (anything FFmpeg/PyAV decodes)")
+        parser.add_argument("--model", required=True, help="catalog name (fourd-hub list), converted model directory or Hub repo id")
+        parser.add_argument("--output", "-o", required=True, help=f"output file by extension: {formats}")
+        parser.add_argument("--backbone", help="backbone for a standalone readout head (default: the catalog's base model)")
+        if command == "point-tracking":
+            parser.add_argument("--points", help="query points 't,x,y;t,x,y' (or 'x,y;...' in the first frame); write --points=... if it starts with '-'")
+            parser.add_argument("--grid", type=int, help="instead of --points: an N x N grid of points")
+            parser.add_argument("--grid-frame", type=int, default=None, help="frame of the grid points (default: the first)")
+        if command == "box-tracking":
+            parser.add_argument("--boxes", help="query boxes 't,x1,y1,x2,y2;...' (or without t: first frame)")
+        selection = parser.add_mutually_exclusive_group()
+        selection.add_argument("--num-frames", type=int, help="process N frames evenly spaced over the video")
+        selection.add_argument("--stride", type=int, help="process every k-th frame")
+        selection.add_argument("--fps", type=float, help="process frames at this rate")
+        parser.add_argument("--start", type=int, default=0, help="first frame (default 0)")
+        parser.add_argument("--end", type=int, help="stop before this frame")
+        parser.add_argument("--resize-mode", choices=["resize", "crop", "pad"], help="override the model's preprocessing")
+        parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: first GPU, else CPU)")
+        parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="run the model in this dtype")
+        parser.add_argument("--batch-size", type=int, default=1, help="windows per model call where they are independent")
+        parser.add_argument("--seed", type=int, default=0, help="seed of MooG's initial state")
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.set_defaults(func=_cmd_task)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourd-hub", description="4DS and MooG video models for PyTorch / Hugging Face.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-sha256", action="store_true", help="do not hash the source file for the model card")
     convert.add_argument("--quiet", action="store_true", help="no progress bars")
     convert.set_defaults(func=_cmd_convert)
+    _add_task_commands(sub)
     return parser
 
 
@@ -106,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileExistsError, FileNotFoundError) as err:
+    except (ValueError, KeyError, TypeError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"fourd-hub {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -217,7 +217,15 @@ class FourDVideoProcessor(VideoProcessorMixin):
         model_family: str | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # transformers' loaders pass bookkeeping keys; anything else is a typo worth an error.
+        for key in ("video_processor_type", "processor_class", "_processor_class", "image_processor_type"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(
+                f"unknown video processor settings {sorted(kwargs)}; expected size, num_frames, temporal_stride, "
+                "resize_mode, resample, pad_value"
+            )
+        super().__init__()
         size = dict(self.default_size) if size is None else size
         if not isinstance(size, dict):
             size = dict(zip(("height", "width"), size))

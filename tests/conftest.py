@@ -130,3 +130,74 @@ def tiny_moog_kwargs(**overrides) -> dict:
     )
     values.update(overrides)
     return values
+
+
+# The end-to-end video: (frames, height, width, fps).
+E2E_VIDEO = (37, 72, 96, 24)
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """(path, decoded frames): 37 frames of 96x72 at 24 fps, H.264, moving textured shapes."""
+    from fourd_hub import load_video
+    from video_factory import moving_shapes_frames, write_test_video
+
+    count, height, width, fps = E2E_VIDEO
+    path = write_test_video(tmp_path_factory.mktemp("video") / "shapes.mp4", moving_shapes_frames(count, height, width), fps=fps)
+    frames, _ = load_video(path)
+    return path, frames
+
+
+@pytest.fixture(scope="session")
+def models(reference, cases, tmp_path_factory) -> dict[str, Path]:
+    """Model directories for end-to-end tests: converted reference checkpoints and tiny random models."""
+    from fourd_hub import FourDSConfig, FourDSForCameraPoseEstimation, FourDSForPointTracking, FourDSModel
+    from fourd_hub import MooGConfig, MooGForDepthEstimation
+    from fourd_hub.conversion import convert_checkpoint
+    from test_parity_fourds import config_from_case
+
+    root = tmp_path_factory.mktemp("models")
+    dirs = {}
+    convert_checkpoint(
+        reference / "fourds_tiny_checkpoint.npz", root / "fourds-depth", config=config_from_case(cases["fourds_tiny"]), progress=False
+    )
+    dirs["fourds-depth"] = root / "fourds-depth"
+    moog_case = cases["moog_tiny"]
+    convert_checkpoint(
+        reference / "moog_tiny_backbone_checkpoint.npz", root / "moog-backbone", config=MooGConfig(**moog_config_kwargs(moog_case)), progress=False
+    )
+    dirs["moog-backbone"] = root / "moog-backbone"
+    for task in ("points", "boxes"):
+        config = MooGConfig(**moog_config_kwargs(moog_case), readout=moog_readout_kwargs(moog_case, task))
+        convert_checkpoint(reference / f"moog_tiny_{task}_checkpoint.npz", root / f"moog-{task}", config=config, progress=False)
+        dirs[f"moog-{task}"] = root / f"moog-{task}"
+    torch.manual_seed(0)
+    small_head = {"num_params": 32, "num_heads": 4}
+    for name, cls, readout in (
+        ("fourds-points", FourDSForPointTracking, dict(small_head, query_mlp_sizes=[32, 32], temporal_tile_size=2)),
+        ("fourds-pose", FourDSForCameraPoseEstimation, small_head),
+    ):
+        cls(FourDSConfig(**tiny_fourds_kwargs(readout=readout))).save_pretrained(root / name)
+        dirs[name] = root / name
+    FourDSModel(FourDSConfig(**tiny_fourds_kwargs())).save_pretrained(root / "fourds-backbone")
+    dirs["fourds-backbone"] = root / "fourds-backbone"
+    MooGForDepthEstimation(MooGConfig(**tiny_moog_kwargs())).save_pretrained(root / "moog-depth")
+    dirs["moog-depth"] = root / "moog-depth"
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def bad_files(video, tmp_path_factory) -> dict[str, Path]:
+    """Broken inputs: a missing path, a zero-byte file, a truncated mp4, a text file named .mp4, one frame."""
+    from video_factory import write_test_video
+
+    path, frames = video
+    fps = E2E_VIDEO[3]
+    root = tmp_path_factory.mktemp("bad")
+    data = path.read_bytes()
+    files = {"missing": root / "missing.mp4", "empty": root / "empty.mp4", "truncated": root / "truncated.mp4", "text": root / "notes.mp4"}
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(data[: len(data) // 3])
+    files["text"].write_text("this is not a video\n")
+    files["one-frame"] = write_test_video(root / "one.mp4", frames[:1], fps=fps)
+    return files

@@ -149,6 +149,11 @@ def test_processor_rejects_bad_settings(kwargs, message):
         FourDSVideoProcessor(**kwargs)
 
 
+def test_unknown_processor_settings_are_errors():
+    with pytest.raises(TypeError, match="resize_mod"):
+        FourDSVideoProcessor(resize_mod="crop")
+
+
 def test_preprocess_frames_rejects_wrong_inputs():
     processor = FourDSVideoProcessor()
     with pytest.raises(TypeError, match="uint8"):

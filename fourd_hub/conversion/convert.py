@@ -238,6 +238,11 @@ def convert_checkpoint(
         plan.config.architectures = [plan.model_class.__name__]
         plan.config.dtype = torch_dtype
         plan.config.save_pretrained(staging)
+        if getattr(plan.config, "model_type", None) in ("fourds", "moog"):
+            # The checkpoint carries its preprocessing (video_preprocessor_config.json) for the pipelines.
+            from ..processing import video_processor_for_config
+
+            video_processor_for_config(plan.config).save_pretrained(staging)
         digest = sha256_of(plan.source) if compute_sha256 else None
         _write_model_card(staging, plan, digest, torch_dtype)
         should_verify = verify if isinstance(verify, bool) else plan.source.stat().st_size < 4 * 10**9

@@ -1,0 +1,1142 @@
+"""Video in, predictions out: ``fourd_hub.pipeline(task, model=...)``.
+
+Tasks (names; the transformers registry uses the second name where transformers has an image
+task of the first):
+
+=============================  ==============================  ==========================================
+``depth-estimation``           ``video-depth-estimation``      depth (T, H, W) in metres per frame
+``point-tracking``             ``point-tracking``              tracks (T, Q, 2) pixel (x, y) + visibility
+``box-tracking``               ``box-tracking``                boxes (T, Q, 4) pixel (x1, y1, x2, y2)
+``camera-pose-estimation``     ``camera-pose-estimation``      4x4 poses at key frames, chained
+``video-feature-extraction``   ``video-feature-extraction``    per-frame features (layout documented)
+``video-reconstruction``       ``video-reconstruction``        MooG's next-frame predictions (T, H, W, 3)
+=============================  ==============================  ==========================================
+
+Outputs are at the input video's resolution, in pixels, (x, y) order, for the frames the pipeline
+processed (every frame by default; ``stride=`` / ``fps=`` / ``num_frames=`` choose fewer, and every
+result lists its ``frame_indices``). Long videos are cut into windows of the model's clip length
+(:mod:`fourd_hub.windows`) with a progress bar; see each pipeline for how windows are joined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import Pipeline, PreTrainedModel
+from transformers.utils import VIDEO_PROCESSOR_NAME
+
+from .fourds import (
+    FourDSForBoxTracking,
+    FourDSForCameraPoseEstimation,
+    FourDSForDepthEstimation,
+    FourDSForPointTracking,
+    FourDSModel,
+    FourDSPreTrainedModel,
+)
+from .moog import (
+    MooGForBoxTracking,
+    MooGForDepthEstimation,
+    MooGForNextFramePrediction,
+    MooGForPointTracking,
+    MooGModel,
+    MooGPreTrainedModel,
+)
+from .processing import FourDVideoProcessor, FrameGeometry, load_video_processor, video_processor_for_config
+from .readout import track_boxes, track_points
+from .video_io import VideoError, VideoReader, open_video, select_frames, write_png_frames, write_video
+from .windows import chain_tracks, plan_windows
+
+# task -> family -> model class able to run it.
+TASK_MODEL_CLASSES: dict[str, dict[str, type[PreTrainedModel]]] = {
+    "depth-estimation": {"fourds": FourDSForDepthEstimation, "moog": MooGForDepthEstimation},
+    "point-tracking": {"fourds": FourDSForPointTracking, "moog": MooGForPointTracking},
+    "box-tracking": {"fourds": FourDSForBoxTracking, "moog": MooGForBoxTracking},
+    "camera-pose-estimation": {"fourds": FourDSForCameraPoseEstimation},
+    "video-feature-extraction": {"fourds": FourDSModel, "moog": MooGModel},
+    "video-reconstruction": {"moog": MooGForNextFramePrediction},
+}
+TASK_ALIASES = {
+    "video-depth-estimation": "depth-estimation",
+    "depth": "depth-estimation",
+    "points": "point-tracking",
+    "boxes": "box-tracking",
+    "camera-pose": "camera-pose-estimation",
+    "features": "video-feature-extraction",
+    "feature-extraction": "video-feature-extraction",
+    "reconstruction": "video-reconstruction",
+}
+# Catalog / checkpoint examples named in error messages.
+_TASK_EXAMPLES = {
+    "depth-estimation": "4ds-b-dist-e-scannet-depth",
+    "point-tracking": "moog-ego4d-point-tracking",
+    "box-tracking": "moog-ego4d-box-tracking",
+    "camera-pose-estimation": "a 4DS model fine-tuned with FourDSForCameraPoseEstimation (no released weights)",
+    "video-feature-extraction": "4ds-b-dist-e or moog-ego4d",
+    "video-reconstruction": "moog-ego4d",
+}
+_FEATURE_BACKBONES = (FourDSModel, MooGModel)
+
+
+def canonical_task(task: str) -> str:
+    """The pipeline task ``task`` names (aliases accepted); a clear error lists the tasks."""
+    name = TASK_ALIASES.get(task, task)
+    if name not in TASK_MODEL_CLASSES:
+        raise KeyError(f"unknown task {task!r}; fourd_hub pipelines: {', '.join(TASK_MODEL_CLASSES)}")
+    return name
+
+
+# ----------------------------------------------------------------------------------------------
+# Model loading
+
+
+def _family(model: PreTrainedModel) -> str:
+    if isinstance(model, FourDSPreTrainedModel):
+        return "fourds"
+    if isinstance(model, MooGPreTrainedModel):
+        return "moog"
+    raise TypeError(f"fourd_hub pipelines run 4DS and MooG models, got {type(model).__name__}")
+
+
+def _task_model(task: str, model: PreTrainedModel) -> PreTrainedModel:
+    """``model`` itself when it can run ``task``; for features, the backbone of any task model."""
+    family = _family(model)
+    wanted = TASK_MODEL_CLASSES[task].get(family)
+    if wanted is None:
+        families = ", ".join(TASK_MODEL_CLASSES[task])
+        raise ValueError(f"{task} needs a {families} model; {type(model).__name__} is a {family} model")
+    if isinstance(model, wanted):
+        return model
+    if task == "video-feature-extraction":
+        for attribute in ("fourds", "moog"):
+            backbone = getattr(model, attribute, None)
+            if isinstance(backbone, _FEATURE_BACKBONES):
+                return backbone
+    if task == "video-reconstruction" and isinstance(model, MooGModel):
+        if model.decoder is None:
+            raise ValueError("this MooG model has no pixel decoder, so it cannot reconstruct frames")
+        with torch.device("meta"):  # the wrapper's own copy of the backbone is replaced, never allocated
+            wrapper = MooGForNextFramePrediction(model.config)
+        wrapper.moog = model
+        return wrapper
+    raise ValueError(
+        f"{task} needs a {wanted.__name__}; got a {type(model).__name__} (e.g. {_TASK_EXAMPLES[task]})"
+    )
+
+
+def load_task_model(
+    task: str,
+    model: str | os.PathLike | PreTrainedModel,
+    backbone: str | os.PathLike | PreTrainedModel | None = None,
+    **from_pretrained_kwargs,
+) -> PreTrainedModel:
+    """The model that runs ``task``, from a model object, a directory, a catalog name or a Hub repo.
+
+    A directory must hold weights for the task (its ``config.json`` ``architectures``): a depth
+    pipeline refuses a bare backbone rather than run a randomly initialised head. Standalone
+    readout heads (``readout_head.json``, e.g. ``moog-ego4d-point-tracking``) need ``backbone``;
+    for catalog heads it defaults to the entry's ``base_model``.
+    """
+    from .catalog import CATALOG
+    from .conversion.heads import HEAD_CONFIG_NAME
+    from .hub import resolve_model_dir
+
+    task = canonical_task(task)
+    if isinstance(model, PreTrainedModel):
+        return _task_model(task, model)
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a catalog name, a directory, a Hub repo id or a model object, got {type(model).__name__}")
+    directory = resolve_model_dir(model)
+    if (directory / HEAD_CONFIG_NAME).is_file():
+        entry = CATALOG.get(str(model).lower())
+        if backbone is None and entry is not None and entry.base_model:
+            backbone = entry.base_model
+        if backbone is None:
+            raise ValueError(
+                f"{model} is a standalone readout head; pass the backbone it reads: pipeline(..., backbone='moog-ego4d' "
+                "or a converted backbone directory)"
+            )
+        head_task = json.loads((directory / HEAD_CONFIG_NAME).read_text())["readout"]["task"]
+        cls = {"points": MooGForPointTracking, "boxes": MooGForBoxTracking}.get(head_task)
+        if cls is None or TASK_MODEL_CLASSES[task].get("moog") is not cls:
+            raise ValueError(f"{model} holds a {head_task} head, which cannot run {task}")
+        backbone_model = backbone if isinstance(backbone, PreTrainedModel) else MooGModel.from_pretrained(
+            resolve_model_dir(backbone), **from_pretrained_kwargs
+        )
+        return cls.from_backbone(backbone_model, head=directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory} has no config.json: not a converted fourd_hub model")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path} is not valid JSON ({err}); re-convert the checkpoint") from None
+    family = config.get("model_type")
+    classes = TASK_MODEL_CLASSES[task]
+    if family not in ("fourds", "moog"):
+        raise ValueError(f"{directory} holds a {family!r} model; fourd_hub pipelines run fourds and moog models")
+    if family not in classes:
+        raise ValueError(f"{task} needs a {' or '.join(classes)} model; {directory} holds a {family} model")
+    wanted = classes[family]
+    saved = set(config.get("architectures") or [])
+    accepts = {wanted.__name__}
+    if task == "video-feature-extraction":
+        accepts = None  # any model of the family: the backbone's weights load from a task checkpoint
+    elif task == "video-reconstruction":
+        accepts |= {"MooGModel"}
+        if config.get("decoder") is None:
+            raise ValueError(f"{directory} holds a MooG model without pixel decoder weights; it cannot reconstruct frames")
+    if accepts is not None and not saved & accepts:
+        raise ValueError(
+            f"{directory} holds {', '.join(sorted(saved)) or 'an unknown architecture'}, not a {wanted.__name__}: "
+            f"it has no trained weights for {task} (e.g. {_TASK_EXAMPLES[task]})"
+        )
+    return wanted.from_pretrained(directory, **from_pretrained_kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Frames at model resolution, decoded lazily
+
+
+class _ModelFrames:
+    """The processed frames of one video at model resolution, decoded on demand.
+
+    Decoding is sequential: one iterator walks the selected frames forward; a request behind it
+    for frames no longer cached restarts it. Processed frames are cached up to ``cache_frames``
+    (least recently used evicted), so forward-only tasks run in constant memory and chained
+    tracking re-decodes only what it evicted.
+    """
+
+    def __init__(self, reader: VideoReader, frame_indices: np.ndarray, processor: FourDVideoProcessor, cache_frames: int):
+        self.reader = reader
+        self.frame_indices = frame_indices
+        self.processor = processor
+        self.geometry = processor.geometry((reader.metadata.height, reader.metadata.width))
+        self.cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self.cache_frames = max(1, cache_frames)
+        self._iterator: Iterator | None = None
+        self._next = 0
+
+    def _restart(self, position: int) -> None:
+        self._iterator = self.reader.iter_frames(self.frame_indices[position:])
+        self._next = position
+
+    def _decode_until(self, position: int, keep: set[int]) -> None:
+        raw, first = [], self._next
+        while self._next <= position:
+            _, frame = next(self._iterator)
+            raw.append(frame)
+            self._next += 1
+        if raw:
+            processed = self.processor.preprocess_frames(np.stack(raw))
+            for offset, tensor in enumerate(processed):
+                self.cache[first + offset] = tensor
+            self._evict(keep)
+
+    def _evict(self, keep: set[int]) -> None:
+        for position in list(self.cache):
+            if len(self.cache) <= self.cache_frames:
+                break
+            if position not in keep:
+                del self.cache[position]
+
+    def clip(self, positions: np.ndarray) -> torch.Tensor:
+        """(T, 3, h, w) float frames at ``positions`` (repeats allowed)."""
+        needed = set(int(p) for p in positions)
+        for position in sorted(needed):
+            if position in self.cache:
+                self.cache.move_to_end(position)
+                continue
+            if self._iterator is None or position < self._next:
+                self._restart(position)
+            self._decode_until(position, needed)
+        return torch.stack([self.cache[int(p)] for p in positions])
+
+    def release_before(self, position: int) -> None:
+        """Forget frames before ``position`` (forward-only tasks will not ask for them again)."""
+        for cached in [p for p in self.cache if p < position]:
+            del self.cache[cached]
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class VideoTaskResult:
+    """What every pipeline returns: predictions for the processed frames of one video.
+
+    Attributes:
+        task: the pipeline task.
+        frame_indices: (T,) indices of the processed frames in the input video.
+        fps: frame rate of the processed frames (the video's, divided by the stride).
+        image_size: (H, W) of the input video; every coordinate refers to it.
+    """
+
+    task: str
+    frame_indices: np.ndarray
+    fps: float
+    image_size: tuple[int, int]
+    _source: Any = field(default=None, repr=False)
+
+    def input_frames(self) -> Iterator[np.ndarray]:
+        """The processed input frames again, uint8 (H, W, 3), decoded lazily (for rendering)."""
+        if self._source is None:
+            raise ValueError("this result does not know its input video; pass frames to render() yourself")
+        with open_video(self._source) as reader:
+            for _, frame in reader.iter_frames(self.frame_indices):
+                yield frame
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The result as named numpy arrays (what ``save('.npz')`` writes)."""
+        return {"frame_indices": self.frame_indices, "fps": np.float64(self.fps), "image_size": np.array(self.image_size)}
+
+    def to_json(self) -> dict[str, Any]:
+        raise ValueError(f"{self.task} results are arrays: save them as .npz (or render an .mp4)")
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        raise ValueError(f"{self.task} results have no visualisation; save them as .npz")
+
+    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
+        """Write the result, by extension: ``.npz`` arrays, ``.json`` (tracks, boxes, poses), ``.mp4``
+        visualisation, or a directory path ending in ``/`` (or without suffix) for PNG frames.
+
+        Files are written atomically: a failure leaves no partial file.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            return _atomic_write(path, lambda handle: np.savez_compressed(handle, **self.arrays()))
+        if suffix == ".json":
+            text = json.dumps(self.to_json(), indent=1)
+            return _atomic_write(path, lambda handle: handle.write(text.encode()))
+        if suffix == ".mp4":
+            return write_video(path, self.render(), fps=self.fps)
+        if suffix == "":
+            return write_png_frames(path, self.render())
+        raise ValueError(f"cannot save to {path.name}: use .npz (arrays), .json, .mp4 (visualisation) or a directory (PNG frames)")
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _frames_to_json(result: VideoTaskResult) -> dict[str, Any]:
+    return {
+        "task": result.task,
+        "frame_indices": result.frame_indices.tolist(),
+        "fps": result.fps,
+        "image_size": {"height": result.image_size[0], "width": result.image_size[1]},
+        "coordinates": "pixels; (0, 0) is the top-left corner of the top-left pixel; (x, y) order",
+    }
+
+
+@dataclass
+class DepthEstimationResult(VideoTaskResult):
+    """Depth per processed frame.
+
+    ``model_depth`` (T, h, w) is what the model predicted on its own grid; :attr:`depth` resamples
+    it to the input's (T, H, W) on access (bilinear, pixel centres; NaN outside a centre crop), and
+    :meth:`iter_depth` does it frame by frame for videos too long to hold at full resolution.
+    """
+
+    model_depth: np.ndarray | None = None
+    geometry: FrameGeometry | None = field(default=None, repr=False)
+
+    def iter_depth(self) -> Iterator[np.ndarray]:
+        """Depth maps (H, W) float32 metres, one per processed frame."""
+        for start in range(0, len(self.model_depth), 16):
+            chunk = self.geometry.dense_to_input(torch.from_numpy(self.model_depth[start : start + 16]))
+            yield from chunk.numpy()
+
+    @property
+    def depth(self) -> np.ndarray:
+        """(T, H, W) float32 depth in metres at the input resolution."""
+        return np.stack(list(self.iter_depth())) if len(self.model_depth) else np.zeros((0, *self.image_size), np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "depth": self.depth}
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """The input frame beside its coloured depth (near = warm), one colour scale for the video."""
+        from .visualization import depth_range, render_depth_video
+
+        near, far = depth_range(self.model_depth)
+        return render_depth_video(frames if frames is not None else self.input_frames(), self.iter_depth(), near, far)
+
+
+@dataclass
+class PointTrackingResult(VideoTaskResult):
+    """Point tracks.
+
+    Attributes:
+        tracks: (T, Q, 2) pixel (x, y) of each query in each processed frame.
+        visible: (T, Q) bool.
+        query_points: (Q, 3) the queries as (t, x, y), t an index into the input video.
+    """
+
+    tracks: np.ndarray | None = None
+    visible: np.ndarray | None = None
+    query_points: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "tracks": self.tracks, "visible": self.visible, "query_points": self.query_points}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **_frames_to_json(self),
+            "query_points": self.query_points.tolist(),
+            "tracks": np.round(self.tracks, 3).tolist(),
+            "visible": self.visible.tolist(),
+        }
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """Tracks drawn as fading trails (filled: visible; hollow: occluded)."""
+        from .visualization import render_tracks
+
+        query_positions = np.searchsorted(self.frame_indices, self.query_points[:, 0].astype(np.int64))
+        return render_tracks(
+            frames if frames is not None else self.input_frames(), self.tracks, self.visible, query_frames=query_positions
+        )
+
+
+@dataclass
+class BoxTrackingResult(VideoTaskResult):
+    """Box tracks: ``boxes`` (T, Q, 4) pixel (x1, y1, x2, y2); ``query_boxes`` (Q, 5) (t, x1, y1, x2, y2)."""
+
+    boxes: np.ndarray | None = None
+    query_boxes: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "boxes": self.boxes, "query_boxes": self.query_boxes}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**_frames_to_json(self), "query_boxes": self.query_boxes.tolist(), "boxes": np.round(self.boxes, 3).tolist()}
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        from .visualization import render_boxes
+
+        query_positions = np.searchsorted(self.frame_indices, self.query_boxes[:, 0].astype(np.int64))
+        return render_boxes(frames if frames is not None else self.input_frames(), self.boxes, query_frames=query_positions)
+
+
+@dataclass
+class CameraPoseResult(VideoTaskResult):
+    """Camera poses at key frames, chained window by window.
+
+    Attributes:
+        poses: (K, 4, 4) camera-to-reference transforms of the key frames, the reference being the
+            first processed frame's camera (``poses[0]`` is the identity).
+        pose_frames: (K,) indices into the input video of the key frames (each window's first and
+            last frame).
+        relative_poses: (K - 1, 4, 4) each window's prediction: its last frame's camera relative
+            to its first's; ``poses[k + 1] = poses[k] @ relative_poses[k]``.
+    """
+
+    poses: np.ndarray | None = None
+    pose_frames: np.ndarray | None = None
+    relative_poses: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "poses": self.poses, "pose_frames": self.pose_frames, "relative_poses": self.relative_poses}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **_frames_to_json(self),
+            "pose_frames": self.pose_frames.tolist(),
+            "poses": np.round(self.poses, 6).tolist(),
+            "relative_poses": np.round(self.relative_poses, 6).tolist(),
+            "convention": "4x4 camera-to-reference, reference = first processed frame; poses[k+1] = poses[k] @ relative_poses[k]",
+        }
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        from .visualization import render_pose_video
+
+        positions = np.searchsorted(self.frame_indices, self.pose_frames)
+        return render_pose_video(frames if frames is not None else self.input_frames(), self.poses, positions)
+
+
+@dataclass
+class FeatureExtractionResult(VideoTaskResult):
+    """Per-frame features.
+
+    Attributes:
+        features: 4DS: (T, h, w, D), the readout features (the block at ``readout_depth``, resized
+            to one entry per frame, as the heads read them) on the model's patch grid of
+            ``h = H_model / 16`` by ``w = W_model / 16``. MooG: (T, N, D), the N scene tokens after
+            each frame (the recurrent state; tokens are not tied to positions).
+        layout: ``"(T, h, w, D)"`` or ``"(T, N, D)"``.
+    """
+
+    features: np.ndarray | None = None
+    layout: str = ""
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "features": self.features, "layout": np.array(self.layout)}
+
+
+@dataclass
+class VideoReconstructionResult(VideoTaskResult):
+    """MooG's prediction of each frame from the state before it (frame 0 from the initial state).
+
+    ``model_frames`` (T, h, w, 3) float in [0, 1] at the model's size; :attr:`frames` resamples
+    them to the input size as uint8 (NaN-free: outside a crop the input is shown black).
+    """
+
+    model_frames: np.ndarray | None = None
+    geometry: FrameGeometry | None = field(default=None, repr=False)
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        for frame in self.model_frames:
+            channels = self.geometry.dense_to_input(torch.from_numpy(frame).permute(2, 0, 1)).nan_to_num(0.0)
+            yield (channels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+    @property
+    def frames(self) -> np.ndarray:
+        """(T, H, W, 3) uint8 predicted frames at the input resolution."""
+        return np.stack(list(self.iter_frames()))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "frames": self.frames}
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        from .visualization import side_by_side
+
+        source = frames if frames is not None else self.input_frames()
+        return (side_by_side(original, predicted) for original, predicted in zip(source, self.iter_frames()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Pipelines
+
+
+class VideoPipeline(Pipeline):
+    """Base of every fourd_hub pipeline: a transformers ``Pipeline`` that reads whole videos.
+
+    Args:
+        model: the task model (see :func:`pipeline` for names and directories).
+        video_processor: preprocessing; default: the one saved with the model, else derived from
+            its config.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or an index (transformers'
+            convention; default: the first GPU if there is one, else the CPU).
+        dtype: ``torch.bfloat16`` / ``"bfloat16"`` etc. to run the model in (default: as loaded).
+        batch_size: windows per model call where windows are independent (depth and features of
+            4DS, camera pose is chained); tracking and MooG run windows in order.
+        progress: show a progress bar over windows.
+        seed: seeds MooG's initial state (reproducible results).
+        cache_frames: processed frames kept in memory for chained tasks (older ones re-decoded).
+    """
+
+    task_name = ""
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        video_processor: FourDVideoProcessor | None = None,
+        *,
+        device: int | str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        batch_size: int = 1,
+        progress: bool = True,
+        seed: int = 0,
+        cache_frames: int = 2048,
+        **kwargs,
+    ):
+        model = _task_model(self.task_name, model)
+        if isinstance(device, str) and device.isdigit():
+            device = int(device)
+        kwargs.pop("task", None)
+        if video_processor is not None and not isinstance(video_processor, FourDVideoProcessor):
+            video_processor = None  # transformers passes its own (None) components; ours is derived below
+        super().__init__(model=model, task=self.task_name, device=device if device is not None else _default_device(), **kwargs)
+        if dtype is not None and dtype != "auto":
+            self.model.to(_torch_dtype(dtype))
+        self.model.eval()
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.video_processor = video_processor or _processor_for(self.model)
+        self.window_batch_size = int(batch_size)
+        self.progress = progress
+        self.seed = seed
+        self.cache_frames = cache_frames
+        self.family = _family(self.model)
+
+    # transformers' Pipeline API: __call__ -> preprocess -> _forward -> postprocess, per video.
+    def _sanitize_parameters(self, **kwargs):
+        return {}, {}, {}
+
+    def __call__(self, video, **kwargs) -> VideoTaskResult | list[VideoTaskResult]:
+        """Run the task on one video (path, bytes, file object, array, tensor, PIL list) or a list of videos.
+
+        Frame selection (at most one of them): ``num_frames`` (evenly spaced), ``stride`` (every
+        k-th frame) or ``fps`` (nearest frames on a uniform time grid); plus ``start`` / ``end``.
+        Task arguments (queries, boxes) are documented by each pipeline.
+        """
+        if isinstance(video, (list, tuple)) and video and not _is_image(video[0]):
+            return [self(item, **kwargs) for item in video]
+        inputs = self.preprocess(video, **kwargs)
+        with torch.inference_mode():
+            outputs = self._forward(inputs)
+        return self.postprocess(outputs)
+
+    def preprocess(self, video, num_frames=None, stride=None, fps=None, start=0, end=None, max_frame_pixels=None, **task_kwargs):
+        extra = {} if max_frame_pixels is None else {"max_frame_pixels": max_frame_pixels}
+        reader = open_video(video, min_frames=2, **extra)
+        try:
+            indices = select_frames(
+                len(reader), reader.timestamps, num_frames=num_frames, stride=stride, fps=fps, start=start, end=end
+            )
+            if len(indices) < 2:
+                raise VideoError(
+                    f"only {len(indices)} frame selected; video models need at least 2 (choose a smaller stride or fps)"
+                )
+            frames = _ModelFrames(reader, indices, self.video_processor, self.cache_frames)
+            span = float(reader.timestamps[indices[-1]] - reader.timestamps[indices[0]])
+            rate = (len(indices) - 1) / span if span > 0 else reader.metadata.fps
+            task_inputs = self.prepare_task_inputs(frames, **task_kwargs)
+        except BaseException:
+            reader.close()
+            raise
+        return {"frames": frames, "reader": reader, "fps": rate, "source": video, "task_inputs": task_inputs}
+
+    def prepare_task_inputs(self, frames: _ModelFrames, **kwargs) -> dict[str, Any]:
+        if kwargs:
+            raise TypeError(f"{self.task_name} got unexpected arguments {sorted(kwargs)}")
+        return {}
+
+    def _forward(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            inputs["outputs"] = self.run(inputs["frames"], **inputs["task_inputs"])
+        finally:
+            inputs["reader"].close()
+        return inputs
+
+    def postprocess(self, inputs: dict[str, Any]) -> VideoTaskResult:
+        frames: _ModelFrames = inputs["frames"]
+        source = inputs["source"]
+        if not isinstance(source, (str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor, list, tuple)):
+            source = None  # a file object was consumed; render() then needs frames passed in
+        common = dict(
+            task=self.task_name, frame_indices=frames.frame_indices, fps=inputs["fps"],
+            image_size=frames.geometry.input_size, _source=source,
+        )
+        return self.make_result(common, frames, **inputs["outputs"])
+
+    def run(self, frames: _ModelFrames, **task_inputs) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def make_result(self, common: dict[str, Any], frames: _ModelFrames, **outputs) -> VideoTaskResult:
+        raise NotImplementedError
+
+    # Helpers shared by the tasks.
+    @property
+    def window(self) -> int:
+        return self.video_processor.num_frames
+
+    def _bar(self, total: int, what: str):
+        return tqdm(total=total, desc=f"{self.task_name}: {what}", unit="window", disable=not self.progress or total <= 1)
+
+    def _to_model(self, clip: torch.Tensor) -> torch.Tensor:
+        return clip.to(device=self.device, dtype=self.model.dtype)
+
+    def _initial_state(self) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        return self._moog_backbone().initial_state(1, generator=generator)
+
+    def _moog_backbone(self) -> MooGModel:
+        return self.model if isinstance(self.model, MooGModel) else self.model.moog
+
+    def _independent_windows(self, frames: _ModelFrames, run_batch) -> list[tuple[Any, Any]]:
+        """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over non-overlapping windows."""
+        windows = plan_windows(len(frames.frame_indices), self.window)
+        results = []
+        with self._bar(len(windows), "windows") as bar:
+            for first in range(0, len(windows), self.window_batch_size):
+                batch = windows[first : first + self.window_batch_size]
+                clips = torch.stack([frames.clip(w.positions) for w in batch])
+                for window, output in zip(batch, run_batch(self._to_model(clips))):
+                    results.append((window, output))
+                frames.release_before(batch[-1].start)
+                bar.update(len(batch))
+        return results
+
+    def _streamed_windows(self, frames: _ModelFrames, run_chunk) -> list[tuple[Any, Any]]:
+        """MooG: consecutive chunks, the state after one the initial state of the next (exact streaming)."""
+        windows = plan_windows(len(frames.frame_indices), self.window, shift_last=False, pad=False)
+        state, results = self._initial_state(), []
+        with self._bar(len(windows), "chunks") as bar:
+            for window in windows:
+                output, state = run_chunk(self._to_model(frames.clip(window.positions)[None]), state)
+                results.append((window, output))
+                frames.release_before(window.end)
+                bar.update(1)
+        return results
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).replace("torch.", ""), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"dtype must be a floating point torch dtype such as 'bfloat16', got {dtype!r}")
+    return value
+
+
+def _is_image(value: Any) -> bool:
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
+
+
+def _processor_for(model: PreTrainedModel) -> FourDVideoProcessor:
+    """The processor saved beside the model (``name_or_path``), else one derived from its config."""
+    source = getattr(model, "name_or_path", "") or ""
+    if source and Path(source, VIDEO_PROCESSOR_NAME).is_file():
+        return load_video_processor(source)
+    config = model.config
+    if isinstance(model, (MooGForPointTracking, MooGForBoxTracking)):
+        return video_processor_for_config(config, num_frames=model.head.num_frames)
+    return video_processor_for_config(config)
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().float().cpu().numpy()
+
+
+class DepthEstimationPipeline(VideoPipeline):
+    """Depth in metres for every processed frame, at the input resolution.
+
+    4DS heads are tied to their clip (16 frames): the video is cut into consecutive windows, the
+    last one shifted back to end on the last frame (its first frames, already predicted by the
+    previous window, are not used), and each frame's depth comes from exactly one window. MooG's
+    depth decoder reads each frame's state: the video streams through in chunks with the state
+    carried, so chunking does not change the result.
+    """
+
+    task_name = "depth-estimation"
+
+    def run(self, frames: _ModelFrames) -> dict[str, Any]:
+        count = len(frames.frame_indices)
+        depth = np.zeros((count, *self.video_processor.model_size), dtype=np.float32)
+        if self.family == "fourds":
+            outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model(clips).predicted_depth))
+        else:
+
+            def chunk(clip, state):
+                out = self.model(clip, initial_state=state)
+                return _to_numpy(out.predicted_depth[0]), out.readout_features[:, -1]
+
+            outputs = self._streamed_windows(frames, chunk)
+        for window, predicted in outputs:
+            depth[window.keep_from : window.end] = predicted[window.keep]
+        return {"depth": depth}
+
+    def make_result(self, common, frames, depth) -> DepthEstimationResult:
+        return DepthEstimationResult(**common, model_depth=depth, geometry=frames.geometry)
+
+
+class _TrackingPipeline(VideoPipeline):
+    """Shared by points and boxes: queries at any frame, tracked forward and backward in windows.
+
+    Queries are grouped by their frame t. From t, windows chain forward to the end: each window
+    starts on the previous window's last frame, with the queries re-seeded there from the last
+    visible prediction (:func:`fourd_hub.windows.chain_tracks`); MooG's state is carried across
+    windows. Frames before t are tracked the same way on the reversed video (both 4DS and MooG
+    read any frame order). At frame t the track is the query itself, visible. Every frame's
+    prediction comes from one window.
+    """
+
+    coordinate_size = 2
+
+    def _parse_queries(self, queries, frames: _ModelFrames, name: str) -> np.ndarray:
+        """(Q, 1 + c) float64 (t, coords...) with t an input-video frame index among the processed ones."""
+        size = self.coordinate_size
+        if isinstance(queries, torch.Tensor):
+            queries = queries.detach().cpu().numpy()
+        try:
+            array = np.asarray(queries, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers, shape (Q, {size + 1}) as (t, ...) or (Q, {size}) at frame 0") from None
+        if array.ndim == 1 and array.size in (size, size + 1):
+            array = array[None]
+        if array.ndim != 2 or array.shape[1] not in (size, size + 1) or array.shape[0] == 0:
+            raise ValueError(
+                f"{name} must have shape (Q, {size + 1}) as (t, {'x, y' if size == 2 else 'x1, y1, x2, y2'}) or (Q, {size}) "
+                f"for queries in the first frame; got {array.shape}"
+            )
+        if array.shape[1] == size:
+            array = np.concatenate([np.full((len(array), 1), frames.frame_indices[0], dtype=np.float64), array], axis=1)
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        times = array[:, 0]
+        if (times != np.round(times)).any() or (times < 0).any():
+            raise ValueError(f"{name}: frame indices t must be non-negative integers, got {times[(times != np.round(times)) | (times < 0)][:3].tolist()}")
+        missing = ~np.isin(times.astype(np.int64), frames.frame_indices)
+        if missing.any():
+            raise ValueError(
+                f"{name}: frame {int(times[missing][0])} is not among the processed frames "
+                f"({_describe_indices(frames.frame_indices)}); query a processed frame or change the frame selection"
+            )
+        height, width = frames.geometry.input_size
+        coords = array[:, 1:].reshape(len(array), -1, 2)
+        outside = (coords[..., 0] < 0) | (coords[..., 0] > width) | (coords[..., 1] < 0) | (coords[..., 1] > height)
+        if outside.any():
+            first = int(np.argmax(outside.any(axis=1)))
+            raise ValueError(
+                f"{name}[{first}] = {array[first, 1:].tolist()} is outside the {width}x{height} frame "
+                "(pixel coordinates, x in [0, W], y in [0, H])"
+            )
+        normalized = frames.geometry.to_normalized(array[:, 1:])
+        if ((normalized < 0) | (normalized > 1)).any():
+            first = int(np.argmax(((normalized < 0) | (normalized > 1)).any(axis=1)))
+            raise ValueError(
+                f"{name}[{first}] is outside the part of the frame the model sees (resize_mode="
+                f"{self.video_processor.resize_mode!r} keeps x, y within {frames.geometry.visible_region()}); "
+                "use resize_mode='resize' or 'pad' to track anywhere"
+            )
+        return array
+
+    def _head_call(self, clip: torch.Tensor, seeds: torch.Tensor, state):
+        raise NotImplementedError
+
+    def _track(self, frames: _ModelFrames, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """values (T, Q, c) normalised and visible (T, Q) for parsed queries."""
+        count, size = len(frames.frame_indices), self.coordinate_size
+        values = np.zeros((count, len(queries), size), dtype=np.float64)
+        visible = np.zeros((count, len(queries)), dtype=bool)
+        positions = np.searchsorted(frames.frame_indices, queries[:, 0].astype(np.int64))
+        normalized = frames.geometry.to_normalized(queries[:, 1:])
+        groups = sorted(set(positions.tolist()))
+        passes = sum((p < count - 1) + (p > 0) for p in groups)
+        bar = self._bar(max(passes, 1), "tracking passes")
+
+        def run_window(window_positions, seeds, state):
+            clip = self._to_model(frames.clip(window_positions)[None])
+            seeds = torch.from_numpy(seeds.astype(np.float32))[None].to(self.device)
+            out_values, out_visible, states = self._head_call(clip, seeds, state)
+            return out_values, out_visible, states
+
+        with bar:
+            for position in groups:
+                members = np.flatnonzero(positions == position)
+                for sequence in (np.arange(position, count), np.arange(position, -1, -1)):
+                    if len(sequence) < 2:
+                        continue
+                    pass_values, pass_visible = chain_tracks(
+                        sequence, normalized[members], self.window, run_window, use_visibility=self.coordinate_size == 2
+                    )
+                    values[np.ix_(sequence, members)] = pass_values
+                    visible[np.ix_(sequence, members)] = pass_visible
+                    bar.update(1)
+                values[position, members] = normalized[members]
+                visible[position, members] = True
+        return values, visible
+
+    def _run_backbone_and_head(self, clip, seeds, state, track_fn):
+        """Features of one window (MooG: from ``state``), then the head; returns numpy outputs + states."""
+        if self.family == "fourds":
+            features = self.model.backbone_features(clip)
+            states = None
+        else:
+            initial = self._initial_state() if state is None else state
+            features = self.model.backbone_features(clip, initial_state=initial).last_hidden_state
+            states = features[0]  # state after each window frame; chain_tracks picks the carry
+        output = track_fn(self.model.head, features, seeds, tuple(clip.shape[-2:]), normalized_coordinates=True)
+        return output, (None if states is None else [s[None] for s in states])
+
+
+class PointTrackingPipeline(_TrackingPipeline):
+    """Track points through a video: ``pipe(video, points=[(t, x, y), ...])`` or ``grid=N``.
+
+    Args (call):
+        points: (Q, 3) as (t, x, y): t an index into the input video (any processed frame, not
+            only the first), x, y in pixels; or (Q, 2) for points in the first processed frame.
+        grid: instead of points, an N x N grid of points (cell centres) in frame ``grid_frame``.
+
+    Returns a :class:`PointTrackingResult`: ``tracks`` (T, Q, 2) pixel (x, y), ``visible`` (T, Q).
+    """
+
+    task_name = "point-tracking"
+    coordinate_size = 2
+
+    def prepare_task_inputs(self, frames, points=None, grid: int | None = None, grid_frame: int | None = None):
+        if (points is None) == (grid is None):
+            raise ValueError("pass either points=[(t, x, y), ...] or grid=N (an N x N grid of points)")
+        if grid is not None:
+            points = grid_points(grid, frames.geometry.input_size, frames.frame_indices[0] if grid_frame is None else grid_frame)
+        return {"queries": self._parse_queries(points, frames, "points")}
+
+    def _head_call(self, clip, seeds, state):
+        output, states = self._run_backbone_and_head(clip, seeds, state, track_points)
+        return _to_numpy(output.normalized_tracks[0]).astype(np.float64), output.visible[0].cpu().numpy(), states
+
+    def run(self, frames, queries):
+        values, visible = self._track(frames, queries)
+        return {"tracks": frames.geometry.to_input(values), "visible": visible, "queries": queries}
+
+    def make_result(self, common, frames, tracks, visible, queries) -> PointTrackingResult:
+        tracks = tracks.astype(np.float32)
+        return PointTrackingResult(**common, tracks=tracks, visible=visible, query_points=queries.astype(np.float32))
+
+
+class BoxTrackingPipeline(_TrackingPipeline):
+    """Track boxes: ``pipe(video, boxes=[(t, x1, y1, x2, y2), ...])``.
+
+    Box windows chain like points (re-seeded from the latest predicted box; boxes have no
+    visibility). Returns a :class:`BoxTrackingResult` with ``boxes`` (T, Q, 4) pixel (x1, y1, x2, y2).
+    """
+
+    task_name = "box-tracking"
+    coordinate_size = 4
+
+    def prepare_task_inputs(self, frames, boxes=None):
+        if boxes is None:
+            raise ValueError("pass boxes=[(t, x1, y1, x2, y2), ...] (pixels; t a frame index of the input video)")
+        queries = self._parse_queries(boxes, frames, "boxes")
+        bad = (queries[:, 3] <= queries[:, 1]) | (queries[:, 4] <= queries[:, 2])
+        if bad.any():
+            raise ValueError(f"boxes[{int(np.argmax(bad))}] = {queries[bad][0, 1:].tolist()}: need x1 < x2 and y1 < y2")
+        return {"queries": queries}
+
+    def _head_call(self, clip, seeds, state):
+        output, states = self._run_backbone_and_head(clip, seeds, state, track_boxes)
+        values = _to_numpy(output.normalized_boxes[0]).astype(np.float64)
+        return values, np.ones(values.shape[:2], dtype=bool), states
+
+    def run(self, frames, queries):
+        values, _ = self._track(frames, queries)
+        return {"boxes": frames.geometry.to_input(values), "queries": queries}
+
+    def make_result(self, common, frames, boxes, queries) -> BoxTrackingResult:
+        return BoxTrackingResult(**common, boxes=boxes.astype(np.float32), query_boxes=queries.astype(np.float32))
+
+
+class CameraPosePipeline(VideoPipeline):
+    """Relative camera poses, chained: windows overlap by one frame (each starts on the previous one's
+    last frame), each predicts its last frame's camera relative to its first, and the key-frame
+    poses are the running product. A final window with fewer than T frames left is padded with its
+    last frame (the head reads a window's first and last frame)."""
+
+    task_name = "camera-pose-estimation"
+
+    def run(self, frames: _ModelFrames) -> dict[str, Any]:
+        windows = plan_windows(len(frames.frame_indices), self.window, overlap=1, shift_last=False)
+        relative = []
+        with self._bar(len(windows), "windows") as bar:
+            for first in range(0, len(windows), self.window_batch_size):
+                batch = windows[first : first + self.window_batch_size]
+                clips = torch.stack([frames.clip(w.positions) for w in batch])
+                relative.extend(_to_numpy(self.model(self._to_model(clips)).pose).astype(np.float64))
+                frames.release_before(batch[-1].start)
+                bar.update(len(batch))
+        poses = [np.eye(4)]
+        for pose in relative:
+            poses.append(poses[-1] @ pose)
+        key_positions = [0] + [w.end - 1 for w in windows]
+        return {"poses": np.stack(poses), "relative": np.stack(relative), "key_positions": np.array(key_positions)}
+
+    def make_result(self, common, frames, poses, relative, key_positions) -> CameraPoseResult:
+        return CameraPoseResult(
+            **common, poses=poses.astype(np.float32), relative_poses=relative.astype(np.float32),
+            pose_frames=frames.frame_indices[key_positions],
+        )
+
+
+class FeatureExtractionPipeline(VideoPipeline):
+    """Per-frame features (see :class:`FeatureExtractionResult` for the layouts).
+
+    4DS: independent windows like depth (the last shifted back), readout features of each frame
+    from one window. MooG: streamed chunks with the state carried (identical to one call).
+    """
+
+    task_name = "video-feature-extraction"
+
+    def run(self, frames: _ModelFrames) -> dict[str, Any]:
+        chunks = []
+        if self.family == "fourds":
+            config = self.model.config
+            grid = (self.video_processor.model_size[0] // config.patch_size[1], self.video_processor.model_size[1] // config.patch_size[2])
+
+            def run_batch(clips):
+                features = self.model(clips).readout_features
+                return _to_numpy(features.unflatten(2, grid))
+
+            outputs = self._independent_windows(frames, run_batch)
+        else:
+
+            def chunk(clip, state):
+                out = self.model(clip, initial_state=state)
+                return _to_numpy(out.last_hidden_state[0]), out.state
+
+            outputs = self._streamed_windows(frames, chunk)
+        for window, features in outputs:
+            chunks.append(features[window.keep])
+        return {"features": np.concatenate(chunks)}
+
+    def make_result(self, common, frames, features) -> FeatureExtractionResult:
+        layout = "(T, h, w, D)" if self.family == "fourds" else "(T, N, D)"
+        return FeatureExtractionResult(**common, features=features, layout=layout)
+
+
+class VideoReconstructionPipeline(VideoPipeline):
+    """MooG's next-frame prediction of every processed frame, streamed in chunks with the state carried."""
+
+    task_name = "video-reconstruction"
+
+    def run(self, frames: _ModelFrames) -> dict[str, Any]:
+        chunks = []
+
+        def chunk(clip, state):
+            out = self.model(clip, initial_state=state)
+            return _to_numpy(out.predicted_frames[0].permute(0, 2, 3, 1).clamp(0, 1)), out.state
+
+        for window, predicted in self._streamed_windows(frames, chunk):
+            chunks.append(predicted[window.keep])
+        return {"predicted": np.concatenate(chunks)}
+
+    def make_result(self, common, frames, predicted) -> VideoReconstructionResult:
+        return VideoReconstructionResult(**common, model_frames=predicted, geometry=frames.geometry)
+
+
+PIPELINE_CLASSES: dict[str, type[VideoPipeline]] = {
+    cls.task_name: cls
+    for cls in (
+        DepthEstimationPipeline,
+        PointTrackingPipeline,
+        BoxTrackingPipeline,
+        CameraPosePipeline,
+        FeatureExtractionPipeline,
+        VideoReconstructionPipeline,
+    )
+}
+
+
+def grid_points(size: int, image_size: Sequence[int], frame: int = 0) -> np.ndarray:
+    """(size * size, 3) query points (t, x, y) at the centres of an even size x size grid of cells."""
+    if int(size) != size or size < 1:
+        raise ValueError(f"grid must be a positive integer, got {size}")
+    height, width = image_size
+    xs = (np.arange(size) + 0.5) * width / size
+    ys = (np.arange(size) + 0.5) * height / size
+    grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([np.full(grid_x.size, float(frame)), grid_x.ravel(), grid_y.ravel()], axis=1)
+
+
+def _describe_indices(indices: np.ndarray) -> str:
+    if len(indices) > 1 and (np.diff(indices) == indices[1] - indices[0]).all():
+        return f"{indices[0]} to {indices[-1]} every {indices[1] - indices[0]}"
+    return f"{len(indices)} frames from {indices[0]} to {indices[-1]}"
+
+
+def pipeline(
+    task: str,
+    model: str | os.PathLike | PreTrainedModel,
+    *,
+    backbone: str | os.PathLike | PreTrainedModel | None = None,
+    video_processor: FourDVideoProcessor | None = None,
+    device: int | str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    batch_size: int = 1,
+    progress: bool = True,
+    seed: int = 0,
+    **processor_overrides,
+) -> VideoPipeline:
+    """A pipeline for ``task`` running ``model``.
+
+    Args:
+        task: ``"depth-estimation"``, ``"point-tracking"``, ``"box-tracking"``,
+            ``"camera-pose-estimation"``, ``"video-feature-extraction"`` or ``"video-reconstruction"``
+            (aliases: ``"video-depth-estimation"``, ``"features"``, ...).
+        model: a catalog name (``fourd-hub list``), a converted model directory, a Hub repo id or a
+            model object.
+        backbone: for standalone readout heads: the backbone they read (catalog heads default to
+            their base model).
+        video_processor: override the preprocessing saved with the model.
+        device, dtype, batch_size, progress, seed: see :class:`VideoPipeline`.
+        **processor_overrides: processor fields such as ``resize_mode="crop"``.
+
+    Example:
+
+    ```python
+    >>> from fourd_hub import pipeline
+    >>> depth = pipeline("depth-estimation", model="./4ds-b-dist-e-scannet-depth")("clip.mp4")
+    >>> depth.depth.shape            # (T, H, W) metres, at the video's resolution
+    >>> depth.save("depth.mp4")      # input | coloured depth, side by side
+    ```
+    """
+    task = canonical_task(task)
+    loaded = load_task_model(task, model, backbone=backbone)
+    cls = PIPELINE_CLASSES[task]
+    if video_processor is None:
+        video_processor = _processor_for(_task_model(task, loaded))
+    if processor_overrides:
+        values = {**video_processor.to_dict(), **processor_overrides}
+        kind = values.pop("video_processor_type")
+        video_processor = type(video_processor)(**values) if kind else video_processor
+    return cls(
+        loaded, video_processor=video_processor, device=device, dtype=dtype, batch_size=batch_size, progress=progress, seed=seed
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# transformers registration: transformers.pipeline("video-depth-estimation", model=dir) works
+# after `import fourd_hub`. Names avoid transformers' image tasks ("depth-estimation" is theirs).
+
+TRANSFORMERS_TASK_NAMES = {
+    "video-depth-estimation": "depth-estimation",
+    "point-tracking": "point-tracking",
+    "box-tracking": "box-tracking",
+    "camera-pose-estimation": "camera-pose-estimation",
+    "video-feature-extraction": "video-feature-extraction",
+    "video-reconstruction": "video-reconstruction",
+}
+
+
+def _task_loader(task: str) -> type:
+    """A class whose ``from_pretrained`` picks the task model for a directory (what transformers calls)."""
+
+    def from_pretrained(cls, name_or_path, *args, **kwargs):
+        kwargs.pop("_from_pipeline", None)
+        kwargs.pop("code_revision", None)
+        if kwargs.get("dtype") == "auto":
+            kwargs.pop("dtype")
+        return load_task_model(task, name_or_path, **kwargs)
+
+    return type(f"FourDHubLoader[{task}]", (), {"from_pretrained": classmethod(from_pretrained)})
+
+
+def register_pipelines() -> None:
+    """Register our pipelines with transformers' ``PIPELINE_REGISTRY`` (idempotent)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    for name, task in TRANSFORMERS_TASK_NAMES.items():
+        current = PIPELINE_REGISTRY.supported_tasks.get(name)
+        if current is not None and current.get("impl") is PIPELINE_CLASSES[task]:
+            continue
+        PIPELINE_REGISTRY.register_pipeline(name, pipeline_class=PIPELINE_CLASSES[task], pt_model=_task_loader(task), type="video")

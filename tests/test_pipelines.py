@@ -1,0 +1,343 @@
+"""End to end: real encoded video files through ``fourd_hub.pipeline`` and ``transformers.pipeline``.
+
+Models are converted from the reference checkpoints (4DS depth, MooG backbone and heads) or built
+from tiny configs with random weights; the video is written with PyAV (moving textured shapes).
+Each task is checked against a direct call of the model on the processor's frames, so the
+plumbing (windows, chaining, coordinates, resampling) is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from conftest import E2E_VIDEO
+from fourd_hub import VideoError, open_video, pipeline
+from fourd_hub.readout import track_boxes, track_points
+
+pytestmark = pytest.mark.e2e
+
+NUM_FRAMES, HEIGHT, WIDTH, FPS = E2E_VIDEO
+
+
+def _direct(pipe, frames: np.ndarray) -> torch.Tensor:
+    """The processor's clip of these decoded frames, as the pipeline feeds it, with a batch axis."""
+    return pipe.video_processor.preprocess_frames(frames)[None]
+
+
+# ----------------------------------------------------------------------------------------------
+# Depth
+
+
+def test_fourds_depth_windows_match_direct_model_calls(video, models):
+    path, frames = video
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    result = pipe(path)
+    assert result.depth.shape == (NUM_FRAMES, HEIGHT, WIDTH) and result.depth.dtype == np.float32
+    np.testing.assert_array_equal(result.frame_indices, np.arange(NUM_FRAMES))
+    assert result.fps == pytest.approx(FPS) and result.image_size == (HEIGHT, WIDTH)
+    geometry = pipe.video_processor.geometry((HEIGHT, WIDTH))
+    window = pipe.video_processor.num_frames  # 8 for the reference model: windows 0-7, ..., 24-31, then 29-36
+    with torch.no_grad():
+        first = pipe.model(_direct(pipe, frames[:window])).predicted_depth[0]
+        last = pipe.model(_direct(pipe, frames[-window:])).predicted_depth[0]
+    np.testing.assert_allclose(result.depth[:window], geometry.dense_to_input(first).numpy(), atol=1e-5)
+    np.testing.assert_allclose(result.depth[32:], geometry.dense_to_input(last[3:]).numpy(), atol=1e-5)
+    # One window (frames 29-36 on their own) agrees with the chained run where the windows are the same.
+    alone = pipe(path, start=29)
+    np.testing.assert_array_equal(alone.frame_indices, np.arange(29, 37))
+    np.testing.assert_allclose(alone.depth[3:], result.depth[32:], atol=1e-5)
+    assert np.abs(alone.depth[:3] - result.depth[29:32]).max() > 1e-4  # those came from another window
+    batched = pipeline("depth-estimation", model=models["fourds-depth"], progress=False, batch_size=3)(path)
+    np.testing.assert_allclose(batched.depth, result.depth, atol=1e-5)
+
+
+def test_depth_result_saves_arrays_and_a_side_by_side_video(video, models, tmp_path):
+    path, _ = video
+    result = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)(path, stride=2)
+    np.testing.assert_array_equal(result.frame_indices, np.arange(0, NUM_FRAMES, 2))
+    assert result.fps == pytest.approx(FPS / 2)
+    with np.load(result.save(tmp_path / "depth.npz"), allow_pickle=False) as saved:
+        np.testing.assert_array_equal(saved["depth"], result.depth)
+        np.testing.assert_array_equal(saved["frame_indices"], result.frame_indices)
+    with open_video(result.save(tmp_path / "depth.mp4")) as reader:
+        assert len(reader) == len(result.frame_indices)
+        assert (reader.metadata.height, reader.metadata.width) == (HEIGHT, 2 * WIDTH)
+        assert reader.metadata.fps == pytest.approx(FPS / 2, rel=1e-3)
+    with pytest.raises(ValueError, match="npz"):
+        result.save(tmp_path / "depth.json")
+    assert not (tmp_path / "depth.json").exists()
+
+
+def test_moog_depth_streams_in_chunks_exactly(video, models):
+    path, _ = video
+    chunked = pipeline("depth-estimation", model=models["moog-depth"], progress=False, num_frames=16)(path)
+    whole = pipeline("depth-estimation", model=models["moog-depth"], progress=False, num_frames=64)(path)
+    assert chunked.depth.shape == (NUM_FRAMES, HEIGHT, WIDTH)
+    np.testing.assert_allclose(chunked.depth, whole.depth, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tracking
+
+
+QUERIES = [(0, 10.5, 20.25), (10, 50.0, 30.0), (36, 95.5, 71.5), (20, 0.0, 0.0)]
+
+
+def test_point_tracking_queries_at_any_frame(video, models):
+    path, frames = video
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    result = pipe(path, points=QUERIES)
+    assert result.tracks.shape == (NUM_FRAMES, 4, 2) and result.visible.shape == (NUM_FRAMES, 4)
+    assert np.isfinite(result.tracks).all()
+    for index, (t, x, y) in enumerate(QUERIES):  # x stays x: the query frame returns the query exactly
+        np.testing.assert_array_equal(result.tracks[t, index], np.float32([x, y]))
+        assert result.visible[t, index]
+    # Frames 1-3 of the first query come from the first window: the model on frames 0-3 directly.
+    geometry = pipe.video_processor.geometry((HEIGHT, WIDTH))
+    query = torch.tensor(geometry.to_normalized(np.array([[10.5, 20.25]])), dtype=torch.float32)[None]
+    with torch.no_grad():
+        direct = pipe.model(_direct(pipe, frames[:4]), query, normalized_coordinates=True)
+    np.testing.assert_allclose(result.tracks[1:4, 0], geometry.to_input(direct.normalized_tracks[0, 1:, 0].double()), atol=1e-4)
+    np.testing.assert_array_equal(result.visible[1:4, 0], direct.visible[0, 1:, 0].numpy())
+    # The point queried at frame 10 is tracked backwards too: frames 9..7 from the reversed window 10..7.
+    query = torch.tensor(geometry.to_normalized(np.array([[50.0, 30.0]])), dtype=torch.float32)[None]
+    with torch.no_grad():
+        backwards = pipe.model(_direct(pipe, frames[10:6:-1]), query, normalized_coordinates=True)
+    np.testing.assert_allclose(result.tracks[9:6:-1, 1], geometry.to_input(backwards.normalized_tracks[0, 1:, 0].double()), atol=1e-4)
+    # A one-window video gives the same first window.
+    short = pipe(path, end=4, points=[QUERIES[0]])
+    np.testing.assert_allclose(short.tracks[:, 0], result.tracks[:4, 0], atol=1e-5)
+
+
+def test_moog_point_tracking_carries_state_and_reseeds(video, models):
+    path, frames = video
+    pipe = pipeline("point-tracking", model=models["moog-points"], backbone=models["moog-backbone"], progress=False)
+    points = [(0, 12.0, 30.0), (0, 70.0, 50.0)]
+    result = pipe(path, points=points)
+    assert pipe.video_processor.num_frames == 16 and result.tracks.shape == (NUM_FRAMES, 2, 2)
+    # Windows: 0-15, 15-30 (seeded at frame 15, state after frame 14), 21-36 (seeded at frame 21).
+    geometry = pipe.video_processor.geometry((HEIGHT, WIDTH))
+    clip = _direct(pipe, frames)
+    with torch.no_grad():
+        streamed = pipe.model.moog(clip, initial_state=pipe._initial_state()).last_hidden_state  # one call, all frames
+        seeds = []
+        for index in range(2):
+            last_seen = max(t for t in range(16) if result.visible[t, index])
+            seeds.append(geometry.to_normalized(result.tracks[last_seen, index].astype(np.float64)))
+        seeds = torch.tensor(np.stack(seeds), dtype=torch.float32)[None]
+        second = track_points(pipe.model.head, streamed[:, 15:31], seeds, (0, 0), normalized_coordinates=True)
+    np.testing.assert_allclose(result.tracks[16:31], geometry.to_input(second.normalized_tracks[0, 1:].double()), atol=1e-3)
+    np.testing.assert_array_equal(result.visible[16:31], second.visible[0, 1:].numpy())
+
+
+def test_box_tracking_end_to_end(video, models, tmp_path):
+    path, frames = video
+    pipe = pipeline("box-tracking", model=models["moog-boxes"], backbone=models["moog-backbone"], progress=False)
+    boxes = [(0, 20.0, 10.0, 60.0, 50.0), (5, 30.0, 30.0, 90.0, 70.0)]
+    result = pipe(path, boxes=boxes)
+    assert result.boxes.shape == (NUM_FRAMES, 2, 4) and np.isfinite(result.boxes).all()
+    np.testing.assert_array_equal(result.boxes[0, 0], np.float32(boxes[0][1:]))
+    np.testing.assert_array_equal(result.boxes[5, 1], np.float32(boxes[1][1:]))
+    geometry = pipe.video_processor.geometry((HEIGHT, WIDTH))
+    query = torch.tensor(geometry.to_normalized(np.array([boxes[0][1:]])), dtype=torch.float32)[None]
+    with torch.no_grad():
+        features = pipe.model.moog(_direct(pipe, frames[:16]), initial_state=pipe._initial_state()).last_hidden_state
+        direct = track_boxes(pipe.model.head, features, query, (0, 0), normalized_coordinates=True)
+    np.testing.assert_allclose(result.boxes[1:16, 0], geometry.to_input(direct.normalized_boxes[0, 1:, 0].double()), atol=1e-3)
+    saved = json.loads(result.save(tmp_path / "boxes.json").read_text())
+    assert saved["frame_indices"] == list(range(NUM_FRAMES)) and np.array(saved["boxes"]).shape == (NUM_FRAMES, 2, 4)
+    with open_video(result.save(tmp_path / "boxes.mp4")) as reader:
+        assert len(reader) == NUM_FRAMES and (reader.metadata.height, reader.metadata.width) == (HEIGHT, WIDTH)
+
+
+def test_point_tracks_render_and_save(video, models, tmp_path):
+    path, _ = video
+    result = pipeline("point-tracking", model=models["fourds-points"], progress=False)(path, grid=3)
+    assert result.query_points.shape == (9, 3)
+    np.testing.assert_allclose(result.query_points[4], [0, WIDTH / 2, HEIGHT / 2])  # the grid's centre cell
+    saved = json.loads(result.save(tmp_path / "tracks.json").read_text())
+    np.testing.assert_allclose(np.array(saved["tracks"]), result.tracks, atol=1e-3)
+    assert np.array(saved["visible"]).dtype == bool
+    with open_video(result.save(tmp_path / "tracks.mp4")) as reader:
+        assert len(reader) == NUM_FRAMES and (reader.metadata.height, reader.metadata.width) == (HEIGHT, WIDTH)
+    png_dir = result.save(tmp_path / "frames")
+    assert len(list(png_dir.glob("*.png"))) == NUM_FRAMES
+
+
+# ----------------------------------------------------------------------------------------------
+# Camera pose, features, reconstruction
+
+
+def test_camera_poses_chain_window_predictions(video, models, tmp_path):
+    path, frames = video
+    pipe = pipeline("camera-pose-estimation", model=models["fourds-pose"], progress=False)
+    result = pipe(path)
+    # Window length 4, overlap 1: key frames 0, 3, 6, ..., 36.
+    np.testing.assert_array_equal(result.pose_frames, np.arange(0, NUM_FRAMES, 3))
+    np.testing.assert_allclose(result.poses[0], np.eye(4), atol=1e-7)
+    for k, relative in enumerate(result.relative_poses):
+        np.testing.assert_allclose(result.poses[k + 1], result.poses[k] @ relative, atol=1e-4)
+        np.testing.assert_allclose(relative[:3, :3] @ relative[:3, :3].T, np.eye(3), atol=1e-4)
+    with torch.no_grad():
+        direct = pipe.model(_direct(pipe, frames[3:7])).pose[0].numpy()
+    np.testing.assert_allclose(result.relative_poses[1], direct, atol=1e-5)
+    saved = json.loads(result.save(tmp_path / "poses.json").read_text())
+    assert np.array(saved["poses"]).shape == (13, 4, 4)
+
+
+def test_features_have_documented_layouts(video, models):
+    path, frames = video
+    pipe = pipeline("video-feature-extraction", model=models["fourds-backbone"], progress=False)
+    result = pipe(path)
+    assert result.layout == "(T, h, w, D)" and result.features.shape == (NUM_FRAMES, 4, 3, 32)
+    with torch.no_grad():
+        direct = pipe.model(_direct(pipe, frames[:4])).readout_features[0]
+    np.testing.assert_allclose(result.features[:4], direct.unflatten(1, (4, 3)).numpy(), atol=1e-5)
+    # A task checkpoint serves features too (its backbone).
+    assert pipeline("features", model=models["fourds-points"], progress=False)(path).features.shape == (NUM_FRAMES, 4, 3, 32)
+    moog = pipeline("video-feature-extraction", model=models["moog-backbone"], progress=False)
+    streamed = moog(path)
+    assert streamed.layout == "(T, N, D)" and streamed.features.shape == (NUM_FRAMES, 16, 32)
+    with torch.no_grad():
+        whole = moog.model(_direct(moog, frames), initial_state=moog._initial_state()).last_hidden_state[0]
+    np.testing.assert_allclose(streamed.features, whole.numpy(), atol=1e-4)
+
+
+def test_moog_reconstruction(video, models, tmp_path):
+    path, _ = video
+    result = pipeline("video-reconstruction", model=models["moog-backbone"], progress=False)(path, end=20)
+    assert result.frames.shape == (20, HEIGHT, WIDTH, 3) and result.frames.dtype == np.uint8
+    with open_video(result.save(tmp_path / "reconstruction.mp4")) as reader:
+        assert len(reader) == 20 and reader.metadata.width == 2 * WIDTH
+    with pytest.raises(ValueError, match="MooGForNextFramePrediction|no trained weights|needs a moog"):
+        pipeline("video-reconstruction", model=models["fourds-backbone"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs, dtypes, transformers registration
+
+
+def test_every_input_kind_gives_the_same_depth(video, models):
+    from PIL import Image
+
+    path, frames = video
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    expected = pipe(path, end=10).depth
+    for source in (path.read_bytes(), frames[:10], torch.from_numpy(frames[:10]), [Image.fromarray(f) for f in frames[:10]]):
+        np.testing.assert_allclose(pipe(source, end=10).depth, expected, atol=1e-6)
+    with open(path, "rb") as handle:
+        np.testing.assert_allclose(pipe(handle, end=10).depth, expected, atol=1e-6)
+    both = pipe([path, frames[:10]], end=10)
+    assert len(both) == 2
+
+
+def test_bfloat16_runs_close_to_float32(video, models):
+    path, _ = video
+    reference = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)(path, end=8).depth
+    low = pipeline("depth-estimation", model=models["fourds-depth"], progress=False, dtype=torch.bfloat16)
+    assert low.model.dtype == torch.bfloat16
+    depth = low(path, end=8).depth
+    assert depth.dtype == np.float32 and np.isfinite(depth).all()
+    assert np.abs(depth - reference).max() < 0.05 * (np.abs(reference).max() + 1e-6) + 0.05
+
+
+def test_transformers_pipeline_runs_our_tasks(video, models):
+    path, _ = video
+    ours = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)(path, end=8).depth
+    theirs = transformers.pipeline("video-depth-estimation", model=str(models["fourds-depth"]), device="cpu", progress=False)
+    np.testing.assert_allclose(theirs(path, end=8).depth, ours, atol=1e-6)
+    tracker = transformers.pipeline("point-tracking", model=str(models["fourds-points"]), device="cpu", progress=False)
+    assert tracker(path, end=8, points=[(0, 5.0, 5.0)]).tracks.shape == (8, 1, 2)
+
+
+def test_a_backbone_directory_is_refused_for_a_head_task(models):
+    with pytest.raises(ValueError, match="no trained weights for depth-estimation"):
+        pipeline("depth-estimation", model=models["fourds-backbone"])
+    with pytest.raises(ValueError, match="standalone readout head"):
+        from fourd_hub.pipelines import load_task_model
+
+        load_task_model("point-tracking", models["moog-points"])
+    with pytest.raises(KeyError, match="unknown task"):
+        pipeline("image-segmentation", model=models["fourds-depth"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input: a clear error, before any output is written
+
+
+@pytest.mark.parametrize(
+    "name, error, message",
+    [
+        ("missing", FileNotFoundError, "not found"),
+        ("empty", VideoError, "empty"),
+        ("truncated", VideoError, "truncated|corrupt|not a readable video"),
+        ("text", VideoError, "not a readable video"),
+        ("one-frame", VideoError, "1 frame"),
+    ],
+)
+def test_bad_video_files_are_clear_errors(bad_files, models, name, error, message):
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    with pytest.raises(error, match=message):
+        pipe(bad_files[name])
+
+
+def test_huge_frames_are_refused_before_decoding(models):
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    huge = np.broadcast_to(np.zeros((1, 1, 1, 3), dtype=np.uint8), (2, 10000, 10000, 3))  # no memory behind it
+    with pytest.raises(VideoError, match="10000"):
+        pipe(huge)
+
+
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        ([(0, WIDTH + 1.0, 10.0)], "outside the 96x72 frame"),
+        ([(0, 10.0, -0.5)], "outside"),
+        ([(-1, 10.0, 10.0)], "non-negative"),
+        ([(NUM_FRAMES, 10.0, 10.0)], "not among the processed frames"),
+        ([(1.5, 10.0, 10.0)], "integers"),
+        ([(0, float("nan"), 1.0)], "NaN"),
+        ([[1.0, 2.0, 3.0, 4.0]], r"shape \(Q, 3\)"),
+        ([], r"shape \(Q, 3\)"),
+    ],
+)
+def test_bad_points_are_clear_errors(video, models, points, message):
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    with pytest.raises(ValueError, match=message):
+        pipe(video[0], points=points)
+
+
+def test_query_frames_must_be_processed_and_boxes_ordered(video, models):
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    with pytest.raises(ValueError, match="every 2"):
+        pipe(video[0], stride=2, points=[(1, 5.0, 5.0)])
+    boxes = pipeline("box-tracking", model=models["moog-boxes"], backbone=models["moog-backbone"], progress=False)
+    with pytest.raises(ValueError, match="x1 < x2"):
+        boxes(video[0], boxes=[(0, 50.0, 10.0, 20.0, 40.0)])
+    crop = pipeline("point-tracking", model=models["fourds-points"], progress=False, resize_mode="crop")
+    with pytest.raises(ValueError, match="part of the frame the model sees"):
+        crop(video[0], points=[(0, 1.0, 1.0)])
+
+
+def test_a_catalog_name_loads_the_cached_converted_model(video, models, tmp_path, monkeypatch):
+    """pipeline(task, model=<catalog name>) finds the converted copy in the Hugging Face cache, offline."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    revision = "0" * 40
+    repo = tmp_path / "models--fourd-hub--4ds-b-dist-e-scannet-depth"
+    shutil.copytree(models["fourds-depth"], repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("FOURD_HUB_ORG", raising=False)
+    by_name = pipeline("depth-estimation", model="4ds-b-dist-e-scannet-depth", progress=False)(video[0], end=8)
+    by_dir = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)(video[0], end=8)
+    np.testing.assert_array_equal(by_name.depth, by_dir.depth)
