@@ -37,3 +37,15 @@ def test_moog_example_runs(capsys):
     exec(compile(blocks[0], "README MooG example", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
     assert lines[:2] == ["torch.Size([1, 4, 1024, 512])", "torch.Size([1, 1024, 512])"]
+
+
+def test_pipeline_example_runs(capsys, tmp_path, monkeypatch):
+    from fourd_hub import open_video
+
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "pipeline(" in b]
+    assert blocks, "the README has no pipeline example"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README pipeline example", "exec"), {})
+    assert capsys.readouterr().out.splitlines()[-1].startswith("(24, 90, 160)")
+    with open_video(tmp_path / "depth.mp4") as reader:
+        assert len(reader) == 24 and (reader.metadata.height, reader.metadata.width) == (90, 320)
