@@ -38,15 +38,14 @@ from .moog import (
 )
 from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
 from .processing import FourDSVideoProcessor, MooGVideoProcessor, load_video_processor
-from .pipelines import (
+from .pipelines import pipeline, register_pipelines
+from .results import (
     BoxTrackingResult,
     CameraPoseResult,
     DepthEstimationResult,
     FeatureExtractionResult,
     PointTrackingResult,
     VideoReconstructionResult,
-    pipeline,
-    register_pipelines,
 )
 from .video_io import VideoError, load_video, open_video, write_video
 from ._auto import register_auto_classes

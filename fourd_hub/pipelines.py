@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -49,9 +48,18 @@ from .moog import (
     MooGModel,
     MooGPreTrainedModel,
 )
-from .processing import FourDVideoProcessor, FrameGeometry, load_video_processor, video_processor_for_config
+from .processing import FourDVideoProcessor, load_video_processor, video_processor_for_config
 from .readout import track_boxes, track_points
-from .video_io import VideoError, VideoReader, open_video, select_frames, write_png_frames, write_video
+from .results import (
+    BoxTrackingResult,
+    CameraPoseResult,
+    DepthEstimationResult,
+    FeatureExtractionResult,
+    PointTrackingResult,
+    VideoReconstructionResult,
+    VideoTaskResult,
+)
+from .video_io import VideoError, VideoReader, open_video, select_frames
 from .windows import chain_tracks, plan_windows
 
 # task -> family -> model class able to run it.
@@ -263,264 +271,6 @@ class _ModelFrames:
         """Forget frames before ``position`` (forward-only tasks will not ask for them again)."""
         for cached in [p for p in self.cache if p < position]:
             del self.cache[cached]
-
-
-# ----------------------------------------------------------------------------------------------
-# Results
-
-
-@dataclass
-class VideoTaskResult:
-    """What every pipeline returns: predictions for the processed frames of one video.
-
-    Attributes:
-        task: the pipeline task.
-        frame_indices: (T,) indices of the processed frames in the input video.
-        fps: frame rate of the processed frames (the video's, divided by the stride).
-        image_size: (H, W) of the input video; every coordinate refers to it.
-    """
-
-    task: str
-    frame_indices: np.ndarray
-    fps: float
-    image_size: tuple[int, int]
-    _source: Any = field(default=None, repr=False)
-
-    def input_frames(self) -> Iterator[np.ndarray]:
-        """The processed input frames again, uint8 (H, W, 3), decoded lazily (for rendering)."""
-        if self._source is None:
-            raise ValueError("this result does not know its input video; pass frames to render() yourself")
-        with open_video(self._source) as reader:
-            for _, frame in reader.iter_frames(self.frame_indices):
-                yield frame
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The result as named numpy arrays (what ``save('.npz')`` writes)."""
-        return {"frame_indices": self.frame_indices, "fps": np.float64(self.fps), "image_size": np.array(self.image_size)}
-
-    def to_json(self) -> dict[str, Any]:
-        raise ValueError(f"{self.task} results are arrays: save them as .npz (or render an .mp4)")
-
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        raise ValueError(f"{self.task} results have no visualisation; save them as .npz")
-
-    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
-        """Write the result, by extension: ``.npz`` arrays, ``.json`` (tracks, boxes, poses), ``.mp4``
-        visualisation, or a directory path ending in ``/`` (or without suffix) for PNG frames.
-
-        Files are written atomically: a failure leaves no partial file.
-        """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        suffix = path.suffix.lower()
-        if suffix == ".npz":
-            return _atomic_write(path, lambda handle: np.savez_compressed(handle, **self.arrays()))
-        if suffix == ".json":
-            text = json.dumps(self.to_json(), indent=1)
-            return _atomic_write(path, lambda handle: handle.write(text.encode()))
-        if suffix == ".mp4":
-            return write_video(path, self.render(), fps=self.fps)
-        if suffix == "":
-            return write_png_frames(path, self.render())
-        raise ValueError(f"cannot save to {path.name}: use .npz (arrays), .json, .mp4 (visualisation) or a directory (PNG frames)")
-
-
-def _atomic_write(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def _frames_to_json(result: VideoTaskResult) -> dict[str, Any]:
-    return {
-        "task": result.task,
-        "frame_indices": result.frame_indices.tolist(),
-        "fps": result.fps,
-        "image_size": {"height": result.image_size[0], "width": result.image_size[1]},
-        "coordinates": "pixels; (0, 0) is the top-left corner of the top-left pixel; (x, y) order",
-    }
-
-
-@dataclass
-class DepthEstimationResult(VideoTaskResult):
-    """Depth per processed frame.
-
-    ``model_depth`` (T, h, w) is what the model predicted on its own grid; :attr:`depth` resamples
-    it to the input's (T, H, W) on access (bilinear, pixel centres; NaN outside a centre crop), and
-    :meth:`iter_depth` does it frame by frame for videos too long to hold at full resolution.
-    """
-
-    model_depth: np.ndarray | None = None
-    geometry: FrameGeometry | None = field(default=None, repr=False)
-
-    def iter_depth(self) -> Iterator[np.ndarray]:
-        """Depth maps (H, W) float32 metres, one per processed frame."""
-        for start in range(0, len(self.model_depth), 16):
-            chunk = self.geometry.dense_to_input(torch.from_numpy(self.model_depth[start : start + 16]))
-            yield from chunk.numpy()
-
-    @property
-    def depth(self) -> np.ndarray:
-        """(T, H, W) float32 depth in metres at the input resolution."""
-        return np.stack(list(self.iter_depth())) if len(self.model_depth) else np.zeros((0, *self.image_size), np.float32)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "depth": self.depth}
-
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        """The input frame beside its coloured depth (near = warm), one colour scale for the video."""
-        from .visualization import depth_range, render_depth_video
-
-        near, far = depth_range(self.model_depth)
-        return render_depth_video(frames if frames is not None else self.input_frames(), self.iter_depth(), near, far)
-
-
-@dataclass
-class PointTrackingResult(VideoTaskResult):
-    """Point tracks.
-
-    Attributes:
-        tracks: (T, Q, 2) pixel (x, y) of each query in each processed frame.
-        visible: (T, Q) bool.
-        query_points: (Q, 3) the queries as (t, x, y), t an index into the input video.
-    """
-
-    tracks: np.ndarray | None = None
-    visible: np.ndarray | None = None
-    query_points: np.ndarray | None = None
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "tracks": self.tracks, "visible": self.visible, "query_points": self.query_points}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **_frames_to_json(self),
-            "query_points": self.query_points.tolist(),
-            "tracks": np.round(self.tracks, 3).tolist(),
-            "visible": self.visible.tolist(),
-        }
-
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        """Tracks drawn as fading trails (filled: visible; hollow: occluded)."""
-        from .visualization import render_tracks
-
-        query_positions = np.searchsorted(self.frame_indices, self.query_points[:, 0].astype(np.int64))
-        return render_tracks(
-            frames if frames is not None else self.input_frames(), self.tracks, self.visible, query_frames=query_positions
-        )
-
-
-@dataclass
-class BoxTrackingResult(VideoTaskResult):
-    """Box tracks: ``boxes`` (T, Q, 4) pixel (x1, y1, x2, y2); ``query_boxes`` (Q, 5) (t, x1, y1, x2, y2)."""
-
-    boxes: np.ndarray | None = None
-    query_boxes: np.ndarray | None = None
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "boxes": self.boxes, "query_boxes": self.query_boxes}
-
-    def to_json(self) -> dict[str, Any]:
-        return {**_frames_to_json(self), "query_boxes": self.query_boxes.tolist(), "boxes": np.round(self.boxes, 3).tolist()}
-
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        from .visualization import render_boxes
-
-        query_positions = np.searchsorted(self.frame_indices, self.query_boxes[:, 0].astype(np.int64))
-        return render_boxes(frames if frames is not None else self.input_frames(), self.boxes, query_frames=query_positions)
-
-
-@dataclass
-class CameraPoseResult(VideoTaskResult):
-    """Camera poses at key frames, chained window by window.
-
-    Attributes:
-        poses: (K, 4, 4) camera-to-reference transforms of the key frames, the reference being the
-            first processed frame's camera (``poses[0]`` is the identity).
-        pose_frames: (K,) indices into the input video of the key frames (each window's first and
-            last frame).
-        relative_poses: (K - 1, 4, 4) each window's prediction: its last frame's camera relative
-            to its first's; ``poses[k + 1] = poses[k] @ relative_poses[k]``.
-    """
-
-    poses: np.ndarray | None = None
-    pose_frames: np.ndarray | None = None
-    relative_poses: np.ndarray | None = None
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "poses": self.poses, "pose_frames": self.pose_frames, "relative_poses": self.relative_poses}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **_frames_to_json(self),
-            "pose_frames": self.pose_frames.tolist(),
-            "poses": np.round(self.poses, 6).tolist(),
-            "relative_poses": np.round(self.relative_poses, 6).tolist(),
-            "convention": "4x4 camera-to-reference, reference = first processed frame; poses[k+1] = poses[k] @ relative_poses[k]",
-        }
-
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        from .visualization import render_pose_video
-
-        positions = np.searchsorted(self.frame_indices, self.pose_frames)
-        return render_pose_video(frames if frames is not None else self.input_frames(), self.poses, positions)
-
-
-@dataclass
-class FeatureExtractionResult(VideoTaskResult):
-    """Per-frame features.
-
-    Attributes:
-        features: 4DS: (T, h, w, D), the readout features (the block at ``readout_depth``, resized
-            to one entry per frame, as the heads read them) on the model's patch grid of
-            ``h = H_model / 16`` by ``w = W_model / 16``. MooG: (T, N, D), the N scene tokens after
-            each frame (the recurrent state; tokens are not tied to positions).
-        layout: ``"(T, h, w, D)"`` or ``"(T, N, D)"``.
-    """
-
-    features: np.ndarray | None = None
-    layout: str = ""
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "features": self.features, "layout": np.array(self.layout)}
-
-
-@dataclass
-class VideoReconstructionResult(VideoTaskResult):
-    """MooG's prediction of each frame from the state before it (frame 0 from the initial state).
-
-    ``model_frames`` (T, h, w, 3) float in [0, 1] at the model's size; :attr:`frames` resamples
-    them to the input size as uint8 (NaN-free: outside a crop the input is shown black).
-    """
-
-    model_frames: np.ndarray | None = None
-    geometry: FrameGeometry | None = field(default=None, repr=False)
-
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        for frame in self.model_frames:
-            channels = self.geometry.dense_to_input(torch.from_numpy(frame).permute(2, 0, 1)).nan_to_num(0.0)
-            yield (channels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-    @property
-    def frames(self) -> np.ndarray:
-        """(T, H, W, 3) uint8 predicted frames at the input resolution."""
-        return np.stack(list(self.iter_frames()))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {**super().arrays(), "frames": self.frames}
-
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        from .visualization import side_by_side
-
-        source = frames if frames is not None else self.input_frames()
-        return (side_by_side(original, predicted) for original, predicted in zip(source, self.iter_frames()))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -636,6 +636,15 @@ def render_tracks(
     )
 
 
+
+def _numbered_frames(frames: Iterable[Any], first_frame: int, num_frames: int, what: str) -> Iterator[tuple[int, np.ndarray]]:
+    """(t, checked frame) with t = first_frame + i: frame i of a chunk is frame t of the annotations."""
+    for index, frame in enumerate(frames):
+        t = first_frame + index
+        if t >= num_frames:
+            raise ValueError(f"frames has more frames than {what}: frame {index} is frame {t} of {what} with T={num_frames}")
+        yield t, _check_frame(frame, f"frames[{index}]")
+
 def _render_tracks(
     frames: Iterator[Any],
     tracks: np.ndarray,
@@ -646,15 +655,8 @@ def _render_tracks(
     first_frame: int,
     starts: np.ndarray,
 ) -> Iterator[np.ndarray]:
-    num_frames = tracks.shape[0]
     color_tuples = [tuple(int(c) for c in color) for color in colors]
-    for index, frame in enumerate(frames):
-        t = first_frame + index
-        if t >= num_frames:
-            raise ValueError(
-                f"frames has more frames than tracks: frame {index} is track frame {t} but tracks has T={num_frames}"
-            )
-        frame = _check_frame(frame, f"frames[{index}]")
+    for t, frame in _numbered_frames(frames, first_frame, tracks.shape[0], "tracks"):
         height, width = frame.shape[:2]
         point_radius = radius if radius is not None else _default_radius(height, width)
         # fromarray copies an RGB array (PIL stores RGB pixels in 4 bytes), so the input is untouched.
@@ -799,15 +801,8 @@ def _render_boxes(
     line_width: int | None,
     starts: np.ndarray,
 ) -> Iterator[np.ndarray]:
-    num_frames = boxes.shape[0]
     color_tuples = [tuple(int(c) for c in color) for color in colors]
-    for index, frame in enumerate(frames):
-        t = first_frame + index
-        if t >= num_frames:
-            raise ValueError(
-                f"frames has more frames than boxes: frame {index} is box frame {t} but boxes has T={num_frames}"
-            )
-        frame = _check_frame(frame, f"frames[{index}]")
+    for t, frame in _numbered_frames(frames, first_frame, boxes.shape[0], "boxes"):
         height, width = frame.shape[:2]
         thickness = line_width if line_width is not None else max(2, round(min(height, width) / 200))
         image = Image.fromarray(frame)  # a copy: the input frame is not modified
