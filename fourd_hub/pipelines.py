@@ -311,7 +311,7 @@ class VideoPipeline(Pipeline):
         batch_size: int = 1,
         progress: bool = True,
         seed: int = 0,
-        cache_frames: int = 2048,
+        cache_frames: int = 512,
         **kwargs,
     ):
         model = _task_model(self.task_name, model)
@@ -353,6 +353,8 @@ class VideoPipeline(Pipeline):
 
     def preprocess(self, video, num_frames=None, stride=None, fps=None, start=0, end=None, max_frame_pixels=None, **task_kwargs):
         extra = {} if max_frame_pixels is None else {"max_frame_pixels": max_frame_pixels}
+        if num_frames is None and stride is None and fps is None and self.video_processor.temporal_stride > 1:
+            stride = self.video_processor.temporal_stride  # a model trained on strided clips sees strided frames
         reader = open_video(video, min_frames=2, **extra)
         try:
             indices = select_frames(

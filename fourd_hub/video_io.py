@@ -534,6 +534,10 @@ class _PILFrames(_MemoryFrames):
         return np.ascontiguousarray(np.asarray(self._images[index].convert("RGB"), dtype=np.uint8))
 
 
+class _SeekMissed(Exception):
+    """A seek landed on a frame that cannot be placed before the target; decode from the start instead."""
+
+
 class _FileFrames(_FrameSource):
     """An encoded video (path, bytes or file object), decoded with PyAV."""
 
@@ -784,6 +788,15 @@ class _FileFrames(_FrameSource):
     def iter_frames(self, indices: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         if indices.size == 0:
             return
+        # Start late in a long file by seeking to the keyframe before the first wanted frame
+        # (frames are then placed by their timestamps); without timestamps, decode from the start.
+        seek = self._frame_pts is not None and int(indices[0]) > 0
+        try:
+            yield from self._decode(indices, seek)
+        except _SeekMissed:
+            yield from self._decode(indices, False)
+
+    def _decode(self, indices: np.ndarray, seek: bool) -> Iterator[tuple[int, np.ndarray]]:
         container = self._open_container()
         try:
             stream = container.streams[self._stream_index]
@@ -791,6 +804,8 @@ class _FileFrames(_FrameSource):
             frame_pts = self._frame_pts
             wanted = iter(indices.tolist())
             target = next(wanted)
+            if seek:
+                container.seek(int(frame_pts[target]), backward=True, any_frame=False, stream=stream)
             index = -1
             decoded = 0
             try:
@@ -804,6 +819,8 @@ class _FileFrames(_FrameSource):
                             position = int(np.searchsorted(frame_pts, frame.pts))
                             if position >= frame_pts.size or frame_pts[position] != frame.pts:
                                 position = -1
+                        if seek and index < 0 and (position < 0 or position > target):
+                            raise _SeekMissed  # landed where frames cannot be placed: decode from the start
                         index = position if position > index else index + 1
                         if index > target:
                             raise self._truncated(decoded, f" (frame {target} could not be decoded)")

@@ -73,6 +73,13 @@ def test_depth_result_saves_arrays_and_a_side_by_side_video(video, models, tmp_p
     assert not (tmp_path / "depth.json").exists()
 
 
+def test_processor_temporal_stride_is_the_default_selection(video, models):
+    path, _ = video
+    strided = pipeline("depth-estimation", model=models["fourds-depth"], progress=False, temporal_stride=3)
+    np.testing.assert_array_equal(strided(path).frame_indices, np.arange(0, NUM_FRAMES, 3))
+    np.testing.assert_array_equal(strided(path, stride=1).frame_indices, np.arange(NUM_FRAMES))  # the caller decides
+
+
 def test_moog_depth_streams_in_chunks_exactly(video, models):
     path, _ = video
     chunked = pipeline("depth-estimation", model=models["moog-depth"], progress=False, num_frames=16)(path)

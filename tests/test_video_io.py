@@ -843,3 +843,13 @@ def test_write_png_frames_refusals_leave_nothing(tmp_path: Path, frames: np.ndar
     with pytest.raises(VideoError, match="path separators"):
         write_png_frames(tmp_path / "sep", frames[:1], prefix="a/b")
     assert sorted(os.listdir(tmp_path)) == ["busy"]
+
+
+def test_reading_late_frames_seeks_to_the_keyframe_before_them(tmp_path):
+    """Frames read from the middle of a file with many keyframes equal the same frames of a full decode."""
+    frames = moving_shapes_frames(60, 48, 64)
+    path = write_test_video(tmp_path / "gop.mp4", frames, fps=24, keyframe_interval=7)
+    with open_video(path) as reader:
+        everything = reader.read()
+        for indices in ([30], [8, 9, 40], [59], [6, 7, 8, 13, 14]):
+            np.testing.assert_array_equal(reader.read(indices), everything[indices])

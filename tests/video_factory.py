@@ -92,12 +92,14 @@ def _encode_frames(container: av.container.OutputContainer, stream: av.video.str
 
 
 def _add_video_stream(container: av.container.OutputContainer, frames: np.ndarray, codec: str, rate: Fraction,
-                      pixel_format: str) -> av.video.stream.VideoStream:
+                      pixel_format: str, keyframe_interval: int | None = None) -> av.video.stream.VideoStream:
     stream = container.add_stream(codec, rate=rate)
     stream.height, stream.width = frames.shape[1], frames.shape[2]
     stream.pix_fmt = pixel_format
     if codec == "libx264":
         stream.options = {"crf": "12"}  # high quality: tests compare pixels with a small tolerance
+    if keyframe_interval is not None:
+        stream.codec_context.gop_size = keyframe_interval
     return stream
 
 
@@ -110,6 +112,7 @@ def write_test_video(
     pixel_format: str = "yuv420p",
     rotation: int | None = None,
     faststart: bool = False,
+    keyframe_interval: int | None = None,
 ) -> Path:
     """Encode frames into an mp4 file with PyAV.
 
@@ -123,6 +126,7 @@ def write_test_video(
         rotation: Store a display matrix rotating the video by this many degrees counter-clockwise
             (what a reader must apply to decoded frames), as phones do for portrait videos.
         faststart: Put the mp4 index (moov) before the data, so a truncated copy still opens.
+        keyframe_interval: frames between keyframes (GOP size; default: the encoder's, 250 for x264).
 
     Returns:
         The path written.
@@ -134,7 +138,7 @@ def write_test_video(
     rate = Fraction(fps).limit_denominator(1001)
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), mode="w", format="mp4", options=options) as container:
-        stream = _add_video_stream(container, frames, codec, rate, pixel_format)
+        stream = _add_video_stream(container, frames, codec, rate, pixel_format, keyframe_interval)
         stream.codec_context.time_base = 1 / rate
         if rotation is not None:
             if not hasattr(stream, "set_display_rotation"):
