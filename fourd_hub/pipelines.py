@@ -846,7 +846,7 @@ def pipeline(
     loaded = load_task_model(task, model, backbone=backbone)
     cls = PIPELINE_CLASSES[task]
     if video_processor is None:
-        video_processor = _processor_for(_task_model(task, loaded))
+        video_processor = _processor_for(loaded)  # load_task_model already returned the task's model
     if processor_overrides:
         values = {**video_processor.to_dict(), **processor_overrides}
         kind = values.pop("video_processor_type")
