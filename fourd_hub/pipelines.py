@@ -48,7 +48,7 @@ from .moog import (
     MooGModel,
     MooGPreTrainedModel,
 )
-from .processing import FourDVideoProcessor, load_video_processor, video_processor_for_config
+from .processing import FourDVideoProcessor, is_pil_image, load_video_processor, video_processor_for_config
 from .readout import track_boxes, track_points
 from .results import (
     BoxTrackingResult,
@@ -344,7 +344,7 @@ class VideoPipeline(Pipeline):
         k-th frame) or ``fps`` (nearest frames on a uniform time grid); plus ``start`` / ``end``.
         Task arguments (queries, boxes) are documented by each pipeline.
         """
-        if isinstance(video, (list, tuple)) and video and not _is_image(video[0]):
+        if isinstance(video, (list, tuple)) and video and not is_pil_image(video[0]):
             return [self(item, **kwargs) for item in video]
         inputs = self.preprocess(video, **kwargs)
         with torch.inference_mode():
@@ -420,9 +420,10 @@ class VideoPipeline(Pipeline):
     def _moog_backbone(self) -> MooGModel:
         return self.model if isinstance(self.model, MooGModel) else self.model.moog
 
-    def _independent_windows(self, frames: _ModelFrames, run_batch) -> list[tuple[Any, Any]]:
-        """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over non-overlapping windows."""
-        windows = plan_windows(len(frames.frame_indices), self.window)
+    def _independent_windows(self, frames: _ModelFrames, run_batch, windows=None) -> list[tuple[Any, Any]]:
+        """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over windows that do not
+        depend on each other, ``batch_size`` at a time (default windows: :func:`plan_windows`)."""
+        windows = plan_windows(len(frames.frame_indices), self.window) if windows is None else windows
         results = []
         with self._bar(len(windows), "windows") as bar:
             for first in range(0, len(windows), self.window_batch_size):
@@ -458,12 +459,6 @@ def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if not isinstance(value, torch.dtype) or not value.is_floating_point:
         raise ValueError(f"dtype must be a floating point torch dtype such as 'bfloat16', got {dtype!r}")
     return value
-
-
-def _is_image(value: Any) -> bool:
-    from PIL import Image
-
-    return isinstance(value, Image.Image)
 
 
 def _processor_for(model: PreTrainedModel) -> FourDVideoProcessor:
@@ -590,9 +585,7 @@ class _TrackingPipeline(VideoPipeline):
 
         def run_window(window_positions, seeds, state):
             clip = self._to_model(frames.clip(window_positions)[None])
-            seeds = torch.from_numpy(seeds.astype(np.float32))[None].to(self.device)
-            out_values, out_visible, states = self._head_call(clip, seeds, state)
-            return out_values, out_visible, states
+            return self._head_call(clip, torch.from_numpy(seeds.astype(np.float32))[None].to(self.device), state)
 
         with bar:
             for position in groups:
@@ -604,10 +597,8 @@ class _TrackingPipeline(VideoPipeline):
                         sequence, normalized[members], self.window, run_window, use_visibility=self.coordinate_size == 2
                     )
                     values[np.ix_(sequence, members)] = pass_values
-                    visible[np.ix_(sequence, members)] = pass_visible
+                    visible[np.ix_(sequence, members)] = pass_visible  # entry 0: the query itself, visible
                     bar.update(1)
-                values[position, members] = normalized[members]
-                visible[position, members] = True
         return values, visible
 
     def _run_backbone_and_head(self, clip, seeds, state, track_fn):
@@ -699,14 +690,8 @@ class CameraPosePipeline(VideoPipeline):
 
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
         windows = plan_windows(len(frames.frame_indices), self.window, overlap=1, shift_last=False)
-        relative = []
-        with self._bar(len(windows), "windows") as bar:
-            for first in range(0, len(windows), self.window_batch_size):
-                batch = windows[first : first + self.window_batch_size]
-                clips = torch.stack([frames.clip(w.positions) for w in batch])
-                relative.extend(_to_numpy(self.model(self._to_model(clips)).pose).astype(np.float64))
-                frames.release_before(batch[-1].start)
-                bar.update(len(batch))
+        outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model(clips).pose), windows)
+        relative = [pose.astype(np.float64) for _, pose in outputs]
         poses = [np.eye(4)]
         for pose in relative:
             poses.append(poses[-1] @ pose)

@@ -304,7 +304,7 @@ class FourDVideoProcessor(VideoProcessorMixin):
             raise TypeError(f"unexpected arguments {sorted(kwargs)}; frame selection for long videos is the pipeline's job")
         if return_tensors not in ("pt", "np", None):
             raise ValueError(f"return_tensors must be 'pt' or 'np', got {return_tensors!r}")
-        single = not isinstance(videos, (list, tuple)) or (len(videos) > 0 and _is_image(videos[0]))
+        single = not isinstance(videos, (list, tuple)) or (len(videos) > 0 and is_pil_image(videos[0]))
         videos = [videos] if single else list(videos)
         if not videos:
             raise ValueError("no videos given")
@@ -352,11 +352,10 @@ class MooGVideoProcessor(FourDVideoProcessor):
 VIDEO_PROCESSOR_CLASSES = {cls.__name__: cls for cls in (FourDSVideoProcessor, MooGVideoProcessor)}
 
 
-def _is_image(value: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        return False
+def is_pil_image(value: Any) -> bool:
+    """Whether ``value`` is one PIL image (a list of them is one video, not a list of videos)."""
+    from PIL import Image
+
     return isinstance(value, Image.Image)
 
 
