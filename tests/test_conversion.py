@@ -18,6 +18,7 @@ from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel
 from fourd_hub.cli import main as cli_main
 from fourd_hub.conversion import CheckpointError, ConversionError, convert_checkpoint, convert_state_dict
 from fourd_hub.conversion import npz as npz_module
+from fourd_hub.model_card import read_provenance
 
 from conftest import tiny_fourds_kwargs
 
@@ -123,8 +124,9 @@ def test_backbone_with_depth_readout(tmp_path, tiny_video):
     assert depth.shape == (2, 4, 32, 24) and torch.isfinite(depth).all()
     files = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"config.json", "model.safetensors", "README.md"} <= files
-    card = (tmp_path / "out" / "README.md").read_text()
-    assert "library_name: fourd_hub" in card and result.source_sha256 in card
+    provenance = read_provenance(tmp_path / "out" / "README.md")
+    assert provenance.original_sha256 == result.source_sha256 and provenance.original_file == "ckpt.npz"
+    assert provenance.model_class == "FourDSForDepthEstimation" and provenance.layout == result.layout
 
 
 def test_streaming_and_in_memory_conversions_agree(tmp_path):

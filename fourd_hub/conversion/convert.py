@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..catalog import CatalogEntry, entry_for_file, get_entry
 from ..fourds import FOURDS_SIZES, FourDSConfig
+from ..model_card import ConversionProvenance, render_custom_model_card, render_model_card
 from ..moog import MOOG_PRESETS, MooGConfig
 from . import fourds as fourds_conversion
 from . import heads as head_conversion
@@ -197,6 +198,7 @@ def convert_checkpoint(
     overwrite: bool = False,
     verify: bool | str = "auto",
     compute_sha256: bool = True,
+    source_sha256: str | None = None,
     progress: bool = True,
 ) -> ConversionResult:
     """Convert an original representations4d ``.npz`` into a Hugging Face model directory.
@@ -215,6 +217,8 @@ def convert_checkpoint(
         verify: re-read every written tensor and compare with the source (``"auto"``: for
             checkpoints under 4 GB).
         compute_sha256: record the source file's sha256 in the model card.
+        source_sha256: the source's sha256 when the caller already knows it (a download computed
+            it while streaming): recorded as is instead of hashing the file again.
         progress: show progress bars.
     """
     output_dir = Path(output_dir)
@@ -243,7 +247,7 @@ def convert_checkpoint(
             from ..processing import video_processor_for_config
 
             video_processor_for_config(plan.config).save_pretrained(staging)
-        digest = sha256_of(plan.source) if compute_sha256 else None
+        digest = source_sha256 or (sha256_of(plan.source) if compute_sha256 else None)
         _write_model_card(staging, plan, digest, torch_dtype)
         should_verify = verify if isinstance(verify, bool) else plan.source.stat().st_size < 4 * 10**9
         if should_verify:
@@ -308,55 +312,24 @@ def verify_conversion(directory: Path, plan: ConversionPlan, dtype: torch.dtype,
 
 
 def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None, dtype: torch.dtype) -> None:
+    """The model card (README.md): the catalog entry's card, else a custom one, with the provenance."""
     entry = plan.entry
-    title = entry.name if entry is not None else plan.source.stem
-    family = "moog" if isinstance(plan.config, MooGConfig) else getattr(plan.config, "family", None) or "4ds"
-    family = {"fourds": "4ds"}.get(family, family)
-    tags = ["fourd_hub", "video", family, plan.model_class.__name__]
-    if isinstance(plan.config, head_conversion.ReadoutHeadConfig):
-        task_class = {"points": "MooGForPointTracking", "boxes": "MooGForBoxTracking"}[plan.config.readout["task"]]
-        backbone = entry.base_model if entry is not None and entry.base_model else "path/to/converted/backbone"
-        usage = [
-            "import fourd_hub",
-            f"from fourd_hub import {task_class}",
-            "# a readout head on its own: attach it to a converted backbone",
-            f'model = {task_class}.from_backbone("{backbone}", head="path/to/this/directory")',
-        ]
+    provenance = ConversionProvenance(
+        original_file=plan.source.name,
+        original_url=entry.original_url if entry is not None else None,
+        original_sha256=digest,
+        layout=plan.layout_description,
+        model_class=plan.model_class.__name__,
+        num_parameters=plan.num_parameters,
+        dtype=str(dtype).replace("torch.", ""),
+        fourd_hub_version=__version__,
+    )
+    if entry is not None:
+        text = render_model_card(entry, provenance)
     else:
-        usage = [
-            "import fourd_hub",
-            f"from fourd_hub import {plan.model_class.__name__}",
-            f'model = {plan.model_class.__name__}.from_pretrained("path/to/this/directory")',
-        ]
-    lines = [
-        "---",
-        "library_name: fourd_hub",
-        f"license: {entry.license.lower() if entry else 'cc-by-4.0'}",
-        "tags:",
-        *[f"- {tag}" for tag in tags],
-        *([f"base_model: {entry.base_model}"] if entry is not None and entry.base_model else []),
-        "---",
-        "",
-        f"# {title}",
-        "",
-        (entry.description if entry else f"{family} checkpoint converted from {plan.source.name}") + ".",
-        "",
-        "This directory was written by `fourd-hub convert`; the full model card is generated from the",
-        "fourd_hub catalog.",
-        "",
-        "## Conversion provenance",
-        "",
-        f"- original file: `{plan.source.name}`" + (f" ({entry.original_url})" if entry and entry.original_url else ""),
-        f"- original sha256: `{digest}`" if digest else "- original sha256: not computed",
-        f"- layout found: {plan.layout_description}",
-        f"- model class: `{plan.model_class.__name__}`, {plan.num_parameters:,} parameters, stored as {str(dtype).replace('torch.', '')}",
-        f"- converted with fourd_hub {__version__}",
-        "",
-        "## Usage",
-        "",
-        "```python",
-        *usage,
-        "```",
-        "",
-    ]
-    (directory / "README.md").write_text("\n".join(lines))
+        architecture = plan.model_class.__name__
+        if isinstance(plan.config, head_conversion.ReadoutHeadConfig):
+            # A head on its own is used through the task model it attaches to (from_backbone).
+            architecture = {"points": "MooGForPointTracking", "boxes": "MooGForBoxTracking"}[plan.config.readout["task"]]
+        text = render_custom_model_card(plan.config, architecture=architecture, provenance=provenance)
+    (directory / "README.md").write_text(text, encoding="utf-8")
