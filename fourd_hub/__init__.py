@@ -5,6 +5,10 @@ so ``AutoConfig`` / ``AutoModel`` (and the matching task Auto classes) resolve o
 our video pipelines with ``transformers.pipeline`` (``"video-depth-estimation"``, ``"point-tracking"``,
 ``"box-tracking"``, ``"camera-pose-estimation"``, ``"video-feature-extraction"``,
 ``"video-reconstruction"``).
+
+``fourd_hub.from_pretrained(name)`` loads any of our checkpoints (catalog name, directory or Hub
+repo id) as the class it was saved as; every model class's ``from_pretrained`` takes catalog names
+too (``FourDSModel.from_pretrained("4ds-e")``): see :mod:`fourd_hub.hub`.
 """
 
 from .fourds import (
@@ -47,6 +51,7 @@ from .results import (
     PointTrackingResult,
     VideoReconstructionResult,
 )
+from .hub import from_pretrained
 from .video_io import VideoError, load_video, open_video, write_video
 from ._auto import register_auto_classes
 
@@ -88,6 +93,7 @@ __all__ = [
     "FourDSVideoProcessor",
     "MooGVideoProcessor",
     "load_video_processor",
+    "from_pretrained",
     "pipeline",
     "register_pipelines",
     "BoxTrackingResult",

@@ -6,20 +6,26 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForDepthEstimation,
+    AutoModelForPreTraining,
     AutoModelForVideoClassification,
 )
 
 from .fourds import FourDSConfig, FourDSForDepthEstimation, FourDSForVideoClassification, FourDSModel
-from .moog import MooGConfig, MooGForDepthEstimation, MooGModel
+from .moog import MooGConfig, MooGForDepthEstimation, MooGForNextFramePrediction, MooGModel
 
 
 def register_auto_classes() -> None:
-    """Make ``Auto*.from_pretrained`` resolve our model types. Idempotent."""
+    """Make ``Auto*.from_pretrained`` resolve our model types (no ``trust_remote_code``). Idempotent.
+
+    Point, box and camera-pose models have no transformers Auto class: load them with their class
+    or :func:`fourd_hub.from_pretrained`, which picks the class a checkpoint was saved as.
+    """
     registrations = [
         (AutoModel, FourDSConfig, FourDSModel),
         (AutoModelForDepthEstimation, FourDSConfig, FourDSForDepthEstimation),
         (AutoModelForVideoClassification, FourDSConfig, FourDSForVideoClassification),
         (AutoModel, MooGConfig, MooGModel),
+        (AutoModelForPreTraining, MooGConfig, MooGForNextFramePrediction),
         (AutoModelForDepthEstimation, MooGConfig, MooGForDepthEstimation),
     ]
     for config_class in (FourDSConfig, MooGConfig):

@@ -37,8 +37,11 @@ class CatalogEntry:
         preset: the config preset (a 4DS size of Table 1, or a MooG preset name).
         description: one line for listings and model cards.
         original_file: file name under :data:`ORIGINAL_URL_BASE`; ``None`` for config-only entries.
-        file_size_mb: approximate size of the original file (architecture.md), for messages/checks.
-        sha256: checksum of the original file when known.
+        file_size_mb: approximate size of the original file (architecture.md), for messages and
+            the free-space check.
+        file_size: exact size of the original file in bytes when known (downloads are checked
+            against it before and after streaming).
+        sha256: checksum of the original file when known (downloads are refused on a mismatch).
         num_parameters: parameter count (from the key manifests; they match the paper's Table 1).
         input_spec: expected input.
         config_overrides: fields set on top of the preset (e.g. readout settings).
@@ -55,6 +58,7 @@ class CatalogEntry:
     input_spec: InputSpec
     original_file: str | None = None
     file_size_mb: int | None = None
+    file_size: int | None = None
     sha256: str | None = None
     config_overrides: dict[str, Any] = field(default_factory=dict)
     base_model: str | None = None
@@ -62,6 +66,7 @@ class CatalogEntry:
 
     @property
     def original_url(self) -> str | None:
+        """The file's official URL (downloads use ``fourd_hub.hub.original_url``, which honours mirrors)."""
         return ORIGINAL_URL_BASE + self.original_file if self.original_file else None
 
     def hub_repo_id(self, org: str = DEFAULT_HUB_ORG) -> str:

@@ -1,4 +1,6 @@
-"""The ``fourd-hub`` command line: ``list`` the catalog, ``convert`` an original checkpoint, and run
+"""The ``fourd-hub`` command line: ``list`` the catalog, ``convert`` an original checkpoint,
+``download`` a catalog model into the Hugging Face cache, ``push`` one to the Hub, regenerate the
+``model-cards``, and run
 the pipelines on a video (``depth-estimation``, ``point-tracking``, ``box-tracking``,
 ``camera-pose-estimation``, ``features``, ``video-reconstruction``) with the output format chosen by
 the extension of ``--output``: ``.mp4`` visualisation, ``.npz`` arrays, ``.json`` tracks/boxes/poses,
@@ -68,6 +70,54 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     print(f"layout: {result.layout}")
     if result.source_sha256:
         print(f"source sha256: {result.source_sha256}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .hub import convert_into_cache, resolve_model_dir
+
+    if args.original is not None:
+        from .catalog import get_entry
+
+        path = convert_into_cache(
+            get_entry(args.name), original=args.original, force=args.force, cache_dir=args.cache_dir, progress=not args.quiet
+        )
+    else:
+        path = resolve_model_dir(args.name, force_download=args.force, cache_dir=args.cache_dir, progress=not args.quiet)
+    print(path)
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_model_dir
+
+    commit = push_model_dir(
+        args.model,
+        args.repo_id,
+        original=args.original,
+        commit_message=args.commit_message,
+        private=True if args.private else None,
+        token=args.token,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        progress=not args.quiet,
+    )
+    print(f"pushed {args.model} to {args.repo_id}: {commit}")
+    return 0
+
+
+def _cmd_model_cards(args: argparse.Namespace) -> int:
+    from .model_card import write_model_cards
+
+    if args.check:
+        stale = write_model_cards(args.directory, check=True)
+        if stale:
+            names = ", ".join(path.name for path in stale)
+            raise ValueError(f"{len(stale)} model card(s) differ from the catalog ({names}); run `fourd-hub model-cards {args.directory}`")
+        print(f"all model cards in {args.directory} match the catalog")
+        return 0
+    written = write_model_cards(args.directory)
+    print(f"wrote {len(written)} model cards to {args.directory}")
     return 0
 
 
@@ -211,6 +261,42 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-sha256", action="store_true", help="do not hash the source file for the model card")
     convert.add_argument("--quiet", action="store_true", help="no progress bars")
     convert.set_defaults(func=_cmd_convert)
+
+    download = sub.add_parser(
+        "download",
+        help="put a catalog model into the Hugging Face cache (Hub copy, else the original file converted)",
+        description="Resolve NAME as from_pretrained does and print the cached directory: the Hub repo "
+        "<org>/NAME if it exists, else the original .npz downloaded (FOURD_HUB_ORIGINAL_URL overrides the URL "
+        "base) and converted into the cache once. With --original, convert that local file instead (offline).",
+    )
+    download.add_argument("name", help="catalog name (fourd-hub list)")
+    download.add_argument("--original", help="a local copy of the original .npz to convert (no download)")
+    download.add_argument("--force", action="store_true", help="download and convert again")
+    download.add_argument("--cache-dir", help="Hugging Face cache directory (default: HF_HUB_CACHE)")
+    download.add_argument("--quiet", action="store_true", help="no progress bars")
+    download.set_defaults(func=_cmd_download)
+
+    push = sub.add_parser(
+        "push",
+        help="convert a catalog entry (or take a saved model directory) and push it to a Hub repo",
+        description="Push MODEL (a catalog name, converted first if needed, or a save_pretrained directory) to "
+        "REPO_ID with its weights, config, video processor config and the fourd_hub model card.",
+    )
+    push.add_argument("model", help="catalog name or model directory")
+    push.add_argument("repo_id", help="target repo, 'org/name' (created if missing)")
+    push.add_argument("--original", help="a local copy of the original .npz (catalog names; else it is downloaded)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--token", help="Hub token (default: the logged-in one)")
+    push.add_argument("--revision", help="branch to push to")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--commit-message", help="commit message")
+    push.add_argument("--quiet", action="store_true", help="no progress bars")
+    push.set_defaults(func=_cmd_push)
+
+    cards = sub.add_parser("model-cards", help="write one model card per catalog entry (or --check them)")
+    cards.add_argument("directory", nargs="?", default="model_cards", help="output directory (default: model_cards)")
+    cards.add_argument("--check", action="store_true", help="write nothing; fail if a card differs from the catalog")
+    cards.set_defaults(func=_cmd_model_cards)
     _add_task_commands(sub)
     return parser
 
@@ -220,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+    except (ValueError, KeyError, TypeError, OSError) as err:  # OSError: missing files, downloads, disk space
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"fourd-hub {args.command}: error: {message}", file=sys.stderr)
         return 2

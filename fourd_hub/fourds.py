@@ -20,6 +20,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from .hub import HubConfigMixin, HubModelMixin
 from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, check_video, jax_resize
 from .readout import (
     BoxTrackingOutput,
@@ -51,7 +52,7 @@ FOURDS_SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-class FourDSConfig(PreTrainedConfig):
+class FourDSConfig(HubConfigMixin, PreTrainedConfig):
     r"""Configuration of a 4DS backbone (and of its task head, if any).
 
     Args:
@@ -251,7 +252,7 @@ class FourDSBlock(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.mlp_norm(hidden_states))
 
 
-class FourDSPreTrainedModel(ReturnDictMixin, PreTrainedModel):
+class FourDSPreTrainedModel(HubModelMixin, ReturnDictMixin, PreTrainedModel):
     config_class = FourDSConfig
     config: FourDSConfig
     base_model_prefix = "fourds"

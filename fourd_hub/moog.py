@@ -35,6 +35,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from .hub import HubConfigMixin, HubModelMixin
 from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
 from .readout import (
     BoxTrackingOutput,
@@ -183,7 +184,7 @@ MOOG_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class MooGConfig(PreTrainedConfig):
+class MooGConfig(HubConfigMixin, PreTrainedConfig):
     r"""Configuration of a MooG model (and of its task head, if any).
 
     The defaults are the released Ego4D architecture (``MooGConfig.from_preset("ego4d")``).
@@ -574,7 +575,7 @@ class MooGPixelDecoder(nn.Module):
         return out.unflatten(1, grid)
 
 
-class MooGPreTrainedModel(ReturnDictMixin, PreTrainedModel):
+class MooGPreTrainedModel(HubModelMixin, ReturnDictMixin, PreTrainedModel):
     config_class = MooGConfig
     config: MooGConfig
     base_model_prefix = "moog"

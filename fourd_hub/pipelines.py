@@ -154,7 +154,7 @@ def load_task_model(
     """
     from .catalog import CATALOG
     from .conversion.heads import HEAD_CONFIG_NAME
-    from .hub import resolve_model_dir
+    from .hub import head_model_class, resolve_model_dir
 
     task = canonical_task(task)
     if isinstance(model, PreTrainedModel):
@@ -171,14 +171,10 @@ def load_task_model(
                 f"{model} is a standalone readout head; pass the backbone it reads: pipeline(..., backbone='moog-ego4d' "
                 "or a converted backbone directory)"
             )
-        head_task = json.loads((directory / HEAD_CONFIG_NAME).read_text())["readout"]["task"]
-        cls = {"points": MooGForPointTracking, "boxes": MooGForBoxTracking}.get(head_task)
-        if cls is None or TASK_MODEL_CLASSES[task].get("moog") is not cls:
-            raise ValueError(f"{model} holds a {head_task} head, which cannot run {task}")
-        backbone_model = backbone if isinstance(backbone, PreTrainedModel) else MooGModel.from_pretrained(
-            resolve_model_dir(backbone), **from_pretrained_kwargs
-        )
-        return cls.from_backbone(backbone_model, head=directory)
+        cls = head_model_class(directory)
+        if TASK_MODEL_CLASSES[task].get("moog") is not cls:
+            raise ValueError(f"{model} holds a {cls.readout_task} head, which cannot run {task}")
+        return cls.from_pretrained(directory, backbone=backbone, **from_pretrained_kwargs)
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{directory} has no config.json: not a converted fourd_hub model")

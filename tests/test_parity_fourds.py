@@ -22,8 +22,9 @@ TOLERANCE = 1e-4
 pytestmark = pytest.mark.parity
 
 
-def config_from_case(case: dict) -> FourDSConfig:
-    return FourDSConfig(
+def config_kwargs_from_case(case: dict) -> dict:
+    """FourDSConfig fields of a cases.json 4DS case (everything from the case, nothing hard-coded)."""
+    return dict(
         hidden_size=case["width"],
         num_hidden_layers=case["num_layers"],
         intermediate_size=case["mlp_size"],
@@ -39,6 +40,10 @@ def config_from_case(case: dict) -> FourDSConfig:
             "decoding_patch_size": case["readout_decoding_patch_size"],
         },
     )
+
+
+def config_from_case(case: dict) -> FourDSConfig:
+    return FourDSConfig(**config_kwargs_from_case(case))
 
 
 @pytest.fixture(scope="module")
