@@ -285,7 +285,7 @@ def convert_into_cache(
         fourd_hub.download.DownloadError: the download failed or was refused (size, checksum).
         fourd_hub.conversion.ConversionError: the file is not the checkpoint the entry describes.
     """
-    from .conversion import convert_checkpoint
+    from .conversion import CheckpointError, convert_checkpoint
     from .download import download_file
 
     entry = get_entry(entry) if isinstance(entry, str) else entry
@@ -337,6 +337,16 @@ def convert_into_cache(
                 source_sha256=downloaded.sha256 if downloaded is not None else None,
             )
             snapshot = commit_to_cache(staging / "model", folder, revision)
+        except CheckpointError as err:
+            if downloaded is None or entry.sha256 is not None:
+                raise  # a local file the user chose, or a checksum-verified download: the message stands
+            # An unverified download that is not this checkpoint (wrong file on a mirror, an error
+            # page): keeping it would make every later call fail the same way without re-fetching.
+            downloaded.path.unlink(missing_ok=True)
+            raise type(err)(
+                f"{err} -- the file downloaded from {url} is not the {entry.name} checkpoint and was deleted; "
+                "check FOURD_HUB_ORIGINAL_URL / the mirror"
+            ) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if downloaded is not None and not keep_original:
@@ -381,6 +391,8 @@ def resolve_model_dir(
     Raises:
         FileNotFoundError: nothing found; the message says what to download and where to put it.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise TypeError(f"expected a catalog name, a directory or a Hub repo id, got {name_or_path!r}")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -639,6 +651,7 @@ class HubModelMixin:
         from .model_card import render_custom_model_card
         from .processing import video_processor_for_config
 
+        check_repo_id(repo_id)  # before saving a possibly large model for nothing
         with tempfile.TemporaryDirectory(prefix="fourd-hub-push-") as temp:
             directory = Path(temp)
             self.save_pretrained(directory, max_shard_size=max_shard_size)

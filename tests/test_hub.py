@@ -513,3 +513,65 @@ def test_every_model_card_usage_snippet_runs(models, video, tmp_path, monkeypatc
             exec(compile(block, f"{entry.name} model card", "exec"), {})
         ran.append(entry.name)
     assert ran == list(CATALOG)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input
+
+
+@pytest.mark.parametrize("served", ["zeros", "another npz"])
+def test_a_wrong_file_on_the_mirror_is_refused_deleted_and_fetched_again_once_fixed(served, reference, cases, server, hub_env, monkeypatch):
+    """Without a catalog checksum the converter is the check; a refused download is not kept."""
+    from fourd_hub.conversion import CheckpointError
+
+    entry = make_test_entries(reference, cases, **{"4ds-tiny-test": {"sha256": None, "file_size": None}})["4ds-tiny-test"]
+    monkeypatch.setitem(CATALOG, entry.name, entry)
+    path = "ckpt/" + TEST_FILES["4ds-tiny-test"]
+    good = server.files[path]
+    size = good.stat().st_size
+    server.files[path] = bytes(size) if served == "zeros" else (reference / "moog_tiny_reference.npz").read_bytes()
+    with pytest.raises(CheckpointError, match="is not the 4ds-tiny-test checkpoint and was deleted"):
+        fourd_hub.from_pretrained("4ds-tiny-test")
+    folder = repo_cache_folder(entry)
+    assert [p for p in folder.rglob("*") if p.is_file()] == [] and find_converted(entry) is None
+    server.files[path] = good
+    assert type(fourd_hub.from_pretrained("4ds-tiny-test")) is FourDSForDepthEstimation
+    assert len(server.gets(path)) == 2
+
+
+def test_a_damaged_cached_conversion_is_redone(entries, server, hub_env):
+    entry = entries["4ds-tiny-test"]
+    snapshot = Path(fourd_hub.hub.resolve_model_dir("4ds-tiny-test"))
+    (snapshot / "config.json").resolve().unlink()  # e.g. a cache cleaner removed a blob
+    assert find_converted(entry) is None
+    assert type(fourd_hub.from_pretrained("4ds-tiny-test")) is FourDSForDepthEstimation
+    assert find_converted(entry) is not None and len(server.gets("ckpt/" + TEST_FILES["4ds-tiny-test"])) == 2
+    fourd_hub.hub.resolve_model_dir("4ds-tiny-test", force_download=True)
+    assert len(server.gets("ckpt/" + TEST_FILES["4ds-tiny-test"])) == 3
+
+
+def test_bad_names_and_originals_are_clear_errors(entries, hub_env, reference, tmp_path):
+    from fourd_hub.hub import convert_into_cache
+
+    for bad in (None, 123, "", "   "):
+        with pytest.raises(TypeError, match="catalog name, a directory or a Hub repo id"):
+            resolve_model_dir(bad)
+    with pytest.raises(TypeError):
+        fourd_hub.from_pretrained(123)
+    with pytest.raises(FileNotFoundError, match="pass the downloaded fourds_tiny_checkpoint.npz"):
+        convert_into_cache("4ds-tiny-test", original=tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="sha256 differs from the catalog"):
+        convert_into_cache("4ds-tiny-test", original=reference / TEST_FILES["moog-tiny-test"])
+    with pytest.raises(KeyError, match="not in the fourd_hub catalog"):
+        convert_into_cache("no-such-model")
+    with pytest.raises(FileNotFoundError, match="without released weights: there is nothing to convert"):
+        convert_into_cache("4ds-s")
+    assert find_converted(entries["4ds-tiny-test"]) is None
+
+
+def test_push_to_hub_refuses_an_invalid_repo_id_before_uploading(cached_tiny_backbone, uploads):
+    model, _ = cached_tiny_backbone
+    for bad in ("a/b/c", "", "bad repo", "-x/y"):
+        with pytest.raises(ValueError, match="invalid Hub repo id"):
+            model.push_to_hub(bad)
+    assert uploads["create_repo"] == [] and uploads["upload_folder"] == []
