@@ -565,15 +565,15 @@ class HubModelMixin:
         """
         entry = catalog_entry_for(pretrained_model_name_or_path)
         is_dir = isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and Path(pretrained_model_name_or_path).expanduser().is_dir()
-        if entry is None and not is_dir:
-            if backbone is not None:
-                raise TypeError("backbone= is only for standalone readout heads (a catalog head or a head directory)")
+        if entry is None and not is_dir and backbone is None and not hasattr(cls, "from_backbone"):
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)  # a Hub repo id
         hub_kwargs = split_hub_kwargs(kwargs)
         if entry is not None:
             directory = resolve_model_dir(entry.name, **hub_kwargs)
-        else:
+        elif is_dir:
             directory = Path(pretrained_model_name_or_path).expanduser()
+        else:  # a repo id for a MooG readout class: it may hold a standalone head (no config.json)
+            directory = resolve_model_dir(pretrained_model_name_or_path, **hub_kwargs)
         if (directory / _HEAD_CONFIG_NAME).is_file():
             # The backbone is resolved like any name: the same cache and offline settings apply.
             model = cls._from_head_directory(directory, entry, backbone, {**kwargs, **hub_kwargs})
@@ -607,6 +607,8 @@ class HubModelMixin:
                 f"{entry.name if entry else directory} is a standalone {head_class.readout_task} readout head; load it with "
                 f"{head_class.__name__}.from_pretrained(...) or fourd_hub.from_pretrained(...)"
             )
+        if backbone is None and entry is None:
+            entry = _catalog_entry_of_card(directory)  # a pushed catalog head: its card names the entry
         if backbone is None and entry is not None and entry.base_model:
             backbone = entry.base_model
         if backbone is None:
@@ -675,6 +677,18 @@ class HubModelMixin:
                 revision=revision,
                 create_pr=create_pr,
             )
+
+
+def _catalog_entry_of_card(directory: Path) -> CatalogEntry | None:
+    """The catalog entry a directory's model card was rendered for (``fourd_hub.catalog_name``), if any."""
+    from .model_card import card_metadata
+
+    try:
+        metadata = card_metadata((directory / "README.md").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = (metadata.get("fourd_hub") or {}).get("catalog_name")
+    return CATALOG.get(name) if isinstance(name, str) else None
 
 
 def _base_model_of(config) -> str | None:
@@ -780,13 +794,7 @@ def push_model_dir(
             raise FileNotFoundError(f"{name_or_dir} is neither a catalog entry with weights ({known}) nor a directory")
     provenance = read_provenance(directory / "README.md")
     if entry is None and provenance is not None:
-        from .model_card import card_metadata
-
-        try:
-            recorded = (card_metadata((directory / "README.md").read_text(encoding="utf-8")).get("fourd_hub") or {}).get("catalog_name")
-        except ValueError:
-            recorded = None
-        entry = CATALOG.get(recorded) if recorded else None
+        entry = _catalog_entry_of_card(directory)
     if entry is not None:
         card = render_model_card(entry, provenance, repo_id=repo_id)
         title = entry.name

@@ -428,7 +428,7 @@ def test_push_to_hub_uploads_weights_config_processor_and_our_card(cached_tiny_b
     assert "transformers" != metadata["library_name"] and "Model card for Model ID" not in card
 
 
-def test_push_cli_converts_a_catalog_entry_and_uploads_it_with_its_card(entries, server, hub_env, reference, uploads, capsys):
+def test_push_cli_converts_a_catalog_entry_and_uploads_it_with_its_card(entries, server, hub_env, reference, uploads, capsys, tmp_path, monkeypatch):
     from fourd_hub.cli import main
     from fourd_hub.model_card import card_metadata
 
@@ -451,6 +451,17 @@ def test_push_cli_converts_a_catalog_entry_and_uploads_it_with_its_card(entries,
     files = uploads["upload_folder"][-1]["files"]
     assert {"readout_head.json", "model.safetensors", "README.md"} <= set(files)
     assert card_metadata(files["README.md"].decode())["base_model"] == "fourd-hub/moog-tiny-test"
+
+    # What was pushed loads back by repo id, as its card's snippet says: the head finds its backbone.
+    pushed = tmp_path / "pushed-points"
+    pushed.mkdir()
+    for name, data in files.items():
+        (pushed / name).write_bytes(data)
+    write_hf_snapshot(hub_env, "me/points", pushed)
+    expected = MooGForPointTracking.from_pretrained("moog-tiny-test-points")  # converts the backbone too
+    _go_offline(monkeypatch)
+    assert 'MooGForPointTracking.from_pretrained("me/points")' in files["README.md"].decode()
+    _assert_same_weights(MooGForPointTracking.from_pretrained("me/points"), expected)
 
 
 def test_push_refuses_bad_names_and_repo_ids(entries, hub_env, uploads, tmp_path):
