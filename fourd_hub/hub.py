@@ -172,14 +172,6 @@ def _cache_lock(lock_path: Path, what: str, progress: bool) -> Iterator[None]:
         lock.__exit__(None, None, None)
 
 
-def _sha256(path: Path, chunk: int = 16 * 2**20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -199,6 +191,8 @@ def commit_to_cache(staging: Path, folder: Path, revision: str, ref: str = CONVE
     symlink in ``snapshots/<revision>/`` (a copy where symlinks are not allowed). The snapshot is
     assembled under a temporary name and renamed; ``refs/<ref>`` is written last.
     """
+    from .conversion.convert import sha256_of
+
     blobs, snapshots = folder / "blobs", folder / "snapshots"
     blobs.mkdir(parents=True, exist_ok=True)
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -208,7 +202,7 @@ def commit_to_cache(staging: Path, folder: Path, revision: str, ref: str = CONVE
     os.chmod(partial, 0o777 & ~umask)
     try:
         for file in sorted(p for p in staging.rglob("*") if p.is_file()):
-            blob = blobs / _sha256(file)
+            blob = blobs / sha256_of(file)
             if blob.exists():
                 file.unlink()
             else:
@@ -286,6 +280,7 @@ def convert_into_cache(
         fourd_hub.conversion.ConversionError: the file is not the checkpoint the entry describes.
     """
     from .conversion import CheckpointError, convert_checkpoint
+    from .conversion.convert import sha256_of
     from .download import download_file
 
     entry = get_entry(entry) if isinstance(entry, str) else entry
@@ -302,7 +297,7 @@ def convert_into_cache(
             source = Path(original).expanduser()
             if not source.is_file():
                 raise FileNotFoundError(f"{source} does not exist; pass the downloaded {entry.original_file}")
-            if entry.sha256 is not None and _sha256(source) != entry.sha256.lower():
+            if entry.sha256 is not None and sha256_of(source) != entry.sha256.lower():
                 raise ValueError(f"{source} is not {entry.original_file}: its sha256 differs from the catalog's {entry.sha256}")
         else:
             url = original_url(entry)
