@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._files import staging_dir, write_text_atomic
 from .catalog import CATALOG, DEFAULT_HUB_ORG, ORIGINAL_URL_BASE, CatalogEntry, get_entry
 
 logger = logging.getLogger(__name__)
@@ -172,18 +173,6 @@ def _cache_lock(lock_path: Path, what: str, progress: bool) -> Iterator[None]:
         lock.__exit__(None, None, None)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def commit_to_cache(staging: Path, folder: Path, revision: str, ref: str = CONVERTED_REF) -> Path:
     """Move the files of ``staging`` into ``folder`` in huggingface_hub's layout; return the snapshot.
 
@@ -196,10 +185,7 @@ def commit_to_cache(staging: Path, folder: Path, revision: str, ref: str = CONVE
     blobs, snapshots = folder / "blobs", folder / "snapshots"
     blobs.mkdir(parents=True, exist_ok=True)
     snapshots.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{revision}.partial-", dir=snapshots))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(partial, 0o777 & ~umask)
+    partial = staging_dir(snapshots / revision)
     try:
         for file in sorted(p for p in staging.rglob("*") if p.is_file()):
             blob = blobs / sha256_of(file)
@@ -220,7 +206,7 @@ def commit_to_cache(staging: Path, folder: Path, revision: str, ref: str = CONVE
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    _write_text_atomic(folder / "refs" / ref, revision)
+    write_text_atomic(folder / "refs" / ref, revision)
     return snapshot
 
 

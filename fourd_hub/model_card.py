@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ._files import write_text_atomic
 from .catalog import CATALOG, CODE_LICENSE, DEFAULT_HUB_ORG, WEIGHTS_LICENSE, CatalogEntry
 from .fourds import FOURDS_SIZES, FourDSConfig
 from .moog import MooGConfig
@@ -223,11 +223,6 @@ def _family_tag(family: str) -> str:
     return "moog" if family == "moog" else "4ds"
 
 
-def _entry_repo(name: str) -> str:
-    """The hub repo id of the catalog entry called ``name``."""
-    return f"{DEFAULT_HUB_ORG}/{name}"
-
-
 def _hub_repo(name: str) -> str:
     """A catalog name as its hub repo id; anything else (a repo id, a path) unchanged."""
     entry = CATALOG.get(name) or CATALOG.get(name.lower())
@@ -376,7 +371,7 @@ def _catalog_metadata(entry: CatalogEntry, provenance: ConversionProvenance | No
     if task.pipeline_tag:
         metadata["pipeline_tag"] = task.pipeline_tag
     if entry.base_model:
-        metadata["base_model"] = _entry_repo(entry.base_model)
+        metadata["base_model"] = _hub_repo(entry.base_model)
     spec = entry.input_spec
     facts: dict[str, Any] = {
         "catalog_name": entry.name,
@@ -438,7 +433,7 @@ def _model_section(entry: CatalogEntry) -> list[str]:
         if _is_table_1_size(entry):
             lines.append(f"- {_table_1_line(entry.preset)}")
     if entry.base_model:
-        base = _entry_repo(entry.base_model)
+        base = _hub_repo(entry.base_model)
         lines.append(f"- Base model: [`{base}`](https://huggingface.co/{base}).")
     return lines + [""]
 
@@ -884,18 +879,6 @@ def _stale_cards(directory: Path) -> list[Path]:
     return stale
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a card is a public document
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_model_cards(directory: str | os.PathLike, check: bool = False) -> list[Path]:
     """Write one card per catalog entry into ``directory`` (atomically: temp file + os.replace).
 
@@ -921,7 +904,7 @@ def write_model_cards(directory: str | os.PathLike, check: bool = False) -> list
     written = []
     for entry in CATALOG.values():
         path = directory / card_file_name(entry)
-        _write_atomic(path, render_model_card(entry))
+        write_text_atomic(path, render_model_card(entry))
         written.append(path)
     for path in _stale_cards(directory):
         path.unlink()

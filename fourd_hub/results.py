@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import torch
 
+from ._files import write_atomic
 from .processing import FrameGeometry
 from .video_io import open_video, write_png_frames, write_video
 
@@ -88,27 +89,15 @@ class VideoTaskResult:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         suffix = path.suffix.lower()
         if suffix == ".npz":
-            return _atomic_write(path, lambda handle: np.savez_compressed(handle, **self.arrays()))
+            return write_atomic(path, lambda handle: np.savez_compressed(handle, **self.arrays()))
         if suffix == ".json":
             text = json.dumps(self.to_json(), indent=1)
-            return _atomic_write(path, lambda handle: handle.write(text.encode()))
+            return write_atomic(path, lambda handle: handle.write(text.encode()))
         if suffix == ".mp4":
             return write_video(path, self.render(), fps=self.fps)
         if suffix == "":
             return write_png_frames(path, self.render())
         raise ValueError(f"cannot save to {path.name}: use .npz (arrays), .json, .mp4 (visualisation) or a directory (PNG frames)")
-
-
-def _atomic_write(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .._files import staging_dir
 from ..catalog import CatalogEntry, entry_for_file, get_entry
 from ..fourds import FOURDS_SIZES, FourDSConfig
 from ..model_card import ConversionProvenance, render_custom_model_card, render_model_card
@@ -232,11 +232,7 @@ def convert_checkpoint(
     if progress:
         tqdm.write(f"Converting {plan.source.name}: {plan.layout_description} -> {plan.model_class.__name__}")
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    staging = staging_dir(output_dir)
     try:
         files = _write_weights(plan, staging, torch_dtype, max_shard_bytes, progress)
         plan.config.architectures = [plan.model_class.__name__]
