@@ -10,7 +10,7 @@ from transformers import (
     AutoModelForVideoClassification,
 )
 
-from .fourds import FourDSConfig, FourDSForDepthEstimation, FourDSForVideoClassification, FourDSModel
+from .fourds import FourDSConfig, FourDSForDepthEstimation, FourDSForPreTraining, FourDSForVideoClassification, FourDSModel
 from .moog import MooGConfig, MooGForDepthEstimation, MooGForNextFramePrediction, MooGModel
 
 
@@ -24,6 +24,7 @@ def register_auto_classes() -> None:
         (AutoModel, FourDSConfig, FourDSModel),
         (AutoModelForDepthEstimation, FourDSConfig, FourDSForDepthEstimation),
         (AutoModelForVideoClassification, FourDSConfig, FourDSForVideoClassification),
+        (AutoModelForPreTraining, FourDSConfig, FourDSForPreTraining),
         (AutoModel, MooGConfig, MooGModel),
         (AutoModelForPreTraining, MooGConfig, MooGForNextFramePrediction),
         (AutoModelForDepthEstimation, MooGConfig, MooGForDepthEstimation),

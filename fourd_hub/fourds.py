@@ -10,6 +10,7 @@ no mean/std normalisation. Pixel coordinates at the API are continuous, (x, y) o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,12 @@ FOURDS_SIZES: dict[str, dict[str, Any]] = {
     "H": dict(hidden_size=1280, num_hidden_layers=32, intermediate_size=5120, num_attention_heads=16),
     "G": dict(hidden_size=1664, num_hidden_layers=48, intermediate_size=8192, num_attention_heads=16),
     "e": dict(hidden_size=1792, num_hidden_layers=56, intermediate_size=15360, num_attention_heads=16),
-    "j": dict(hidden_size=4096, num_hidden_layers=64, intermediate_size=32768, num_attention_heads=32, image_size=[256, 256]),
+    # 22B: 256x256 input, and (Table 4) a coarser 4x8x8 decoding grid (4x32x32 output patches)
+    # on the last 2 blocks only.
+    "j": dict(
+        hidden_size=4096, num_hidden_layers=64, intermediate_size=32768, num_attention_heads=32, image_size=[256, 256],
+        decoder_grid=[4, 8, 8], num_decoder_layers=2,
+    ),
 }
 
 
@@ -72,6 +78,13 @@ class FourDSConfig(HubConfigMixin, PreTrainedConfig):
         readout (`dict`, *optional*): the task head's :class:`~fourd_hub.readout.ReadoutConfig` as a
             dict; filled with the task's defaults when a task model is built.
         preset (`str`, *optional*): the Table 1 size this config was made from, informational.
+        mask_ratio (`float`): pretraining only: fraction of space-time patches dropped at random
+            (0.95 in the paper, no tube masking).
+        num_decoder_layers (`int`): pretraining only: the latent decoding grid joins the visible
+            tokens before the last this-many blocks (4; 2 for 22B).
+        decoder_grid (`list[int]`, *optional*): pretraining only: (t, h, w) grid of learned latent
+            decoding tokens; each decodes linearly to one (T/t, H/h, W/w) RGB patch. Default: the
+            input token grid (8x14x14 for 16x224x224); 4x8x8 for 22B.
 
     Example:
 
@@ -97,6 +110,9 @@ class FourDSConfig(HubConfigMixin, PreTrainedConfig):
     readout_depth: float = 0.95
     readout: dict | None = None
     preset: str | None = None
+    mask_ratio: float = 0.95
+    num_decoder_layers: int = 4
+    decoder_grid: list[int] | tuple[int, ...] | None = None
 
     def __post_init__(self, **kwargs):
         self.patch_size = list(check_sequence("patch_size", self.patch_size, 3))
@@ -114,6 +130,16 @@ class FourDSConfig(HubConfigMixin, PreTrainedConfig):
                 raise ValueError(f"FourDSConfig {name} {size} is not divisible by the patch size {patch}")
         if not 0.0 < self.readout_depth <= 1.0:
             raise ValueError(f"readout_depth must be in (0, 1], got {self.readout_depth}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        # Checked against num_hidden_layers by FourDSForPreTraining only: backbones never use it.
+        if not isinstance(self.num_decoder_layers, int) or self.num_decoder_layers < 1:
+            raise ValueError(f"num_decoder_layers must be a positive integer, got {self.num_decoder_layers!r}")
+        if self.decoder_grid is not None:
+            self.decoder_grid = list(check_sequence("decoder_grid", self.decoder_grid, 3))
+            for size, cells, name in zip((self.num_frames, *self.image_size), self.decoder_grid, ("num_frames", "height", "width")):
+                if size % cells:
+                    raise ValueError(f"decoder_grid {self.decoder_grid} does not divide the clip: {name} {size} % {cells} != 0")
         super().__post_init__(**kwargs)
 
     @classmethod
@@ -135,6 +161,16 @@ class FourDSConfig(HubConfigMixin, PreTrainedConfig):
 
     def readout_config(self, task: str) -> ReadoutConfig:
         return ReadoutConfig.for_task(task, self.readout)
+
+    @property
+    def decoding_grid(self) -> tuple[int, int, int]:
+        """(t, h, w) grid of latent decoding tokens (pretraining)."""
+        return tuple(self.decoder_grid) if self.decoder_grid is not None else self.token_grid
+
+    @property
+    def decoder_patch_size(self) -> tuple[int, int, int]:
+        """(pt, ph, pw) RGB patch each latent decoding token reconstructs (2x16x16; 22B: 4x32x32)."""
+        return tuple(s // g for s, g in zip((self.num_frames, *self.image_size), self.decoding_grid))
 
 
 def readout_feature_index(num_features: int, readout_depth: float) -> int:
@@ -265,6 +301,8 @@ class FourDSPreTrainedModel(HubModelMixin, ReturnDictMixin, PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, FourDSEmbeddings):
             init.trunc_normal_(module.position_embedding, std=self.config.initializer_range)
+        elif isinstance(module, FourDSLatentDecoder):
+            init.trunc_normal_(module.latent_tokens, std=self.config.initializer_range)
         else:
             init_module_weights(module, self.config.initializer_range)
 
@@ -284,6 +322,10 @@ class FourDSModel(FourDSPreTrainedModel):
     (torch.Size([1, 1568, 384]), torch.Size([1, 16, 196, 384]))
     ```
     """
+
+    # A FourDSForPreTraining checkpoint holds the backbone plus the latent decoder; loading its
+    # backbone alone is the intended use, not a mismatch worth a warning.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder\."]
 
     def __init__(self, config: FourDSConfig):
         super().__init__(config)
@@ -348,6 +390,164 @@ class FourDSModel(FourDSPreTrainedModel):
             hidden_states=tuple(outputs) if outputs is not None else None,
         )
         return self.finish(output, return_dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pretraining (masked auto-encoding with a latent decoding grid, section 3.1 / Table 4)
+
+
+@dataclass
+class FourDSPreTrainingOutput(ModelOutput):
+    r"""Output of :class:`FourDSForPreTraining`.
+
+    Args:
+        loss (`torch.FloatTensor`, *optional*): float32 mean squared error between the
+            reconstruction and the input's raw RGB over every patch, masked and visible (no target
+            normalisation).
+        reconstruction (`torch.FloatTensor` of shape `(B, T, C, H, W)`): the decoded video.
+        mask (`torch.BoolTensor` of shape `(B, N)`): True where a patch was dropped (masked).
+        visible_indices (`torch.LongTensor` of shape `(B, n)`): the kept patches, in raster order.
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    mask: torch.BoolTensor | None = None
+    visible_indices: torch.LongTensor | None = None
+
+
+def random_patch_mask(
+    batch_size: int, num_patches: int, mask_ratio: float, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """Uniformly random masking of ``int(N * mask_ratio)`` patches per video (no tube masking).
+
+    The noise is drawn on ``generator``'s device (CPU by default), so a seeded generator gives the
+    same mask on every machine. Returns (B, N) bool, True = masked.
+    """
+    num_masked = min(int(num_patches * mask_ratio), num_patches - 1)  # keep at least one patch
+    noise = torch.rand(batch_size, num_patches, generator=generator, device=generator.device if generator is not None else "cpu")
+    ranks = noise.argsort(dim=1).argsort(dim=1)
+    return (ranks < num_masked).to(device)
+
+
+class FourDSLatentDecoder(nn.Module):
+    """The learned grid of latent decoding tokens and the patchwise linear decoder.
+
+    Each latent token is mapped by one Linear to a (pt, ph, pw, C) RGB patch; the patches tile the
+    clip. Shapes: ``tokens()`` (G, D) with G = t * h * w; ``forward`` (B, G, D) -> (B, T, C, H, W).
+    """
+
+    def __init__(self, config: FourDSConfig):
+        super().__init__()
+        self.grid = config.decoding_grid
+        self.patch_size = config.decoder_patch_size
+        self.num_channels = config.num_channels
+        self.latent_tokens = nn.Parameter(torch.zeros(*self.grid, config.hidden_size))
+        self.to_pixels = nn.Linear(config.hidden_size, self.num_channels * math.prod(self.patch_size))
+
+    def tokens(self) -> torch.Tensor:
+        return self.latent_tokens.flatten(0, 2)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        (t, h, w), (pt, ph, pw), channels = self.grid, self.patch_size, self.num_channels
+        patches = self.to_pixels(latents).reshape(latents.shape[0], t, h, w, pt, ph, pw, channels)
+        video = patches.permute(0, 1, 4, 7, 2, 5, 3, 6)  # B t pt C h ph w pw
+        return video.reshape(latents.shape[0], t * pt, channels, h * ph, w * pw)
+
+
+class FourDSForPreTraining(FourDSPreTrainedModel):
+    """4DS masked auto-encoding, as pretrained (paper section 3.1, Table 4).
+
+    ``mask_ratio`` (95%) of the space-time patches are dropped at random; the visible ones go
+    through the blocks; before the last ``num_decoder_layers`` blocks a learned grid of latent
+    decoding tokens is concatenated to them; each latent token is decoded to one RGB patch by a
+    single Linear, and the loss is the L2 between the reconstruction of *all* patches and the raw
+    input RGB. There is no separate decoder: downstream, the backbone (``model.fourds``) is used
+    alone, and ``FourDSModel.from_pretrained`` of a saved pretraining model loads it.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from fourd_hub import FourDSConfig, FourDSForPreTraining
+    >>> model = FourDSForPreTraining(FourDSConfig.from_preset("S"))
+    >>> out = model(torch.rand(2, 16, 3, 224, 224), generator=torch.Generator().manual_seed(0))
+    >>> out.loss.backward()
+    >>> out.reconstruction.shape, int((~out.mask).sum(1)[0])
+    (torch.Size([2, 16, 3, 224, 224]), 79)
+    ```
+    """
+
+    def __init__(self, config: FourDSConfig):
+        if config.num_decoder_layers > config.num_hidden_layers:
+            raise ValueError(
+                f"num_decoder_layers ({config.num_decoder_layers}) cannot exceed num_hidden_layers "
+                f"({config.num_hidden_layers}): the latent grid joins before the last num_decoder_layers blocks"
+            )
+        super().__init__(config)
+        self.fourds = FourDSModel(config)
+        self.decoder = FourDSLatentDecoder(config)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> FourDSPreTrainingOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], of
+                the training clip size (``num_frames`` x ``image_size``: the decoding grid is tied to it).
+            mask (`torch.BoolTensor` of shape `(B, N)`, *optional*): True = dropped patch, the same
+                number per video. Default: :func:`random_patch_mask` with ``config.mask_ratio``.
+            generator (`torch.Generator`, *optional*): seeds the default mask (reproducible runs).
+        """
+        config = self.config
+        check_video(pixel_values_videos, config.patch_size, config.num_channels)
+        clip = (config.num_frames, *config.image_size)
+        if tuple(pixel_values_videos.shape[1:2]) + tuple(pixel_values_videos.shape[3:]) != clip:
+            raise ValueError(
+                f"pretraining needs clips of the configured size {clip[0]}x{clip[1]}x{clip[2]} (T x H x W), got "
+                f"{tuple(pixel_values_videos.shape)}: the latent decoding grid is tied to it; crop/resize the clips "
+                "or set num_frames / image_size"
+            )
+        tokens, _ = self.fourds.embeddings(pixel_values_videos)
+        batch, num_patches, width = tokens.shape
+        if mask is None:
+            mask = random_patch_mask(batch, num_patches, config.mask_ratio, generator, tokens.device)
+        num_visible = self._check_mask(mask, batch, num_patches)
+        mask = mask.to(tokens.device)
+        # A stable sort puts the kept patches first, in raster order.
+        visible_indices = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :num_visible]
+        hidden_states = tokens.gather(1, visible_indices.unsqueeze(-1).expand(-1, -1, width))
+
+        split = len(self.fourds.layers) - config.num_decoder_layers
+        for layer in self.fourds.layers[:split]:
+            hidden_states = layer(hidden_states)
+        latents = self.decoder.tokens().to(hidden_states.dtype).expand(batch, -1, -1)
+        hidden_states = torch.cat([hidden_states, latents], dim=1)
+        for layer in self.fourds.layers[split:]:
+            hidden_states = layer(hidden_states)
+        reconstruction = self.decoder(hidden_states[:, num_visible:])
+        # L2 on raw RGB, in float32 whatever the compute dtype.
+        loss = nn.functional.mse_loss(reconstruction.float(), pixel_values_videos.float())
+        output = FourDSPreTrainingOutput(loss=loss, reconstruction=reconstruction, mask=mask, visible_indices=visible_indices)
+        return self.finish(output, return_dict)
+
+    @staticmethod
+    def _check_mask(mask: torch.Tensor, batch: int, num_patches: int) -> int:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor (True = masked), got {getattr(mask, 'dtype', type(mask).__name__)}")
+        if tuple(mask.shape) != (batch, num_patches):
+            raise ValueError(f"mask must have shape (B={batch}, N={num_patches}), got {tuple(mask.shape)}")
+        visible = (~mask).sum(dim=1)
+        if bool((visible != visible[0]).any()) or int(visible[0]) == 0:
+            raise ValueError(
+                f"every video must keep the same, non-zero number of patches; got {visible.tolist()} visible"
+            )
+        return int(visible[0])
 
 
 # ----------------------------------------------------------------------------------------------

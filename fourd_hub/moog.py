@@ -629,6 +629,12 @@ class MooGModel(MooGPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.convs[0]
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the layers compute in: the weights' dtype, except under FSDP2 mixed precision,
+        where it is the policy's (bfloat16) while the stored weights stay float32."""
+        return self.state_norm.weight.dtype
+
     def initial_state(
         self,
         batch_size: int,
@@ -644,7 +650,7 @@ class MooGModel(MooGPreTrainedModel):
         shape = (batch_size, self.config.num_tokens, self.config.hidden_size)
         noise = torch.randn(shape, generator=generator, device=generator.device if generator is not None else "cpu")
         device = self.device if device is None else device
-        return (self.config.initial_state_scale * noise).to(device=device, dtype=dtype or self.dtype)
+        return (self.config.initial_state_scale * noise).to(device=device, dtype=dtype or self.compute_dtype)
 
     def _check_state(self, state: torch.Tensor, batch_size: int) -> torch.Tensor:
         expected = (self.config.num_tokens, self.config.hidden_size)
@@ -661,12 +667,12 @@ class MooGModel(MooGPreTrainedModel):
             raise TypeError(f"initial_state must be a float tensor, got {state.dtype}")
         if state.device.type != "meta" and not torch.isfinite(state).all():
             raise ValueError("initial_state contains NaN or infinite values")
-        return state.to(device=self.device, dtype=self.dtype)
+        return state.to(device=self.device, dtype=self.compute_dtype)
 
     def encode(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         """Encoder tokens of every frame: (B, T, C, H, W) -> (B, T, n, d)."""
         batch, frames = pixel_values_videos.shape[:2]
-        frames_flat = pixel_values_videos.flatten(0, 1).to(self.dtype)
+        frames_flat = pixel_values_videos.flatten(0, 1).to(self.compute_dtype)
         return self.encoder(frames_flat).unflatten(0, (batch, frames))
 
     def step(self, state: torch.Tensor, encoder_tokens: torch.Tensor) -> torch.Tensor:
