@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fourd_hub.training.checkpoint import export_checkpoint, latest_checkpoint, list_checkpoints
-from fourd_hub.training.parallel import no_weight_decay, parameter_groups, transformer_blocks
+from fourd_hub.training.optim import no_weight_decay_parameter_names, parameter_groups
+from fourd_hub.training.parallel import transformer_blocks
 from fourd_hub.training.pretrain import (
     build_model,
     learning_rate_at,
@@ -71,7 +72,7 @@ def test_learning_rate_schedule():
 
 def test_no_weight_decay_on_norms_biases_and_positions():
     model = build_model(get_recipe("debug"))
-    exempt = {name for name, p in model.named_parameters() if no_weight_decay(name, p)}
+    exempt = no_weight_decay_parameter_names(model)
     assert "fourds.embeddings.position_embedding" in exempt and "decoder.latent_tokens" in exempt
     assert "fourds.layers.0.attention_norm.weight" in exempt and "fourds.layers.0.mlp.fc_in.bias" in exempt
     assert "fourds.layers.0.mlp.fc_in.weight" not in exempt and "decoder.to_pixels.weight" not in exempt

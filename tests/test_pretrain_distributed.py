@@ -126,3 +126,23 @@ def test_moog_fsdp_pretraining_loss_falls(tmp_path):
     model = MooGForNextFramePrediction.from_pretrained(output_dir / "final")
     assert MooGModel.from_pretrained(output_dir / "final").config.num_tokens == model.config.num_tokens == 16
     assert [p.name for p in (output_dir / "checkpoints").iterdir()] == ["step_00000012"]
+
+
+def test_two_process_checkpoint_resumes_in_one_process(fourds_run, tmp_path):
+    """DCP reshards: a 2-process checkpoint continues in a single process; the step's clips are the
+    same set (only the per-rank mask draws differ), so the losses follow the 2-process run closely."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(fourds_run, copy)
+    shutil.rmtree(copy / "checkpoints" / "step_00000008")
+    command = [sys.executable, "-m", "fourd_hub.training.pretrain", "--recipe", "debug", "--output-dir", str(copy),
+               "--max-steps", str(STEPS), "--set", "checkpoint_every=4", "--no-progress", "--no-export"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed, reference = logged_losses(copy), logged_losses(fourds_run)
+    assert sorted(resumed) == list(range(1, STEPS + 1))
+    for step in range(5, STEPS + 1):
+        assert resumed[step] == pytest.approx(reference[step], rel=0.05), (step, resumed, reference)
+    state = json.loads((copy / "checkpoints" / "step_00000008" / "trainer_state.json").read_text())
+    assert state["world_size"] == 1 and state["micro_batches_consumed"] == STEPS * 4

@@ -178,9 +178,7 @@ def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:
         checkpoint: a ``step_*`` directory, or a run's output directory (its latest checkpoint).
         output_dir: where to write (replaced if it exists).
     """
-    from transformers import AutoConfig
-
-    import fourd_hub  # noqa: F401  (registers our configs with AutoConfig)
+    from transformers import AutoConfig  # our configs are registered: fourd_hub is imported
 
     checkpoint = Path(checkpoint)
     if not (checkpoint / TRAINER_STATE).is_file():

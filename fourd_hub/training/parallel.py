@@ -136,19 +136,3 @@ def apply_compile(model: nn.Module) -> nn.Module:
     for block in transformer_blocks(model):
         block.compile()
     return model
-
-
-def no_weight_decay(name: str, parameter: nn.Parameter) -> bool:
-    """Parameters AdamW must not decay (paper A.1: norms and position embeddings; also biases
-    and the learned latent decoding grid, which is a positional table too)."""
-    # Norm scales and biases are exactly the 1-D parameters of both families.
-    return parameter.ndim <= 1 or "position_embedding" in name or "latent_tokens" in name
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decayed weights, and everything :func:`no_weight_decay` exempts."""
-    decay, exempt = [], []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            (exempt if no_weight_decay(name, parameter) else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]

@@ -40,8 +40,8 @@ from .parallel import (
     apply_compile,
     apply_fsdp,
     init_distributed,
-    parameter_groups,
 )
+from .optim import parameter_groups
 from .recipes import RECIPES, PretrainingRecipe, get_recipe
 
 # Dense bf16 peak TFLOP/s per device, for MFU. Matched against torch.cuda.get_device_name().
