@@ -122,6 +122,8 @@ def test_single_process_run_checkpoint_resume_and_export(tmp_path, capsys):
     # Extending the run is a new schedule: refused, with the reason.
     with pytest.raises(ValueError, match="max_steps"):
         pretrain(recipe.replace(max_steps=6), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        pretrain(recipe, tmp_path / "run", progress=False, resume=False)
     # Asking for the same run again resumes at its end: nothing to do.
     again = pretrain(recipe, tmp_path / "run", progress=False, export=False)
     assert again.start_step == again.end_step == 4 and again.losses == {}

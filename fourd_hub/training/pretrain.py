@@ -246,7 +246,8 @@ def pretrain(
     Args:
         recipe: what to train and how.
         output_dir: the run's directory (created; shared by all ranks).
-        resume: continue from the latest complete checkpoint in ``output_dir`` if there is one.
+        resume: continue from the latest complete checkpoint in ``output_dir`` if there is one; with
+            False, an output directory holding checkpoints is an error (never mixed with a new run).
         device: ``"cuda"`` / ``"cpu"`` (default: CUDA when available).
         export: at the end, write ``output_dir/final`` with ``save_pretrained``.
         tensorboard: also log to ``output_dir/tensorboard`` (needs the tensorboard package).
@@ -272,7 +273,13 @@ def _pretrain(recipe, output_dir: Path, ctx: DistributedContext, resume, export,
     from ..data.pretraining import pretraining_stream
 
     accumulation = recipe.gradient_accumulation_steps(ctx.world_size)
-    latest = ckpt.latest_checkpoint(output_dir) if resume else None
+    latest = ckpt.latest_checkpoint(output_dir)
+    if latest is not None and not resume:
+        # Starting over beside another run's checkpoints would mix the two on the next resume.
+        raise ValueError(
+            f"{output_dir} already holds checkpoints ({latest.name}); resume it, or use a new --output-dir "
+            "(or delete its checkpoints folder) to start fresh"
+        )
     if ctx.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         if latest is None:
@@ -391,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="any other recipe field (JSON values), e.g. --set grad_clip=1.0 --set compile=true")
     parser.add_argument("--device", choices=("cuda", "cpu"))
-    parser.add_argument("--no-resume", action="store_true", help="start fresh even if the output dir has checkpoints")
+    parser.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run (an output dir with checkpoints is an error)")
     parser.add_argument("--no-export", action="store_true", help="do not write output_dir/final at the end")
     parser.add_argument("--tensorboard", action="store_true", help="log to output_dir/tensorboard")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
