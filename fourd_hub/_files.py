@@ -8,7 +8,10 @@ then puts in place (atomic within one file system).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -29,6 +32,21 @@ def staging_dir(final: Path) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     os.chmod(path, 0o777 & ~_umask())
     return path
+
+
+@contextmanager
+def replacing_dir(final: Path) -> Iterator[Path]:
+    """Assemble a directory in a :func:`staging_dir`; on success it replaces ``final`` (whose old
+    contents are removed), on any error it is deleted and ``final`` is left as it was."""
+    staging = staging_dir(final)
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .._files import staging_dir
+from .._files import replacing_dir
 from ..catalog import CatalogEntry, entry_for_file, get_entry
 from ..fourds import FOURDS_SIZES, FourDSConfig
 from ..model_card import ConversionProvenance, render_custom_model_card, render_model_card
@@ -232,8 +231,7 @@ def convert_checkpoint(
     if progress:
         tqdm.write(f"Converting {plan.source.name}: {plan.layout_description} -> {plan.model_class.__name__}")
 
-    staging = staging_dir(output_dir)
-    try:
+    with replacing_dir(output_dir) as staging:
         files = _write_weights(plan, staging, torch_dtype, max_shard_bytes, progress)
         plan.config.architectures = [plan.model_class.__name__]
         plan.config.dtype = torch_dtype
@@ -248,12 +246,6 @@ def convert_checkpoint(
         should_verify = verify if isinstance(verify, bool) else plan.source.stat().st_size < 4 * 10**9
         if should_verify:
             verify_conversion(staging, plan, torch_dtype, progress)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ConversionResult(
         output_dir=output_dir,
         model_class=plan.model_class.__name__,

@@ -34,7 +34,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from .._files import staging_dir, write_text_atomic
+from .._files import replacing_dir, write_text_atomic
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 TRAINER_STATE = "trainer_state.json"
@@ -142,17 +142,10 @@ def save_pretrained_from_state(model_class: type, config, state_dict: dict[str, 
             f"unexpected {result.unexpected_keys[:5]}"
         )
     output_dir = Path(output_dir)
-    staging = staging_dir(output_dir)
-    try:
+    with replacing_dir(output_dir) as staging:
         model.save_pretrained(staging)
         # The pipelines read the preprocessing from the model directory.
         video_processor_for_config(config).save_pretrained(staging)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir
 
 
