@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="B", choices=sorted(SIZES))
     args = parser.parse_args(argv)
-    from fourd_hub.download import download_file
+    from fourd_hub.hub.download import download_file
 
     size = SIZES[args.size]
     with tempfile.TemporaryDirectory(prefix="fourd-hub-bench-") as temp:

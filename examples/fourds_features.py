@@ -12,7 +12,7 @@ import argparse
 import torch
 
 from fourd_hub import FourDSConfig, FourDSModel
-from fourd_hub.fourds import readout_feature_index
+from fourd_hub.models.fourds.modeling_fourds import readout_feature_index
 
 
 def main() -> None:

@@ -8,10 +8,13 @@ our video pipelines with ``transformers.pipeline`` (``"video-depth-estimation"``
 
 ``fourd_hub.from_pretrained(name)`` loads any of our checkpoints (catalog name, directory or Hub
 repo id) as the class it was saved as; every model class's ``from_pretrained`` takes catalog names
-too (``FourDSModel.from_pretrained("4ds-e")``): see :mod:`fourd_hub.hub`.
+too (``FourDSModel.from_pretrained("4ds-e")``): see :mod:`fourd_hub.loading` and :mod:`fourd_hub.hub`.
+
+Each family lives in ``fourd_hub/models/<family>/``; :mod:`fourd_hub.registry` says what each provides
+and :mod:`fourd_hub.tasks` names every task.
 """
 
-from .fourds import (
+from .models.fourds import (
     FOURDS_SIZES,
     FourDSBoxTrackingOutput,
     FourDSCameraPoseOutput,
@@ -29,8 +32,9 @@ from .fourds import (
     FourDSPreTrainedModel,
     FourDSPreTrainingOutput,
     FourDSVideoClassificationOutput,
+    FourDSVideoProcessor,
 )
-from .moog import (
+from .models.moog import (
     MOOG_PRESETS,
     MooGConfig,
     MooGForBoxTracking,
@@ -41,9 +45,10 @@ from .moog import (
     MooGModelOutput,
     MooGNextFramePredictionOutput,
     MooGPreTrainedModel,
+    MooGVideoProcessor,
 )
 from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
-from .processing import FourDSVideoProcessor, MooGVideoProcessor, load_video_processor
+from .processing import load_video_processor
 from .pipelines import pipeline, register_pipelines
 from .results import (
     BoxTrackingResult,
@@ -53,11 +58,13 @@ from .results import (
     PointTrackingResult,
     VideoReconstructionResult,
 )
-from .hub import from_pretrained
+from .modeling_utils import from_pretrained
+from .registry import FamilySpec, families, get_family
+from .tasks import TASKS, TaskSpec, get_task
 from .video_io import VideoError, load_video, open_video, write_video
 from ._auto import register_auto_classes
+from ._version import __version__
 
-__version__ = "0.1.0"
 
 register_auto_classes()
 register_pipelines()
@@ -98,6 +105,12 @@ __all__ = [
     "MooGVideoProcessor",
     "load_video_processor",
     "from_pretrained",
+    "FamilySpec",
+    "TASKS",
+    "TaskSpec",
+    "families",
+    "get_family",
+    "get_task",
     "pipeline",
     "register_pipelines",
     "BoxTrackingResult",

@@ -1,17 +1,17 @@
-"""Registration of our configs and models with transformers' Auto classes (run at import)."""
+"""Registration of every family's configs and models with transformers' Auto classes (run at import).
+
+Driven by the registry and the task table: a family's base model goes to ``AutoModel``, each task
+model to the Auto class its task names (:attr:`fourd_hub.tasks.TaskSpec.auto_class`), and the
+family's ``auto_classes`` (e.g. ``AutoModelForPreTraining``) likewise.
+"""
 
 from __future__ import annotations
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForDepthEstimation,
-    AutoModelForPreTraining,
-    AutoModelForVideoClassification,
-)
+import transformers
+from transformers import AutoConfig
 
-from .fourds import FourDSConfig, FourDSForDepthEstimation, FourDSForPreTraining, FourDSForVideoClassification, FourDSModel
-from .moog import MooGConfig, MooGForDepthEstimation, MooGForNextFramePrediction, MooGModel
+from .registry import families, import_object
+from .tasks import get_task
 
 
 def register_auto_classes() -> None:
@@ -20,22 +20,19 @@ def register_auto_classes() -> None:
     Point, box and camera-pose models have no transformers Auto class: load them with their class
     or :func:`fourd_hub.from_pretrained`, which picks the class a checkpoint was saved as.
     """
-    registrations = [
-        (AutoModel, FourDSConfig, FourDSModel),
-        (AutoModelForDepthEstimation, FourDSConfig, FourDSForDepthEstimation),
-        (AutoModelForVideoClassification, FourDSConfig, FourDSForVideoClassification),
-        (AutoModelForPreTraining, FourDSConfig, FourDSForPreTraining),
-        (AutoModel, MooGConfig, MooGModel),
-        (AutoModelForPreTraining, MooGConfig, MooGForNextFramePrediction),
-        (AutoModelForDepthEstimation, MooGConfig, MooGForDepthEstimation),
-    ]
-    for config_class in (FourDSConfig, MooGConfig):
+    for family in families():
+        config_class = family.load("config_class")
         try:
             AutoConfig.register(config_class.model_type, config_class)
         except ValueError:  # already registered by an earlier import (e.g. importlib.reload)
             pass
-    for auto_class, config_class, model_class in registrations:
-        try:
-            auto_class.register(config_class, model_class)
-        except ValueError:
-            pass
+        registrations = [("AutoModel", family.base_model)]
+        registrations += [(get_task(task).auto_class, path) for task, path in family.task_models.items()]
+        registrations += list(family.auto_classes.items())
+        for auto_name, path in registrations:
+            if auto_name is None:
+                continue
+            try:
+                getattr(transformers, auto_name).register(config_class, import_object(path))
+            except ValueError:
+                pass

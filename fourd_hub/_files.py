@@ -7,6 +7,7 @@ then puts in place (atomic within one file system).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -68,3 +69,12 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """:func:`write_atomic` of ``text`` as UTF-8 (``\\n`` line ends kept as they are)."""
     return write_atomic(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 16 * 2**20) -> str:
+    """The sha256 hex digest of a file, read in chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from .catalog import CATALOG, DEFAULT_HUB_ORG
+from .registry import FAMILIES
+from .tasks import TASKS
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -45,6 +47,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from .cards import write_conversion_card
     from .conversion import convert_checkpoint
 
     config = None
@@ -65,6 +68,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         verify=True if args.verify else (False if args.no_verify else "auto"),
         compute_sha256=not args.no_sha256,
         progress=not args.quiet,
+        on_staged=lambda directory, staged: write_conversion_card(staged, directory),
     )
     print(f"wrote {result.model_class} ({result.num_parameters:,} parameters) to {result.output_dir}")
     print(f"layout: {result.layout}")
@@ -107,7 +111,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_cards(args: argparse.Namespace) -> int:
-    from .model_card import write_model_cards
+    from .cards import write_model_cards
 
     if args.check:
         stale = write_model_cards(args.directory, check=True)
@@ -121,15 +125,8 @@ def _cmd_model_cards(args: argparse.Namespace) -> int:
     return 0
 
 
-# CLI command -> (pipeline task, output extensions it can write).
-_TASK_COMMANDS = {
-    "depth-estimation": ("depth-estimation", (".mp4", ".npz", "")),
-    "point-tracking": ("point-tracking", (".mp4", ".npz", ".json", "")),
-    "box-tracking": ("box-tracking", (".mp4", ".npz", ".json", "")),
-    "camera-pose-estimation": ("camera-pose-estimation", (".mp4", ".npz", ".json", "")),
-    "features": ("video-feature-extraction", (".npz",)),
-    "video-reconstruction": ("video-reconstruction", (".mp4", ".npz", "")),
-}
+# CLI command -> (pipeline task, output extensions it can write): the task table's.
+_TASK_COMMANDS = {spec.cli: (name, spec.output_extensions) for name, spec in TASKS.items() if spec.cli}
 
 
 def parse_coordinates(text: str, size: int, what: str) -> list[list[float]]:
@@ -235,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     listing = sub.add_parser("list", help="print the catalog of named checkpoints")
-    listing.add_argument("--family", choices=["fourds", "moog"], help="only this model family")
+    listing.add_argument("--family", choices=list(FAMILIES), help="only this model family")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_cmd_list)
 

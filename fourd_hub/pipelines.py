@@ -32,24 +32,11 @@ from tqdm.auto import tqdm
 from transformers import Pipeline, PreTrainedModel
 from transformers.utils import VIDEO_PROCESSOR_NAME
 
-from .fourds import (
-    FourDSForBoxTracking,
-    FourDSForCameraPoseEstimation,
-    FourDSForDepthEstimation,
-    FourDSForPointTracking,
-    FourDSModel,
-    FourDSPreTrainedModel,
-)
-from .moog import (
-    MooGForBoxTracking,
-    MooGForDepthEstimation,
-    MooGForNextFramePrediction,
-    MooGForPointTracking,
-    MooGModel,
-    MooGPreTrainedModel,
-)
+from .loading import plan_load
+from .modeling_utils import load_planned
 from .processing import FourDVideoProcessor, is_pil_image, load_video_processor, video_processor_for_config
 from .readout import track_boxes, track_points
+from .registry import FamilySpec, family_of
 from .results import (
     BoxTrackingResult,
     CameraPoseResult,
@@ -59,84 +46,46 @@ from .results import (
     VideoReconstructionResult,
     VideoTaskResult,
 )
+from .tasks import TASKS, get_task
 from .video_io import VideoError, VideoReader, open_video, select_frames
 from .windows import chain_tracks, plan_windows
 
-# task -> family -> model class able to run it.
-TASK_MODEL_CLASSES: dict[str, dict[str, type[PreTrainedModel]]] = {
-    "depth-estimation": {"fourds": FourDSForDepthEstimation, "moog": MooGForDepthEstimation},
-    "point-tracking": {"fourds": FourDSForPointTracking, "moog": MooGForPointTracking},
-    "box-tracking": {"fourds": FourDSForBoxTracking, "moog": MooGForBoxTracking},
-    "camera-pose-estimation": {"fourds": FourDSForCameraPoseEstimation},
-    "video-feature-extraction": {"fourds": FourDSModel, "moog": MooGModel},
-    "video-reconstruction": {"moog": MooGForNextFramePrediction},
-}
-TASK_ALIASES = {
-    "video-depth-estimation": "depth-estimation",
-    "depth": "depth-estimation",
-    "points": "point-tracking",
-    "boxes": "box-tracking",
-    "camera-pose": "camera-pose-estimation",
-    "features": "video-feature-extraction",
-    "feature-extraction": "video-feature-extraction",
-    "reconstruction": "video-reconstruction",
-}
-# Catalog / checkpoint examples named in error messages.
-_TASK_EXAMPLES = {
-    "depth-estimation": "4ds-b-dist-e-scannet-depth",
-    "point-tracking": "moog-ego4d-point-tracking",
-    "box-tracking": "moog-ego4d-box-tracking",
-    "camera-pose-estimation": "a 4DS model fine-tuned with FourDSForCameraPoseEstimation (no released weights)",
-    "video-feature-extraction": "4ds-b-dist-e or moog-ego4d",
-    "video-reconstruction": "moog-ego4d",
-}
-_FEATURE_BACKBONES = (FourDSModel, MooGModel)
-
-
 def canonical_task(task: str) -> str:
-    """The pipeline task ``task`` names (aliases accepted); a clear error lists the tasks."""
-    name = TASK_ALIASES.get(task, task)
-    if name not in TASK_MODEL_CLASSES:
-        raise KeyError(f"unknown task {task!r}; fourd_hub pipelines: {', '.join(TASK_MODEL_CLASSES)}")
-    return name
+    """The pipeline task ``task`` names (any spelling of the task table); a clear error lists the tasks."""
+    try:
+        spec = get_task(task)
+    except KeyError:
+        spec = None
+    if spec is None or not spec.has_pipeline:
+        names = ", ".join(name for name, t in TASKS.items() if t.has_pipeline)
+        raise KeyError(f"unknown task {task!r}; fourd_hub pipelines: {names}")
+    return spec.name
 
 
 # ----------------------------------------------------------------------------------------------
 # Model loading
 
 
-def _family(model: PreTrainedModel) -> str:
-    if isinstance(model, FourDSPreTrainedModel):
-        return "fourds"
-    if isinstance(model, MooGPreTrainedModel):
-        return "moog"
-    raise TypeError(f"fourd_hub pipelines run 4DS and MooG models, got {type(model).__name__}")
+def _family(model: PreTrainedModel) -> FamilySpec:
+    try:
+        return family_of(model)
+    except KeyError as err:
+        raise TypeError(f"fourd_hub pipelines run fourd_hub models: {err.args[0]}") from None
 
 
 def _task_model(task: str, model: PreTrainedModel) -> PreTrainedModel:
-    """``model`` itself when it can run ``task``; for features, the backbone of any task model."""
+    """``model`` itself when it can run ``task``; for features, the backbone of any task model; a
+    wrapper (``from_base_model``) when the task model is a backbone plus nothing of its own."""
     family = _family(model)
-    wanted = TASK_MODEL_CLASSES[task].get(family)
-    if wanted is None:
-        families = ", ".join(TASK_MODEL_CLASSES[task])
-        raise ValueError(f"{task} needs a {families} model; {type(model).__name__} is a {family} model")
+    wanted = family.task_model(task)
     if isinstance(model, wanted):
         return model
-    if task == "video-feature-extraction":
-        for attribute in ("fourds", "moog"):
-            backbone = getattr(model, attribute, None)
-            if isinstance(backbone, _FEATURE_BACKBONES):
-                return backbone
-    if task == "video-reconstruction" and isinstance(model, MooGModel):
-        if model.decoder is None:
-            raise ValueError("this MooG model has no pixel decoder, so it cannot reconstruct frames")
-        with torch.device("meta"):  # the wrapper's own copy of the backbone is replaced, never allocated
-            wrapper = MooGForNextFramePrediction(model.config)
-        wrapper.moog = model
-        return wrapper
-    raise ValueError(
-        f"{task} needs a {wanted.__name__}; got a {type(model).__name__} (e.g. {_TASK_EXAMPLES[task]})"
-    )
+    base = family.load("base_model")
+    if wanted is base and isinstance(model.base_model, base):
+        return model.base_model
+    if isinstance(model, base) and hasattr(wanted, "from_base_model"):
+        return wanted.from_base_model(model)
+    raise ValueError(f"{task} needs a {wanted.__name__}; got a {type(model).__name__}")
 
 
 def load_task_model(
@@ -149,60 +98,15 @@ def load_task_model(
 
     A directory must hold weights for the task (its ``config.json`` ``architectures``): a depth
     pipeline refuses a bare backbone rather than run a randomly initialised head. Standalone
-    readout heads (``readout_head.json``, e.g. ``moog-ego4d-point-tracking``) need ``backbone``;
-    for catalog heads it defaults to the entry's ``base_model``.
+    readout heads load the backbone their ``config.json`` names (or ``backbone``).
     """
-    from .catalog import CATALOG
-    from .conversion.heads import HEAD_CONFIG_NAME
-    from .hub import head_model_class, resolve_model_dir
-
     task = canonical_task(task)
     if isinstance(model, PreTrainedModel):
         return _task_model(task, model)
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a catalog name, a directory, a Hub repo id or a model object, got {type(model).__name__}")
-    directory = resolve_model_dir(model)
-    if (directory / HEAD_CONFIG_NAME).is_file():
-        entry = CATALOG.get(str(model).lower())
-        if backbone is None and entry is not None and entry.base_model:
-            backbone = entry.base_model
-        if backbone is None:
-            raise ValueError(
-                f"{model} is a standalone readout head; pass the backbone it reads: pipeline(..., backbone='moog-ego4d' "
-                "or a converted backbone directory)"
-            )
-        cls = head_model_class(directory)
-        if TASK_MODEL_CLASSES[task].get("moog") is not cls:
-            raise ValueError(f"{model} holds a {cls.readout_task} head, which cannot run {task}")
-        return cls.from_pretrained(directory, backbone=backbone, **from_pretrained_kwargs)
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{directory} has no config.json: not a converted fourd_hub model")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not valid JSON ({err}); re-convert the checkpoint") from None
-    family = config.get("model_type")
-    classes = TASK_MODEL_CLASSES[task]
-    if family not in ("fourds", "moog"):
-        raise ValueError(f"{directory} holds a {family!r} model; fourd_hub pipelines run fourds and moog models")
-    if family not in classes:
-        raise ValueError(f"{task} needs a {' or '.join(classes)} model; {directory} holds a {family} model")
-    wanted = classes[family]
-    saved = set(config.get("architectures") or [])
-    accepts = {wanted.__name__}
-    if task == "video-feature-extraction":
-        accepts = None  # any model of the family: the backbone's weights load from a task checkpoint
-    elif task == "video-reconstruction":
-        accepts |= {"MooGModel"}
-        if config.get("decoder") is None:
-            raise ValueError(f"{directory} holds a MooG model without pixel decoder weights; it cannot reconstruct frames")
-    if accepts is not None and not saved & accepts:
-        raise ValueError(
-            f"{directory} holds {', '.join(sorted(saved)) or 'an unknown architecture'}, not a {wanted.__name__}: "
-            f"it has no trained weights for {task} (e.g. {_TASK_EXAMPLES[task]})"
-        )
-    return wanted.from_pretrained(directory, **from_pretrained_kwargs)
+    plan = plan_load(model, task=task, backbone=backbone, require_task_weights=True)
+    return load_planned(plan, **from_pretrained_kwargs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -328,6 +232,7 @@ class VideoPipeline(Pipeline):
         self.seed = seed
         self.cache_frames = cache_frames
         self.family = _family(self.model)
+        self.recurrent = self.family.recurrent
 
     # transformers' Pipeline API: __call__ -> preprocess -> _forward -> postprocess, per video.
     def _sanitize_parameters(self, **kwargs):
@@ -410,11 +315,9 @@ class VideoPipeline(Pipeline):
         return clip.to(device=self.device, dtype=self.model.dtype)
 
     def _initial_state(self) -> torch.Tensor:
+        """A recurrent model's seeded initial state (``seed=``)."""
         generator = torch.Generator().manual_seed(self.seed)
-        return self._moog_backbone().initial_state(1, generator=generator)
-
-    def _moog_backbone(self) -> MooGModel:
-        return self.model if isinstance(self.model, MooGModel) else self.model.moog
+        return self.model.base_model.initial_state(1, generator=generator)
 
     def _independent_windows(self, frames: _ModelFrames, run_batch, windows=None) -> list[tuple[Any, Any]]:
         """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over windows that do not
@@ -432,7 +335,7 @@ class VideoPipeline(Pipeline):
         return results
 
     def _streamed_windows(self, frames: _ModelFrames, run_chunk) -> list[tuple[Any, Any]]:
-        """MooG: consecutive chunks, the state after one the initial state of the next (exact streaming)."""
+        """Recurrent models: consecutive chunks, the state after one the initial state of the next (exact streaming)."""
         windows = plan_windows(len(frames.frame_indices), self.window, shift_last=False, pad=False)
         state, results = self._initial_state(), []
         with self._bar(len(windows), "chunks") as bar:
@@ -462,10 +365,11 @@ def _processor_for(model: PreTrainedModel) -> FourDVideoProcessor:
     source = getattr(model, "name_or_path", "") or ""
     if source and Path(source, VIDEO_PROCESSOR_NAME).is_file():
         return load_video_processor(source)
-    config = model.config
-    if isinstance(model, (MooGForPointTracking, MooGForBoxTracking)):
-        return video_processor_for_config(config, num_frames=model.head.num_frames)
-    return video_processor_for_config(config)
+    # A head reads clips of its own length (a tracking head attached to a backbone of another).
+    head_frames = getattr(getattr(model, "head", None), "num_frames", None)
+    if isinstance(head_frames, int):
+        return video_processor_for_config(model.config, num_frames=head_frames)
+    return video_processor_for_config(model.config)
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -487,15 +391,15 @@ class DepthEstimationPipeline(VideoPipeline):
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
         count = len(frames.frame_indices)
         depth = np.zeros((count, *self.video_processor.model_size), dtype=np.float32)
-        if self.family == "fourds":
-            outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model(clips).predicted_depth))
-        else:
+        if self.recurrent:
 
             def chunk(clip, state):
                 out = self.model(clip, initial_state=state)
-                return _to_numpy(out.predicted_depth[0]), out.readout_features[:, -1]
+                return _to_numpy(out.predicted_depth[0]), out.state
 
             outputs = self._streamed_windows(frames, chunk)
+        else:
+            outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model(clips).predicted_depth))
         for window, predicted in outputs:
             depth[window.keep_from : window.end] = predicted[window.keep]
         return {"depth": depth}
@@ -598,16 +502,13 @@ class _TrackingPipeline(VideoPipeline):
         return values, visible
 
     def _run_backbone_and_head(self, clip, seeds, state, track_fn):
-        """Features of one window (MooG: from ``state``), then the head; returns numpy outputs + states."""
-        if self.family == "fourds":
-            features = self.model.backbone_features(clip)
-            states = None
-        else:
-            initial = self._initial_state() if state is None else state
-            features = self.model.backbone_features(clip, initial_state=initial).last_hidden_state
-            states = features[0]  # state after each window frame; chain_tracks picks the carry
+        """Features of one window (recurrent models: from ``state``), then the head; returns numpy outputs + states."""
+        if self.recurrent and state is None:
+            state = self._initial_state()
+        features, states = self.model.readout_inputs(clip, initial_state=state)
         output = track_fn(self.model.head, features, seeds, tuple(clip.shape[-2:]), normalized_coordinates=True)
-        return output, (None if states is None else [s[None] for s in states])
+        # The state after each window frame; chain_tracks picks the carry.
+        return output, (None if states is None else [s[None] for s in states[0]])
 
 
 class PointTrackingPipeline(_TrackingPipeline):
@@ -712,29 +613,21 @@ class FeatureExtractionPipeline(VideoPipeline):
 
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
         chunks = []
-        if self.family == "fourds":
-            config = self.model.config
-            grid = (self.video_processor.model_size[0] // config.patch_size[1], self.video_processor.model_size[1] // config.patch_size[2])
-
-            def run_batch(clips):
-                features = self.model(clips).readout_features
-                return _to_numpy(features.unflatten(2, grid))
-
-            outputs = self._independent_windows(frames, run_batch)
-        else:
+        if self.recurrent:
 
             def chunk(clip, state):
-                out = self.model(clip, initial_state=state)
-                return _to_numpy(out.last_hidden_state[0]), out.state
+                features, state = self.model.frame_features(clip, initial_state=state)
+                return _to_numpy(features[0]), state
 
             outputs = self._streamed_windows(frames, chunk)
+        else:
+            outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model.frame_features(clips)[0]))
         for window, features in outputs:
             chunks.append(features[window.keep])
         return {"features": np.concatenate(chunks)}
 
     def make_result(self, common, frames, features) -> FeatureExtractionResult:
-        layout = "(T, h, w, D)" if self.family == "fourds" else "(T, N, D)"
-        return FeatureExtractionResult(**common, features=features, layout=layout)
+        return FeatureExtractionResult(**common, features=features, layout=self.model.frame_features_layout)
 
 
 class VideoReconstructionPipeline(VideoPipeline):
@@ -841,14 +734,7 @@ def pipeline(
 # transformers registration: transformers.pipeline("video-depth-estimation", model=dir) works
 # after `import fourd_hub`. Names avoid transformers' image tasks ("depth-estimation" is theirs).
 
-TRANSFORMERS_TASK_NAMES = {
-    "video-depth-estimation": "depth-estimation",
-    "point-tracking": "point-tracking",
-    "box-tracking": "box-tracking",
-    "camera-pose-estimation": "camera-pose-estimation",
-    "video-feature-extraction": "video-feature-extraction",
-    "video-reconstruction": "video-reconstruction",
-}
+TRANSFORMERS_TASK_NAMES = {spec.transformers_pipeline: name for name, spec in TASKS.items() if spec.transformers_pipeline}
 
 
 def _task_loader(task: str) -> type:

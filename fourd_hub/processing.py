@@ -35,6 +35,8 @@ from transformers import BatchFeature
 from transformers.utils import VIDEO_PROCESSOR_NAME
 from transformers.video_processing_utils import VideoProcessorMixin
 
+from .registry import families, family_of
+
 RESIZE_MODES = ("resize", "crop", "pad")
 RESAMPLE_MODES = ("bilinear", "bicubic")
 
@@ -198,7 +200,7 @@ class FourDVideoProcessor(VideoProcessorMixin):
             size, centre crop) or ``"pad"`` (longest side to size, centre pad with ``pad_value``).
         resample: ``"bilinear"`` or ``"bicubic"`` (antialiased).
         pad_value: fill of the padding in [0, 1].
-        model_family: ``"fourds"`` or ``"moog"`` (which model it belongs to; for messages).
+        model_family: the ``model_type`` of the family it belongs to (for messages).
     """
 
     model_input_names = ["pixel_values_videos"]
@@ -335,23 +337,6 @@ class FourDVideoProcessor(VideoProcessorMixin):
         return values
 
 
-class FourDSVideoProcessor(FourDVideoProcessor):
-    """4DS: 16-frame clips at 224x224 (4DS-j: 256x256), stretched as in the original demo."""
-
-    default_size = {"height": 224, "width": 224}
-    default_family = "fourds"
-
-
-class MooGVideoProcessor(FourDVideoProcessor):
-    """MooG: 128x128 frames (the released Ego4D model and its heads), 16-frame windows."""
-
-    default_size = {"height": 128, "width": 128}
-    default_family = "moog"
-
-
-VIDEO_PROCESSOR_CLASSES = {cls.__name__: cls for cls in (FourDSVideoProcessor, MooGVideoProcessor)}
-
-
 def is_pil_image(value: Any) -> bool:
     """Whether ``value`` is one PIL image (a list of them is one video, not a list of videos)."""
     from PIL import Image
@@ -359,21 +344,24 @@ def is_pil_image(value: Any) -> bool:
     return isinstance(value, Image.Image)
 
 
+def video_processor_classes() -> dict[str, type[FourDVideoProcessor]]:
+    """Every family's video processor class by name (the ``video_processor_type`` of saved configs)."""
+    classes = [spec.load("processor_class") for spec in families()]
+    return {cls.__name__: cls for cls in classes}
+
+
 def video_processor_for_config(config, **overrides) -> FourDVideoProcessor:
     """The default processor of a model config: its frame size and the clip length of its head.
 
-    4DS models: ``config.image_size`` and ``config.num_frames`` (its learned position embedding and
-    heads are tied to them). MooG: any size works; the default is the catalog's 128x128 and the
-    head's frame count (``config.num_frames``).
+    The family's processor class (registry), at ``config.image_size`` (4DS: its learned position
+    embedding and heads are tied to it; MooG runs on any size and its catalog models use 128x128)
+    and ``config.num_frames`` (the clip its head reads).
     """
-    family = getattr(config, "model_type", None)
-    if family == "fourds":
-        cls, size = FourDSVideoProcessor, list(config.image_size)
-    elif family == "moog":
-        cls = MooGVideoProcessor
-        size = list(getattr(config, "image_size", None) or (128, 128))
-    else:
-        raise ValueError(f"no video processor for model type {family!r}; expected a fourds or moog config")
+    try:
+        cls = family_of(config).load("processor_class")
+    except KeyError as err:
+        raise ValueError(f"no video processor for this config: {err.args[0]}") from None
+    size = list(getattr(config, "image_size", None) or (cls.default_size["height"], cls.default_size["width"]))
     values = dict(size=size, num_frames=int(config.num_frames))
     values.update(overrides)
     return cls(**values)
@@ -394,9 +382,10 @@ def load_video_processor(directory: str | os.PathLike, config=None, **overrides)
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a JSON object, got {type(values).__name__}")
         kind = values.pop("video_processor_type", None)
-        cls = VIDEO_PROCESSOR_CLASSES.get(kind)
+        classes = video_processor_classes()
+        cls = classes.get(kind)
         if cls is None:
-            raise ValueError(f"{path} names video_processor_type {kind!r}; expected one of {sorted(VIDEO_PROCESSOR_CLASSES)}")
+            raise ValueError(f"{path} names video_processor_type {kind!r}; expected one of {sorted(classes)}")
         values.update(overrides)
         return cls(**values)
     if config is None:

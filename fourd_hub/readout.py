@@ -460,11 +460,14 @@ class DepthEstimationOutput(ModelOutput):
     predicted_depth (`torch.FloatTensor` of shape `(B, T, H, W)`): depth in metres (at the sampled
         pixels only, `(B, T, H / f, W / f)`, when a MooG depth decoder subsamples in training).
     readout_features (`torch.FloatTensor` of shape `(B, T, N, D)`): the features the head read.
+    state (`torch.FloatTensor` of shape `(B, N, D)`, *optional*): recurrent families only: the
+        state after the last frame, to pass back as ``initial_state`` (streaming).
     """
 
     loss: torch.FloatTensor | None = None
     predicted_depth: torch.FloatTensor | None = None
     readout_features: torch.FloatTensor | None = None
+    state: torch.FloatTensor | None = None
 
 
 @dataclass

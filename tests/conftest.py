@@ -7,6 +7,7 @@ missing, parity tests fail; if it is unset and the default is missing (a user's 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -50,14 +51,37 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def tiny_fourds_kwargs(**overrides) -> dict:
-    """A 4DS small enough for CPU tests in milliseconds; odd sizes on purpose (H != W)."""
-    values = dict(
-        hidden_size=32, num_hidden_layers=3, intermediate_size=48, num_attention_heads=4,
-        patch_size=[2, 8, 8], num_frames=4, image_size=[32, 24],
+def config_kwargs_from_case(case: dict) -> dict:
+    """FourDSConfig fields of a cases.json 4DS case (everything from the case, nothing hard-coded)."""
+    return dict(
+        hidden_size=case["width"],
+        num_hidden_layers=case["num_layers"],
+        intermediate_size=case["mlp_size"],
+        num_attention_heads=case["num_heads"],
+        patch_size=case["patch_size"],
+        num_frames=case["num_frames"],
+        image_size=case["image_size"],
+        readout_depth=case["readout_depth"],
+        readout={
+            "task": "depth",
+            "num_params": case["readout_num_params"],
+            "num_heads": case["readout_num_heads"],
+            "decoding_patch_size": case["readout_decoding_patch_size"],
+        },
     )
-    values.update(overrides)
-    return values
+
+
+def config_from_case(case: dict):
+    from fourd_hub import FourDSConfig
+
+    return FourDSConfig(**config_kwargs_from_case(case))
+
+
+def tiny_fourds_kwargs(**overrides) -> dict:
+    """A 4DS small enough for CPU tests in milliseconds (the package's debug preset); H != W on purpose."""
+    from fourd_hub.models.fourds.configuration_fourds import FOURDS_DEBUG
+
+    return {**copy.deepcopy(FOURDS_DEBUG), **overrides}
 
 
 @pytest.fixture
@@ -117,19 +141,10 @@ def moog_readout_kwargs(case: dict, task: str) -> dict:
 
 
 def tiny_moog_kwargs(**overrides) -> dict:
-    """A MooG small enough for CPU tests in milliseconds (H != W on purpose)."""
-    values = dict(
-        hidden_size=16, num_tokens=8, num_frames=4, image_size=[16, 12],
-        encoder_conv_features=[8, 12], encoder_strides=[2, 1], encoder_fourier_bases=3,
-        encoder_transformer=dict(num_layers=0, qkv_size=16, num_heads=2, mlp_size=16, hidden_size=16),
-        predictor=dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24),
-        corrector=dict(num_layers=1, qkv_size=16, num_heads=2, mlp_size=24),
-        decoder=dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2, subsample_factor=4),
-        depth_decoder=dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2, output_channels=1,
-                           cross_attention_only=True, subsample_factor=4),
-    )
-    values.update(overrides)
-    return values
+    """A MooG small enough for CPU tests in milliseconds (the package's debug preset); H != W on purpose."""
+    from fourd_hub.models.moog.configuration_moog import MOOG_DEBUG
+
+    return {**copy.deepcopy(MOOG_DEBUG), **overrides}
 
 
 # The end-to-end video: (frames, height, width, fps).
@@ -154,7 +169,6 @@ def models(reference, cases, tmp_path_factory) -> dict[str, Path]:
     from fourd_hub import FourDSConfig, FourDSForCameraPoseEstimation, FourDSForPointTracking, FourDSModel
     from fourd_hub import MooGConfig, MooGForDepthEstimation
     from fourd_hub.conversion import convert_checkpoint
-    from test_parity_fourds import config_from_case
 
     root = tmp_path_factory.mktemp("models")
     dirs = {}

@@ -39,7 +39,7 @@ def make_test_entries(reference: Path, cases: dict, **changes) -> dict[str, Cata
     ``changes`` maps an entry name to fields to replace (e.g. a wrong ``sha256``).
     """
     from conftest import moog_config_kwargs, moog_readout_kwargs
-    from test_parity_fourds import config_kwargs_from_case
+    from conftest import config_kwargs_from_case
 
     fourds_case, moog_case = cases["fourds_tiny"], cases["moog_tiny"]
     moog = moog_config_kwargs(moog_case)

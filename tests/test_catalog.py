@@ -7,7 +7,7 @@ import torch
 
 from fourd_hub import FourDSConfig
 from fourd_hub.catalog import CATALOG, ORIGINAL_URL_BASE, entry_for_file, get_entry
-from fourd_hub.fourds import FOURDS_SIZES, FOURDS_TASK_MODELS, FourDSModel
+from fourd_hub import FOURDS_SIZES, FourDSModel, get_family
 
 RELEASED = {  # architecture.md section 1: name -> original file
     "4ds-b-dist-e": "scaling4d_dist_b.npz",
@@ -35,7 +35,7 @@ def test_every_4ds_size_has_a_config_entry():
 
 
 def test_fourds_entries_build_models_with_their_parameter_count():
-    classes = {cls.__name__: cls for cls in [FourDSModel, *FOURDS_TASK_MODELS.values()]}
+    classes = get_family("fourds").model_classes()
     for entry in CATALOG.values():
         if entry.family != "fourds":
             continue

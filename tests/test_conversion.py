@@ -18,7 +18,7 @@ from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel
 from fourd_hub.cli import main as cli_main
 from fourd_hub.conversion import CheckpointError, ConversionError, convert_checkpoint, convert_state_dict
 from fourd_hub.conversion import npz as npz_module
-from fourd_hub.model_card import read_provenance
+from fourd_hub.cards import read_provenance, write_conversion_card
 
 from conftest import tiny_fourds_kwargs
 
@@ -116,8 +116,13 @@ def test_backbone_layouts_are_accepted_and_reported(tmp_path, prefix, expected, 
 
 def test_backbone_with_depth_readout(tmp_path, tiny_video):
     params = {**original_backbone("params/layers_0/"), **original_depth_readout("params/layers_2/")}
-    result = convert_checkpoint(save_npz(tmp_path / "ckpt.npz", params), tmp_path / "out", progress=False)
+    # The converter returns the provenance; the card is written by the caller, inside the staging directory.
+    result = convert_checkpoint(
+        save_npz(tmp_path / "ckpt.npz", params), tmp_path / "out", progress=False,
+        on_staged=lambda directory, staged: write_conversion_card(staged, directory),
+    )
     assert "depth readout (learned queries) under 'params/layers_2/'" in result.layout
+    assert result.provenance.original_sha256 == result.source_sha256
     model = FourDSForDepthEstimation.from_pretrained(tmp_path / "out").eval()
     with torch.no_grad():
         depth = model(tiny_video).predicted_depth
@@ -332,7 +337,7 @@ def test_cli_convert_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
     assert cli_main(["convert", str(source), str(tmp_path / "o3"), "--preset", "Z", "--quiet"]) == 2
-    assert "unknown 4DS size" in capsys.readouterr().err
+    assert "unknown preset 'Z'; presets: 4DS: S, B, L, H, G, e, j" in capsys.readouterr().err
     assert cli_main(["convert", str(source), str(tmp_path / "o4"), "--max-shard-size", "lots", "--quiet"]) == 2
     assert "cannot read size" in capsys.readouterr().err
 

@@ -40,7 +40,9 @@ def test_every_fourds_manifest_converts_exactly(reference):
         assert sorted(m.source for m in mapped) == sorted(shapes), manifest_name
         with torch.device("meta"):
             model = model_class(config)
-        model_count = sum(p.numel() for p in model.parameters())
+        # A standalone head's directory holds its task model's head alone.
+        counted = model.head if getattr(config, "use_pretrained_backbone", False) else model
+        model_count = sum(p.numel() for p in counted.parameters())
         manifest_count = sum(math.prod(shape) for shape in shapes.values())
         assert model_count == manifest_count, f"{manifest_name}: {model_count} != {manifest_count}"
         if entry is not None:
@@ -65,7 +67,9 @@ def test_every_moog_manifest_converts_exactly(reference):
         assert sorted(m.source for m in mapped) == sorted(shapes), manifest_name
         with torch.device("meta"):
             model = model_class(config)
-        model_count = sum(p.numel() for p in model.parameters())
+        # A standalone head's directory holds its task model's head alone.
+        counted = model.head if getattr(config, "use_pretrained_backbone", False) else model
+        model_count = sum(p.numel() for p in counted.parameters())
         manifest_count = sum(math.prod(shape) for shape in shapes.values())
         assert model_count == manifest_count, f"{manifest_name}: {model_count} != {manifest_count}"
         if model_class.__name__ == "MooGModel":
@@ -76,7 +80,8 @@ def test_every_moog_manifest_converts_exactly(reference):
                 seen_decoder += 1
                 assert entry.num_parameters == manifest_count  # the released file (~140 MB) is the full set
         else:
-            assert model_class.__name__ == "ReadoutHeadModel"
+            assert model_class.__name__ == entry.architecture and config.use_pretrained_backbone
+            assert config.backbone == entry.base_model
             assert entry.num_parameters == manifest_count, entry.name
             assert config.readout["task"] == ("points" if "point" in entry.name else "boxes")
     assert seen_decoder == 1 and seen_no_decoder == 1

@@ -11,11 +11,8 @@ import pytest
 from huggingface_hub import ModelCard
 
 import fourd_hub
-from fourd_hub import FourDSConfig, FourDSForDepthEstimation
-from fourd_hub.catalog import CATALOG
-from fourd_hub.conversion import convert_checkpoint
-from fourd_hub.conversion.heads import ReadoutHeadConfig
-from fourd_hub.model_card import (
+from fourd_hub import FourDSConfig, FourDSForDepthEstimation, MooGConfig
+from fourd_hub.cards import (
     ConversionProvenance,
     card_file_name,
     card_metadata,
@@ -24,6 +21,8 @@ from fourd_hub.model_card import (
     render_model_card,
     write_model_cards,
 )
+from fourd_hub.catalog import CATALOG
+from fourd_hub.conversion import convert_checkpoint
 
 pytestmark = pytest.mark.hub
 
@@ -238,12 +237,52 @@ def test_custom_card_names_base_model_and_repo_id():
 
 
 def test_custom_card_of_a_standalone_head():
-    head = ReadoutHeadConfig(readout={"task": "boxes"}, feature_dim=512, num_frames=16, family="moog")
-    text = render_custom_model_card(head, architecture="MooGForBoxTracking", base_model="moog-ego4d")
+    # A head is its family's config with the readout, use_pretrained_backbone and the backbone it reads.
+    head = MooGConfig(readout={"task": "boxes"}, num_frames=16, use_pretrained_backbone=True, backbone="moog-ego4d")
+    text = render_custom_model_card(head, architecture="MooGForBoxTracking", repo_id="me/boxes-head", base_model="moog-ego4d")
     (block,) = code_blocks(text, "python")
     compile(block, "head usage", "exec")
-    assert 'MooGForBoxTracking.from_backbone("fourd-hub/moog-ego4d", head=' in block
-    assert card_metadata(text)["pipeline_tag"] == "object-detection"
+    # from_pretrained loads the backbone its config.json names with it: no from_backbone, no backbone argument.
+    assert 'MooGForBoxTracking.from_pretrained("me/boxes-head").eval()' in block
+    assert "from_backbone" not in block and "snapshot_download" not in block and "backbone=" not in block
+    assert 'pipeline("box-tracking", model="me/boxes-head")(' in block and "query_boxes=queries" in block
+    assert "torch.rand(1, 16, 3, 128, 128)" in block and "generator=torch.Generator().manual_seed(0)" in block
+    (cli,) = code_blocks(text, "bash")
+    assert cli.startswith("fourd-hub box-tracking clip.mp4 --model me/boxes-head --boxes ") and "--backbone" not in cli
+    assert "A readout head on its own (MooG): it reads 512-wide features of backbone `moog-ego4d`." in text
+    metadata = card_metadata(text)
+    assert metadata["pipeline_tag"] == "object-detection" and {"moog", "box-tracking", "arxiv:2411.05927"} <= set(metadata["tags"])
+    assert metadata["base_model"] == "fourd-hub/moog-ego4d"
+    assert metadata["fourd_hub"]["readout_task"] == "boxes" and metadata["fourd_hub"]["family"] == "moog"
+    # Without a backbone in its config, the snippets pass one.
+    orphan = MooGConfig(readout={"task": "points"}, use_pretrained_backbone=True)
+    (block,) = code_blocks(render_custom_model_card(orphan, architecture="MooGForPointTracking"), "python")
+    compile(block, "orphan head usage", "exec")
+    assert 'MooGForPointTracking.from_pretrained("path/to/this/model", backbone="path/to/converted/backbone")' in block
+
+
+def test_custom_card_of_a_moog_backbone():
+    text = render_custom_model_card(MooGConfig(), architecture="MooGModel", repo_id="me/moog")
+    metadata = card_metadata(text)
+    assert metadata["pipeline_tag"] == "feature-extraction" and {"moog", "feature-extraction", "arxiv:2411.05927"} <= set(metadata["tags"])
+    (block,) = code_blocks(text, "python")
+    compile(block, "moog usage", "exec")
+    assert "generator=torch.Generator().manual_seed(0)" in block and "outputs.last_hidden_state.shape" in block
+    # A backbone with its pixel decoder is shown predicting frames.
+    assert 'pipeline("video-reconstruction", model="me/moog")' in block
+    assert "1024 scene tokens of width 512, with a pixel decoder" in text
+    assert "@inproceedings{vansteenkiste2024moving" in section(text, "Citation") and "@misc{carreira2024scaling" in section(text, "Citation")
+    (block,) = code_blocks(render_custom_model_card(MooGConfig(decoder=None), architecture="MooGModel"), "python")
+    assert 'pipeline("video-feature-extraction", model="path/to/this/model")' in block
+
+
+def test_custom_card_errors():
+    with pytest.raises(ValueError, match="FourDSForPreTraining"):
+        render_custom_model_card(FourDSConfig(), architecture="FourDSForPreTraining")
+    with pytest.raises(ValueError, match="MooGForPointTracking"):
+        render_custom_model_card(FourDSConfig(), architecture="MooGForPointTracking")
+    with pytest.raises(TypeError, match="dict"):
+        render_custom_model_card({"hidden_size": 8}, architecture="FourDSModel")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,11 +316,20 @@ def test_provenance_round_trips_through_a_card(tmp_path):
         ConversionProvenance.from_metadata({"fourd_hub": {"provenance": {"original_file": "x.npz"}}})
 
 
+def _write_card(directory, result):
+    from fourd_hub.cards import write_conversion_card
+
+    write_conversion_card(result, directory)
+
+
 def test_real_conversion_records_provenance(reference, cases, tmp_path):
-    from test_parity_fourds import config_from_case
+    from conftest import config_from_case
 
     source = reference / "fourds_tiny_checkpoint.npz"
-    result = convert_checkpoint(source, tmp_path / "out", config=config_from_case(cases["fourds_tiny"]), progress=False)
+    # The converter returns the provenance; the caller writes the card inside the staging directory.
+    result = convert_checkpoint(
+        source, tmp_path / "out", config=config_from_case(cases["fourds_tiny"]), progress=False, on_staged=_write_card
+    )
     card_path = tmp_path / "out" / "README.md"
     provenance = read_provenance(card_path)
     assert provenance is not None
@@ -300,7 +348,7 @@ def test_real_conversion_records_provenance(reference, cases, tmp_path):
 def test_conversion_with_a_catalog_name_writes_the_catalog_card(reference, cases, tmp_path):
     """A MooG head converted under its catalog name gets that entry's card plus the provenance."""
     source = reference / "moog_tiny_points_checkpoint.npz"
-    result = convert_checkpoint(source, tmp_path / "head", name="moog-ego4d-point-tracking", progress=False)
+    result = convert_checkpoint(source, tmp_path / "head", name="moog-ego4d-point-tracking", progress=False, on_staged=_write_card)
     text = (tmp_path / "head" / "README.md").read_text(encoding="utf-8")
     entry = CATALOG["moog-ego4d-point-tracking"]
     provenance = read_provenance(tmp_path / "head" / "README.md")

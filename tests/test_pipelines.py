@@ -221,7 +221,7 @@ def test_moog_reconstruction(video, models, tmp_path):
     assert result.frames.shape == (20, HEIGHT, WIDTH, 3) and result.frames.dtype == np.uint8
     with open_video(result.save(tmp_path / "reconstruction.mp4")) as reader:
         assert len(reader) == 20 and reader.metadata.width == 2 * WIDTH
-    with pytest.raises(ValueError, match="MooGForNextFramePrediction|no trained weights|needs a moog"):
+    with pytest.raises(ValueError, match="MooGForNextFramePrediction|no trained weights|do not run video-reconstruction"):
         pipeline("video-reconstruction", model=models["fourds-backbone"])
 
 

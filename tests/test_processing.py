@@ -11,14 +11,8 @@ import torch.nn.functional as F
 from transformers.utils import VIDEO_PROCESSOR_NAME
 
 from conftest import tiny_fourds_kwargs
-from fourd_hub import FourDSConfig, MooGConfig
-from fourd_hub.processing import (
-    FourDSVideoProcessor,
-    FrameGeometry,
-    MooGVideoProcessor,
-    load_video_processor,
-    video_processor_for_config,
-)
+from fourd_hub import FourDSConfig, FourDSVideoProcessor, MooGConfig, MooGVideoProcessor
+from fourd_hub.processing import FrameGeometry, load_video_processor, video_processor_for_config
 
 SIZES = [((72, 96), (64, 64)), ((71, 95), (32, 24)), ((480, 270), (224, 224)), ((1080, 1920), (128, 128))]
 

@@ -268,7 +268,7 @@ def test_readout_model_from_backbone_copies_the_backbone(tmp_path):
         assert all(torch.isfinite(p).all() for p in head_parameters(model))
     classifier = readout_model_from_backbone("classification", backbone, readout=tiny_readout_config("classification"), num_labels=3)
     assert classifier.head.readout.output_proj.out_features == 3
-    with pytest.raises(ValueError, match="no moog 'pose' task model"):
+    with pytest.raises(ValueError, match="no MooG 'pose' task model"):
         readout_model_from_backbone("pose", MooGConfig(**tiny_moog_kwargs(num_frames=8)))
 
 

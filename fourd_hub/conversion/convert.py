@@ -11,25 +11,22 @@ verified: an interrupted conversion leaves no partial output.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
-from .._files import replacing_dir
+from .._files import replacing_dir, sha256_of
+from .._version import __version__
 from ..catalog import CatalogEntry, entry_for_file, get_entry
-from ..fourds import FOURDS_SIZES, FourDSConfig
-from ..model_card import ConversionProvenance, render_custom_model_card, render_model_card
-from ..moog import MOOG_PRESETS, MooGConfig
-from . import fourds as fourds_conversion
-from . import heads as head_conversion
-from . import moog as moog_conversion
+from ..processing import video_processor_for_config
+from ..provenance import ConversionProvenance
+from ..registry import FamilySpec, families, family_of, get_family
+from . import heads
 from .core import ConversionError, MappedTensor, check_mapping, convert_arrays, map_checkpoint
 from .npz import NpzCheckpoint
 from .safetensors_io import TensorPlan, iter_safetensors, write_sharded_safetensors
@@ -52,7 +49,19 @@ class ConversionPlan:
 
 @dataclass
 class ConversionResult:
-    """What a conversion wrote."""
+    """What a conversion wrote, and where it came from (model cards are rendered from this).
+
+    Attributes:
+        output_dir: the converted directory.
+        model_class: the class name the weights load into.
+        layout: the key layout the converter found.
+        num_parameters: parameters written.
+        files: the safetensors files written.
+        source_sha256: the original file's sha256, if computed.
+        provenance: the machine-readable record a model card carries.
+        config: the converted model's config.
+        entry: the catalog entry converted, if any.
+    """
 
     output_dir: Path
     model_class: str
@@ -60,6 +69,9 @@ class ConversionResult:
     num_parameters: int
     files: list[str] = field(default_factory=list)
     source_sha256: str | None = None
+    provenance: ConversionProvenance | None = None
+    config: Any = None
+    entry: CatalogEntry | None = None
 
 
 def parse_size(size: int | str) -> int:
@@ -77,44 +89,72 @@ def parse_size(size: int | str) -> int:
     raise ValueError(f"cannot read size {size!r}; use e.g. '2GB', '500MB' or a number of bytes")
 
 
-def _family(shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any) -> str:
-    """``"head"`` (a readout on its own), ``"moog"`` or ``"fourds"``: the file decides, then the hints."""
-    if head_conversion.is_head_only(shapes):
-        return "head"
-    if fourds_conversion.looks_like_moog(shapes):
-        return "moog"
-    if isinstance(config, MooGConfig) or (entry is not None and entry.family == "moog") or preset in MOOG_PRESETS:
-        return "moog"
-    return "fourds"
+def _hinted_family(entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[FamilySpec, str] | None:
+    """(family, what says so) of the caller's hints (catalog entry, config, preset), if any; contradictions refused."""
+    hinted: dict[str, str] = {}
+    if entry is not None:
+        hinted[entry.family] = f"catalog entry {entry.name!r} is a {get_family(entry.family).display_name} model"
+    if config is not None and not isinstance(config, dict):
+        try:
+            hinted.setdefault(family_of(config).name, f"the config is a {type(config).__name__}")
+        except KeyError:
+            raise TypeError(f"config must be a fourd_hub config or a dict, got {type(config).__name__}") from None
+    if preset is not None:
+        owners = [spec for spec in families() if preset in spec.load("presets")]
+        if not owners:
+            known = "; ".join(f"{spec.display_name}: {', '.join(spec.load('presets'))}" for spec in families())
+            raise ConversionError(f"unknown preset {preset!r}; presets: {known}")
+        hinted.setdefault(owners[0].name, f"preset {preset!r} is a {owners[0].display_name} preset")
+    if len(hinted) > 1:
+        raise ConversionError(f"the hints name different families: {'; '.join(hinted.values())}")
+    return (get_family(next(iter(hinted))), next(iter(hinted.values()))) if hinted else None
 
 
-def _base_config(family: str, entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[Any, str]:
+def _detect_family(shapes: dict[str, tuple[int, ...]], hint: tuple[FamilySpec, str] | None) -> tuple[FamilySpec, bool]:
+    """(family, head_only): each family's detector is asked; the file decides, never a default.
+
+    Raises:
+        ConversionError: several families recognise the file, the file contradicts the hints, or
+            nothing recognises it and there is no hint (the message names each family's markers).
+    """
+    hinted, why = hint if hint is not None else (None, "")
+    found = [spec for spec in families() if spec.load("converter").detect(shapes)]
+    if len(found) > 1:
+        raise ConversionError(
+            f"the file looks like a checkpoint of several families ({', '.join(s.display_name for s in found)}); "
+            "it cannot be converted unambiguously"
+        )
+    if found:
+        if hinted is not None and hinted.name != found[0].name:
+            raise ConversionError(f"the file is a {found[0].display_name} checkpoint but {why}")
+        return found[0], False
+    if heads.is_head_only(shapes, backbone_detected=False):
+        candidates = [hinted] if hinted is not None else heads.head_families()
+        if len(candidates) != 1 or not candidates[0].standalone_head_tasks:
+            raise ConversionError(
+                "the file holds a readout head without a backbone; say which backbone it belongs to with a catalog "
+                "name (--name) or a config (--config)"
+            )
+        return candidates[0], True
+    if hinted is not None:
+        return hinted, False  # its own converter says what the file lacks
+    reasons = "; ".join(f"not a {s.display_name} checkpoint (no {s.load('converter').MARKERS})" for s in families())
+    raise ConversionError(f"no model family recognises the file: {reasons}. First keys: {', '.join(list(shapes)[:5])}")
+
+
+def _base_config(family: FamilySpec, entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[Any, str]:
     """The config the file is checked against: explicit config, else preset, else catalog entry."""
-    config_class = MooGConfig if family == "moog" else FourDSConfig
+    config_class = family.load("config_class")
     if config is not None:
         if isinstance(config, dict):
             config = config_class(**config)
-        if family == "head":
-            if not isinstance(config, (FourDSConfig, MooGConfig)):
-                raise TypeError(f"config must be a FourDSConfig or MooGConfig, got {type(config).__name__}")
-            return config, "the given config"
         if not isinstance(config, config_class):
-            raise ConversionError(
-                f"the file is a {'MooG' if family == 'moog' else '4DS'} checkpoint but the config is a {type(config).__name__}"
-            )
+            raise ConversionError(f"the file is a {family.display_name} checkpoint but the config is a {type(config).__name__}")
         return config, "the given config"
     if preset is not None:
-        if family == "moog":
-            return MooGConfig.from_preset(preset), f"preset {preset!r}"
-        if preset not in FOURDS_SIZES:
-            raise ConversionError(
-                f"unknown 4DS size {preset!r}; 4DS sizes: {', '.join(FOURDS_SIZES)}; MooG presets: {', '.join(MOOG_PRESETS)}"
-            )
-        return FourDSConfig.from_preset(preset), f"preset {preset!r}"
+        return config_class.from_preset(preset), f"preset {preset!r}"
     if entry is not None:
-        if entry.family == "moog":
-            return MooGConfig.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
-        return FourDSConfig.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
+        return config_class.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
     return None, "no config"
 
 
@@ -122,25 +162,21 @@ def _plan_from_shapes(
     shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any
 ) -> tuple[str, Any, type, list[MappedTensor]]:
     """Layout, config, model class and key mapping from array shapes alone, strictly checked."""
-    family = _family(shapes, entry, preset, config)
+    family, head_only = _detect_family(shapes, _hinted_family(entry, preset, config))
     base, what = _base_config(family, entry, preset, config)
-    if family == "head":
-        layout = head_conversion.detect_layout(shapes)
-        readout = (base.readout if base is not None else None) or {}
-        model_family = entry.family if entry is not None else ("moog" if isinstance(base, MooGConfig) else None)
-        model_config = head_conversion.resolve_config(shapes, layout, readout, model_family)
-        model_class = head_conversion.ReadoutHeadModel
-    elif family == "moog":
-        layout = moog_conversion.detect_layout(shapes)
-        model_config, model_class = moog_conversion.resolve_config(shapes, layout, base, what)
+    if head_only:
+        layout = heads.detect_layout(shapes)
+        backbone = entry.base_model if entry is not None else None
+        model_config, model_class = heads.resolve_config(shapes, layout, family, base, backbone, strict=config is not None)
     else:
-        bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
-        layout = fourds_conversion.detect_layout(shapes, query_fourier_bases=bases)
-        model_config, model_class = fourds_conversion.resolve_config(shapes, layout, base, what)
+        layout, model_config, model_class = family.load("converter").plan(shapes, base, what)
     mapped = map_checkpoint(shapes, layout.sections)
     with torch.device("meta"):
         model = model_class(model_config)
-    check_mapping(mapped, {name: tuple(t.shape) for name, t in model.state_dict().items()})
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    if head_only:  # a standalone head fills its task model's head; the backbone comes from elsewhere
+        expected = {name: shape for name, shape in expected.items() if name.startswith(heads.HEAD_PREFIX)}
+    check_mapping(mapped, expected)
     return layout.description, model_config, model_class, mapped
 
 
@@ -177,14 +213,6 @@ def convert_state_dict(
     return {k: torch.from_numpy(v.astype(np.float32, copy=False)) for k, v in arrays.items()}, model_config, model_class
 
 
-def sha256_of(path: Path, chunk: int = 16 * 2**20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_checkpoint(
     source: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -199,8 +227,14 @@ def convert_checkpoint(
     compute_sha256: bool = True,
     source_sha256: str | None = None,
     progress: bool = True,
+    on_staged: Callable[[Path, ConversionResult], None] | None = None,
 ) -> ConversionResult:
     """Convert an original representations4d ``.npz`` into a Hugging Face model directory.
+
+    The directory holds the weights, ``config.json`` and the video processor config. The model card
+    is not the converter's business: the result carries the provenance, and ``on_staged`` lets
+    the caller add files (``fourd-hub convert`` and the hub write the card with
+    :func:`fourd_hub.cards.write_conversion_card`) before the directory is put in place, atomically.
 
     Args:
         source: the original ``.npz`` file.
@@ -219,6 +253,8 @@ def convert_checkpoint(
         source_sha256: the source's sha256 when the caller already knows it (a download computed
             it while streaming): recorded as is instead of hashing the file again.
         progress: show progress bars.
+        on_staged: called with (staging directory, result) once everything is written and
+            verified, before the staging directory replaces ``output_dir``.
     """
     output_dir = Path(output_dir)
     torch_dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
@@ -236,24 +272,26 @@ def convert_checkpoint(
         plan.config.architectures = [plan.model_class.__name__]
         plan.config.dtype = torch_dtype
         plan.config.save_pretrained(staging)
-        if getattr(plan.config, "model_type", None) in ("fourds", "moog"):
-            # The checkpoint carries its preprocessing (video_preprocessor_config.json) for the pipelines.
-            from ..processing import video_processor_for_config
-
-            video_processor_for_config(plan.config).save_pretrained(staging)
+        # The checkpoint carries its preprocessing (video_preprocessor_config.json) for the pipelines.
+        video_processor_for_config(plan.config).save_pretrained(staging)
         digest = source_sha256 or (sha256_of(plan.source) if compute_sha256 else None)
-        _write_model_card(staging, plan, digest, torch_dtype)
         should_verify = verify if isinstance(verify, bool) else plan.source.stat().st_size < 4 * 10**9
         if should_verify:
             verify_conversion(staging, plan, torch_dtype, progress)
-    return ConversionResult(
-        output_dir=output_dir,
-        model_class=plan.model_class.__name__,
-        layout=plan.layout_description,
-        num_parameters=plan.num_parameters,
-        files=files,
-        source_sha256=digest,
-    )
+        result = ConversionResult(
+            output_dir=output_dir,
+            model_class=plan.model_class.__name__,
+            layout=plan.layout_description,
+            num_parameters=plan.num_parameters,
+            files=files,
+            source_sha256=digest,
+            provenance=_provenance(plan, digest, torch_dtype),
+            config=plan.config,
+            entry=plan.entry,
+        )
+        if on_staged is not None:
+            on_staged(staging, result)
+    return result
 
 
 def _write_weights(plan: ConversionPlan, directory: Path, dtype: torch.dtype, max_shard_bytes: int, progress: bool) -> list[str]:
@@ -299,12 +337,10 @@ def verify_conversion(directory: Path, plan: ConversionPlan, dtype: torch.dtype,
         raise ConversionError(f"verification failed: {len(missing)} tensor(s) were not written: {', '.join(missing[:8])}")
 
 
-def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None, dtype: torch.dtype) -> None:
-    """The model card (README.md): the catalog entry's card, else a custom one, with the provenance."""
-    entry = plan.entry
-    provenance = ConversionProvenance(
+def _provenance(plan: ConversionPlan, digest: str | None, dtype: torch.dtype) -> ConversionProvenance:
+    return ConversionProvenance(
         original_file=plan.source.name,
-        original_url=entry.original_url if entry is not None else None,
+        original_url=plan.entry.original_url if plan.entry is not None else None,
         original_sha256=digest,
         layout=plan.layout_description,
         model_class=plan.model_class.__name__,
@@ -312,12 +348,3 @@ def _write_model_card(directory: Path, plan: ConversionPlan, digest: str | None,
         dtype=str(dtype).replace("torch.", ""),
         fourd_hub_version=__version__,
     )
-    if entry is not None:
-        text = render_model_card(entry, provenance)
-    else:
-        architecture = plan.model_class.__name__
-        if isinstance(plan.config, head_conversion.ReadoutHeadConfig):
-            # A head on its own is used through the task model it attaches to (from_backbone).
-            architecture = {"points": "MooGForPointTracking", "boxes": "MooGForBoxTracking"}[plan.config.readout["task"]]
-        text = render_custom_model_card(plan.config, architecture=architecture, provenance=provenance)
-    (directory / "README.md").write_text(text, encoding="utf-8")

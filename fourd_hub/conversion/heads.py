@@ -1,72 +1,103 @@
-"""Readout heads converted on their own (the released MooG point and box heads).
+"""Readout heads in the converter: the fields their tensors determine, and heads converted on their own.
+
+:func:`infer_readout_fields` reads a readout's :class:`~fourd_hub.readout.ReadoutConfig` fields from
+its tensor shapes (any family's head: 4DS files with a readout, the released MooG head files).
 
 A head file (keys ``attention_readout/``, ``query_initializer/``, ``temporal_tile_posenc/``) holds
-no backbone. It converts to a small directory: ``readout_head.json`` (the
-:class:`~fourd_hub.readout.ReadoutConfig`, the feature width and the frame count it reads) and
-``model.safetensors`` (the head's parameters). Any backbone whose features have that width takes it:
-``MooGForPointTracking.from_backbone("moog-ego4d", head="moog-ego4d-point-tracking")``.
+no backbone. It converts to an ordinary model directory of the family whose heads come in files
+of their own (:attr:`~fourd_hub.registry.FamilySpec.standalone_head_tasks`): ``config.json`` is the
+task model's config (the backbone architecture of the catalog entry or of the given config, the
+head's readout), with ``use_pretrained_backbone: true`` and the ``backbone`` it reads (the catalog
+entry's ``base_model``, or the given config's ``backbone``); the safetensors hold the head's
+parameters alone, under ``head.``. ``from_pretrained`` of the directory loads the backbone, then
+the head.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
+import math
 from typing import Any, Mapping
 
-import torch
-
-from ..readout import ReadoutConfig, TrackingReadoutHead
+from ..readout import READOUT_TASK_DEFAULTS, ReadoutConfig
+from ..registry import FamilySpec, families
+from ..tasks import TASKS
 from .core import ConversionError, Layout, Section
-from .fourds import infer_readout_fields, merge_fields
-from .npz import CheckpointError
 from .tables import TRACKING_HEAD_RULES
 
-HEAD_CONFIG_NAME = "readout_head.json"
-HEAD_FORMAT = "fourd_hub.readout_head"
-_TRACKING_ANCHOR = "attention_readout/temporal_posenc/embeddings"
+#: Every readout has a temporal position embedding here (relative to its root).
+READOUT_ANCHOR = "temporal_posenc/embeddings"
+_TRACKING_ANCHOR = "attention_readout/" + READOUT_ANCHOR
+#: The prefix of a head's parameters in its task model (and in a standalone head's safetensors).
+HEAD_PREFIX = "head."
 
 Shapes = Mapping[str, tuple[int, ...]]
 
 
-@dataclass
-class ReadoutHeadConfig:
-    """What a standalone head directory records besides its weights."""
+def infer_readout_fields(shapes: Shapes, head_root: str, kind: str, task: str, base: dict[str, Any]) -> dict[str, Any]:
+    """Every ReadoutConfig field the head tensors determine (others come from ``base`` or defaults)."""
+    readout_root = head_root + ("attention_readout/" if kind == "tracking" else "")
+    feature_dim, num_heads, head_dim = shapes[readout_root + "key_embedding/kernel"]
+    fields: dict[str, Any] = dict(
+        task=task,
+        num_params=num_heads * head_dim,
+        num_heads=num_heads,
+        num_frames=shapes[readout_root + READOUT_ANCHOR][0],
+        mlp_ratio=shapes[readout_root + "MLP_0/Dense_0/kernel"][1] // (num_heads * head_dim),
+    )
+    if kind == "tracking":
+        hidden = shapes[head_root + "query_initializer/layers_1/Dense_0/kernel"]
+        out = shapes[head_root + "query_initializer/layers_1/Dense_1/kernel"]
+        tile = shapes.get(head_root + "temporal_tile_posenc/embeddings", (1,))[0]
+        coord_dim = 2 if task == "points" else 4
+        bases, remainder = divmod(hidden[0], 2 * coord_dim)
+        if remainder:
+            raise ConversionError(f"query initialiser input {hidden[0]} is not 2 * bases * {coord_dim}")
+        frames_per_query = fields["num_frames"] // tile
+        channels = shapes[readout_root + "Dense_2/kernel"][1] // frames_per_query
+        fields.update(query_fourier_bases=bases, query_mlp_sizes=[hidden[1], out[1]], temporal_tile_size=tile)
+        if task == "points":
+            logits = channels - coord_dim
+            if logits not in (0, 1, 2):
+                raise ConversionError(f"point head predicts {channels} values per frame; expected 2, 3 or 4")
+            fields.update(predict_visibility=logits > 0, use_certainty=logits == 2)
+    elif task == "depth":
+        num_outputs = shapes[readout_root + "Dense_1/kernel"][1]
+        patch = list(base.get("decoding_patch_size") or READOUT_TASK_DEFAULTS["depth"]["decoding_patch_size"])
+        if math.prod(patch) != num_outputs:
+            raise ConversionError(
+                f"the depth head predicts {num_outputs} values per query, but decoding_patch_size {patch} has "
+                f"{math.prod(patch)} pixels; pass the right readout decoding_patch_size in the config"
+            )
+        fields["decoding_patch_size"] = patch
+    elif task == "classification":
+        fields["num_classes"] = shapes[readout_root + "Dense_1/kernel"][1]
+    return fields
 
-    readout: dict[str, Any]
-    feature_dim: int
-    num_frames: int
-    family: str | None = None
-    architectures: list[str] | None = None
-    dtype: Any = None
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        values = {
-            "format": HEAD_FORMAT,
-            "family": self.family,
-            "feature_dim": self.feature_dim,
-            "num_frames": self.num_frames,
-            "readout": self.readout,
-            "architectures": self.architectures,
-            "dtype": None if self.dtype is None else str(self.dtype).replace("torch.", ""),
-        }
-        Path(directory, HEAD_CONFIG_NAME).write_text(json.dumps(values, indent=2) + "\n")
+def merge_fields(inferred: dict[str, Any], given: dict[str, Any], what: str) -> dict[str, Any]:
+    """``given`` updated with ``inferred``; a field both define differently is an error naming it."""
+    conflicts = [
+        f"{name}: checkpoint has {inferred[name]!r}, {what} says {given[name]!r}"
+        for name in inferred
+        if name in given and given[name] is not None and _normal(given[name]) != _normal(inferred[name])
+    ]
+    if conflicts:
+        raise ConversionError(f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts))
+    return {**given, **inferred}
 
 
-class ReadoutHeadModel(TrackingReadoutHead):
-    """A tracking head built from a :class:`ReadoutHeadConfig` (what a head file converts into)."""
-
-    def __init__(self, config: ReadoutHeadConfig):
-        super().__init__(ReadoutConfig.for_task(config.readout["task"], config.readout), config.feature_dim, config.num_frames)
+def _normal(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def is_head_only(shapes: Shapes) -> bool:
-    """A file with a tracking readout and nothing that looks like a backbone."""
-    keys = list(shapes)
-    has_head = any(key.endswith(_TRACKING_ANCHOR) for key in keys)
-    has_backbone = any("encoder/" in key or "processor/" in key or "predictor_" in key for key in keys)
-    return has_head and not has_backbone
+def is_head_only(shapes: Shapes, backbone_detected: bool) -> bool:
+    """A file with a tracking readout, when no family found a backbone in it."""
+    return not backbone_detected and any(key.endswith(_TRACKING_ANCHOR) for key in shapes)
+
+
+def head_families() -> list[FamilySpec]:
+    """The families whose released heads come in files of their own."""
+    return [spec for spec in families() if spec.standalone_head_tasks]
 
 
 def detect_layout(shapes: Shapes) -> Layout:
@@ -74,66 +105,63 @@ def detect_layout(shapes: Shapes) -> Layout:
     if len(roots) != 1:
         raise ConversionError(f"expected one tracking readout in the file, found them under {roots}")
     root = roots[0]
-    queries_in = shapes.get(root + "query_initializer/layers_1/Dense_0/kernel")
-    if queries_in is None:
+    if shapes.get(root + "query_initializer/layers_1/Dense_0/kernel") is None:
         raise ConversionError(f"the readout under {root!r} has no query initialiser; only tracking heads convert on their own")
     description = f"standalone tracking readout under {root!r} (no backbone)"
-    return Layout("head", description, [Section("tracking readout", root, "", TRACKING_HEAD_RULES)], details={"root": root})
+    return Layout("head", description, [Section("tracking readout", root, HEAD_PREFIX, TRACKING_HEAD_RULES)], details={"root": root})
 
 
-def resolve_config(shapes: Shapes, layout: Layout, base_readout: dict[str, Any] | None, family: str | None) -> ReadoutHeadConfig:
-    """Task (points/boxes from the query width), ReadoutConfig fields from the shapes, merged with ``base_readout``."""
+def resolve_config(
+    shapes: Shapes, layout: Layout, family: FamilySpec, base: Any, backbone: str | None, strict: bool = True
+) -> tuple[Any, type]:
+    """The head directory's config (``base``'s backbone fields, the head's readout) and its task model class.
+
+    The task (points / boxes) comes from the query width; the readout fields from the shapes,
+    merged with ``base.readout``. ``strict``: the backbone width of ``base`` must be the one the
+    head reads (an explicit config); else it is only a fallback (a catalog entry's preset).
+    """
     root = layout.details["root"]
-    base = dict(base_readout or {})
-    bases = base.get("query_fourier_bases", 16)
+    base_readout = dict(getattr(base, "readout", None) or {})
+    bases = base_readout.get("query_fourier_bases", 16)
     queries_in = shapes[root + "query_initializer/layers_1/Dense_0/kernel"][0]
     coord_dim = queries_in / (2 * bases)
     if coord_dim not in (2, 4):
         raise ConversionError(
             f"the tracking head embeds {queries_in} query features: neither points nor boxes with {bases} Fourier bases"
         )
-    task = "points" if coord_dim == 2 else "boxes"
-    if base.get("task", task) != task:
-        raise ConversionError(f"the file holds a {task} head, the given config describes a {base['task']} head")
-    inferred = infer_readout_fields(shapes, root, "tracking", task, base)
-    readout = ReadoutConfig.for_task(task, merge_fields(inferred, base, "the given readout config"))
+    readout_task = "points" if coord_dim == 2 else "boxes"
+    if base_readout.get("task", readout_task) != readout_task:
+        raise ConversionError(f"the file holds a {readout_task} head, the given config describes a {base_readout['task']} head")
+    task = next(spec.name for spec in TASKS.values() if spec.readout_key == readout_task)
+    if task not in family.standalone_head_tasks:
+        raise ConversionError(f"{family.display_name} has no standalone {task} heads")
+    inferred = infer_readout_fields(shapes, root, "tracking", readout_task, base_readout)
+    readout = ReadoutConfig.for_task(readout_task, merge_fields(inferred, base_readout, "the given readout config"))
     feature_dim = shapes[root + "attention_readout/LayerNorm_0/scale"][0]
-    return ReadoutHeadConfig(readout=readout.to_dict(), feature_dim=feature_dim, num_frames=readout.num_frames, family=family)
-
-
-def load_readout_head(directory: str | os.PathLike) -> tuple[ReadoutConfig, int, dict[str, torch.Tensor]]:
-    """Read a converted head directory: (readout config, feature width, state dict of the head)."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    config_path = directory / HEAD_CONFIG_NAME
-    if not config_path.is_file():
-        hint = " (it is a full model directory: load it with from_pretrained)" if (directory / "config.json").is_file() else ""
-        raise CheckpointError(f"{directory} is not a converted readout head: {HEAD_CONFIG_NAME} is missing{hint}")
-    try:
-        values = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{config_path} is not valid JSON: {error}") from None
-    if not isinstance(values, dict) or values.get("format") != HEAD_FORMAT:
-        raise CheckpointError(f"{config_path} is not a fourd_hub readout-head description")
-    readout = ReadoutConfig.for_task(values["readout"]["task"], values["readout"])
-    files = sorted(directory.glob("*.safetensors"))
-    if not files:
-        raise CheckpointError(f"{directory} has no .safetensors weights")
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        try:
-            state.update(load_file(file))
-        except Exception as error:  # safetensors raises its own error types on corrupt files
-            raise CheckpointError(f"cannot read {file}: {error}") from None
-    return readout, int(values["feature_dim"]), state
+    config_class = family.load("config_class")
+    # Without a config, the family's defaults stand in for the backbone fields the head file cannot
+    # tell; the backbone the head is attached to supplies its own config when it loads.
+    values = {k: v for k, v in (base or config_class()).to_dict().items() if k in config_class.__dataclass_fields__}
+    if strict and base is not None and values.get("hidden_size", feature_dim) != feature_dim:
+        raise ConversionError(
+            f"the head reads {feature_dim}-wide features, but the backbone config's hidden_size is {values['hidden_size']}"
+        )
+    values.update(
+        hidden_size=feature_dim, readout=readout.to_dict(), num_frames=readout.num_frames,
+        use_pretrained_backbone=True, backbone=backbone if backbone is not None else values.get("backbone"),
+    )
+    for key in ("architectures", "transformers_version", "model_type", "dtype"):
+        values.pop(key, None)
+    return config_class(**values), family.task_model(task)
 
 
 __all__ = [
-    "ReadoutHeadConfig",
-    "ReadoutHeadModel",
+    "HEAD_PREFIX",
+    "READOUT_ANCHOR",
     "detect_layout",
+    "head_families",
+    "infer_readout_fields",
     "is_head_only",
-    "load_readout_head",
+    "merge_fields",
     "resolve_config",
 ]

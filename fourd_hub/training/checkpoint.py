@@ -150,14 +150,16 @@ def save_pretrained_from_state(model_class: type, config, state_dict: dict[str, 
 
 
 def pretraining_model_class(config) -> type:
-    from ..fourds import FourDSConfig, FourDSForPreTraining
-    from ..moog import MooGConfig, MooGForNextFramePrediction
+    """The pretraining model of a config's family (the registry's ``pretraining_model``)."""
+    from ..registry import family_of
 
-    if isinstance(config, FourDSConfig):
-        return FourDSForPreTraining
-    if isinstance(config, MooGConfig):
-        return MooGForNextFramePrediction
-    raise TypeError(f"no pretraining model for {type(config).__name__}")
+    try:
+        family = family_of(config)
+    except KeyError:
+        raise TypeError(f"no pretraining model for {type(config).__name__}") from None
+    if family.pretraining_model is None:
+        raise TypeError(f"{family.display_name} has no pretraining model")
+    return family.load("pretraining_model")
 
 
 def export_checkpoint(checkpoint: str | Path, output_dir: str | Path) -> Path:

@@ -87,12 +87,8 @@ def build_model(recipe: PretrainingRecipe, device: torch.device | str = "cpu") -
 
 
 def tokens_per_clip(config) -> int:
-    """Input tokens of one clip: 4DS patches, or MooG encoder tokens over all frames."""
-    if config.model_type == "fourds":
-        return math.prod(config.token_grid)
-    downsample = math.prod(config.encoder_strides)
-    height, width = (math.ceil(s / downsample) for s in config.image_size)
-    return config.num_frames * height * width
+    """Input tokens of one clip (4DS patches, MooG encoder tokens over all frames): the pretraining model's count."""
+    return ckpt.pretraining_model_class(config).tokens_per_clip(config)
 
 
 def training_flops_per_clip(recipe: PretrainingRecipe) -> float:
@@ -103,11 +99,9 @@ def training_flops_per_clip(recipe: PretrainingRecipe) -> float:
     with torch.device("meta"):
         model = ckpt.pretraining_model_class(config)(config).train()
     video = torch.zeros(1, recipe.num_frames, 3, *recipe.crop_size, device="meta")
-    kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(0)}
-    if config.model_type == "fourds":  # a real (CPU) mask: its patch count is data-dependent
-        from ..fourds import random_patch_mask
-
-        kwargs["mask"] = random_patch_mask(1, math.prod(config.token_grid), config.mask_ratio, kwargs["generator"])
+    generator = torch.Generator().manual_seed(0)
+    # Inputs the model draws itself at random (4DS: a real CPU mask: its patch count is data-dependent).
+    kwargs: dict[str, Any] = {"generator": generator, **ckpt.pretraining_model_class(config).meta_device_inputs(config, generator)}
     counter = FlopCounterMode(display=False)
     with counter:
         model(video, **kwargs).loss.backward()

@@ -61,13 +61,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainingArguments, default_data_collator
 
+from ..registry import FamilySpec, families, family_of, get_family
+from ..tasks import TASKS as TASK_TABLE
+from ..tasks import get_task
 from .optim import no_weight_decay_parameter_names
 from .metrics import abs_rel, average_jaccard, make_compute_metrics, pose_end_point_error, top1_accuracy
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "BACKBONE_ATTRIBUTES",
+    "backbone_attributes",
     "HEADLINE_METRICS",
     "LARGE_OUTPUT_KEYS",
     "PAPER_PROTOCOL",
@@ -112,10 +115,9 @@ PAPER_PROTOCOL: dict[str, dict[str, Any]] = {
     ),
 }
 
-# The task models store their head's task as `readout_task` (fourd_hub.readout.READOUT_TASKS);
-# the metrics and the synthetic datasets call the camera-pose task "pose".
-_TASK_ALIASES = {"camera_pose": "pose"}
-TASKS = ("depth", "points", "boxes", "pose", "classification")
+# The readout tasks, by their training key (fourd_hub.tasks: "pose" is camera-pose-estimation,
+# whose readout config says "camera_pose"): every task of the table with a metric.
+TASKS = tuple(spec.key for spec in TASK_TABLE.values() if spec.metric is not None)
 
 # Which batch keys are labels. The Trainer infers this from the forward signature (every argument
 # with "label" in its name), which happens to be right for our models; we set it explicitly so
@@ -133,20 +135,16 @@ TASK_LABEL_NAMES: dict[str, tuple[str, ...]] = {
 # in output order, is exactly what make_compute_metrics expects: depth -> predicted_depth,
 # points -> (tracks, visible), boxes -> boxes, pose -> pose, classification -> logits.
 LARGE_OUTPUT_KEYS = (
-    "readout_features", "normalized_tracks", "normalized_boxes", "logits_visible", "logits_certainty", "raw_pose",
+    "readout_features", "normalized_tracks", "normalized_boxes", "logits_visible", "logits_certainty", "raw_pose", "state",
 )
 
-# The metric each task is judged by, and whether higher is better.
-HEADLINE_METRICS: dict[str, tuple[str, bool]] = {
-    "depth": ("abs_rel", False),
-    "points": ("average_jaccard", True),
-    "boxes": ("mean_iou", True),
-    "pose": ("end_point_error", False),
-    "classification": ("top1", True),
-}
+# The metric each task is judged by, and whether higher is better (the task table's).
+HEADLINE_METRICS: dict[str, tuple[str, bool]] = {spec.key: spec.metric for spec in TASK_TABLE.values() if spec.metric is not None}
 
-# Where task models keep their backbone: `base_model_prefix` of each family.
-BACKBONE_ATTRIBUTES = ("fourds", "moog")
+
+def backbone_attributes() -> tuple[str, ...]:
+    """Where task models keep their backbone: the ``base_model_prefix`` of each family (registry)."""
+    return tuple(spec.load("pretrained_model").base_model_prefix for spec in families())
 
 # Parameter names (last component) that are learned position embeddings, in space or time: the
 # backbone's (t, h, w) table and the readouts' temporal embeddings. Pretraining omitted them from
@@ -158,9 +156,13 @@ BACKBONE_ATTRIBUTES = ("fourds", "moog")
 
 
 def _canonical_task(task: str) -> str:
-    key = _TASK_ALIASES.get(task, task)
+    """The training key of ``task`` (any spelling of the task table) among :data:`TASKS`."""
+    try:
+        key = get_task(task).key
+    except KeyError:
+        key = None
     if key not in TASKS:
-        raise ValueError(f"unknown readout task {task!r}; expected one of {TASKS} (or 'camera_pose' for 'pose')")
+        raise ValueError(f"unknown readout task {task!r}; expected one of {TASKS} (or another spelling of them, e.g. 'camera_pose')")
     return key
 
 
@@ -194,18 +196,19 @@ def _backbone_and_head(model: nn.Module) -> tuple[str, nn.Module, nn.Module]:
     """(attribute name, backbone, head) of a task model, or a clear error."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a fourd_hub task model (torch.nn.Module), got {type(model).__name__}")
-    name = next((n for n in BACKBONE_ATTRIBUTES if isinstance(getattr(model, n, None), nn.Module)), None)
+    prefixes = backbone_attributes()
+    name = next((n for n in prefixes if isinstance(getattr(model, n, None), nn.Module)), None)
     head = getattr(model, "head", None)
     fix = (
         "readout training needs a fourd_hub task model such as FourDSForDepthEstimation or MooGForPointTracking "
         "(a backbone plus a head). Build one from a backbone with "
         "fourd_hub.training.readout.readout_model_from_backbone(task, backbone)."
     )
-    if name is None and head is None and getattr(model, "base_model_prefix", None) in BACKBONE_ATTRIBUTES:
+    if name is None and head is None and getattr(model, "base_model_prefix", None) in prefixes:
         raise ValueError(f"{type(model).__name__} is a bare backbone without a readout head: {fix}")
     if name is None or not isinstance(head, nn.Module):
         missing = " and ".join(
-            what for what, absent in (("a backbone (.fourds / .moog)", name is None), ("a readout head (.head)", head is None))
+            what for what, absent in ((f"a backbone ({' / '.join('.' + p for p in prefixes)})", name is None), ("a readout head (.head)", head is None))
             if absent
         )
         raise ValueError(f"{type(model).__name__} lacks {missing}: {fix}")
@@ -760,29 +763,24 @@ def synthetic_scene_config_for(model: nn.Module, **overrides: Any):
     )
 
 
-def _model_classes(family: str) -> dict[str, type]:
-    from fourd_hub.fourds import FOURDS_TASK_MODELS
-    from fourd_hub.moog import MOOG_TASK_MODELS
-
-    classes = FOURDS_TASK_MODELS if family == "fourds" else MOOG_TASK_MODELS
-    return {_canonical_task(task): cls for task, cls in classes.items()}
+def _model_classes(family: FamilySpec) -> dict[str, type]:
+    """The family's task models by training key (the tasks with a readout metric)."""
+    return {get_task(task).key: family.task_model(task) for task in family.tasks if get_task(task).key in TASKS}
 
 
 def _load_backbone(backbone: Any) -> Any:
     """A model instance or a config (random weights) for a name, directory, config or model."""
-    from fourd_hub import FourDSConfig, from_pretrained
+    from fourd_hub import from_pretrained
     from fourd_hub.hub import catalog_entry_for
 
     if isinstance(backbone, (str, os.PathLike)):
         entry = catalog_entry_for(backbone)
         if entry is not None and not entry.has_weights:
-            if entry.family != "fourds":
-                raise ValueError(f"{entry.name} has no weights to load")
             warnings.warn(
                 f"{entry.name} is a config-only catalog entry (no released weights): using RANDOM weights at that size",
                 stacklevel=3,
             )
-            return FourDSConfig.from_pretrained(entry.name)
+            return get_family(entry.family).load("config_class").from_pretrained(entry.name)
         return from_pretrained(backbone)
     return backbone
 
@@ -813,38 +811,29 @@ def readout_model_from_backbone(
         head is tied to the config's clip size (``num_frames``, ``image_size``): train on clips of
         that size.
     """
-    from fourd_hub import FourDSConfig, MooGConfig
-    from fourd_hub.fourds import FourDSPreTrainedModel
-    from fourd_hub.moog import MooGPreTrainedModel
-
     task = _canonical_task(task)
     source = _load_backbone(backbone)
-    if isinstance(source, (FourDSConfig, FourDSPreTrainedModel)):
-        family = "fourds"
-    elif isinstance(source, (MooGConfig, MooGPreTrainedModel)):
-        family = "moog"
-    else:
+    try:
+        family = family_of(source)
+    except KeyError:
         raise TypeError(
-            f"backbone must be a FourDS/MooG config or model, or a name/directory, got {type(source).__name__}"
-        )
+            f"backbone must be a fourd_hub config or model, or a name/directory, got {type(source).__name__}"
+        ) from None
     classes = _model_classes(family)
     if task not in classes:
-        raise ValueError(f"there is no {family} {task!r} task model; {family} has {sorted(classes)}")
+        raise ValueError(f"there is no {family.display_name} {task!r} task model; {family.display_name} has {sorted(classes)}")
     cls = classes[task]
-    if isinstance(source, (FourDSConfig, MooGConfig)):
+    if isinstance(source, PreTrainedModel):
+        weights = source.base_model  # a task model's backbone, or the backbone itself
+        config = copy.deepcopy(weights.config)
+    else:
         config = copy.deepcopy(source)
         weights = None
-    else:
-        module = getattr(source, family, source)  # a task model's backbone, or the backbone itself
-        config = copy.deepcopy(module.config)
-        weights = module
-    if family == "moog":
+    if hasattr(cls, "from_backbone"):  # the family builds its task models on a backbone itself
         if config_overrides:
-            raise ValueError(f"config overrides {sorted(config_overrides)} are not supported for MooG task models")
+            raise ValueError(f"config overrides {sorted(config_overrides)} are not supported for {family.display_name} task models")
         if weights is None:
-            from fourd_hub import MooGModel
-
-            weights = MooGModel(config)
+            weights = family.load("base_model")(config)
         return cls.from_backbone(weights, readout=readout)
     config.readout = dict(readout) if readout is not None else None
     config.architectures = None
@@ -855,7 +844,7 @@ def readout_model_from_backbone(
     with torch.device("meta"):
         model = cls(config)
     model = model.to_empty(device=weights.device)
-    model.fourds.load_state_dict(weights.state_dict(), strict=True)
+    model.base_model.load_state_dict(weights.state_dict(), strict=True)
     model.head.apply(model._init_weights)
     return model.to(weights.dtype)
 

@@ -15,7 +15,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-FAMILIES = ("fourds", "moog")
+from ..registry import FAMILIES, get_family
+
 MIXED_PRECISION = ("bf16", "fp32")
 
 
@@ -25,8 +26,8 @@ class PretrainingRecipe:
 
     Args:
         name: recipe name (recorded in checkpoints and logs).
-        family: ``"fourds"`` (masked auto-encoding, :class:`~fourd_hub.FourDSForPreTraining`) or
-            ``"moog"`` (next-frame prediction, :class:`~fourd_hub.MooGForNextFramePrediction`).
+        family: the model family (registry name): its ``pretraining_model`` is trained
+            (``"fourds"``: masked auto-encoding, ``"moog"``: next-frame prediction).
         preset: size preset of the family's config (``FourDSConfig.from_preset`` /
             ``MooGConfig.from_preset``), or None to build the config from ``model`` alone.
         model: config keyword arguments (overrides of the preset).
@@ -94,7 +95,7 @@ class PretrainingRecipe:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            raise ValueError(f"recipe family must be one of {FAMILIES}, got {self.family!r}")
+            raise ValueError(f"recipe family must be one of {tuple(FAMILIES)}, got {self.family!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         object.__setattr__(self, "crop_size", tuple(self.crop_size))
@@ -140,10 +141,7 @@ class PretrainingRecipe:
 
     def build_config(self):
         """The model configuration (FourDSConfig / MooGConfig), sized to the recipe's clips."""
-        from ..fourds import FourDSConfig
-        from ..moog import MooGConfig
-
-        config_class = FourDSConfig if self.family == "fourds" else MooGConfig
+        config_class = get_family(self.family).load("config_class")
         values = dict(self.model)
         values.setdefault("num_frames", self.num_frames)
         values.setdefault("image_size", list(self.crop_size))

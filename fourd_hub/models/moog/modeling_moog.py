@@ -24,6 +24,7 @@ Input convention (HF): ``pixel_values_videos`` of shape (B, T, C, H, W), float i
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,275 +32,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from .hub import HubConfigMixin, HubModelMixin
-from .layers import FLAX_NORM_EPS, MLP, Attention, check_sequence, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
-from .readout import (
+from ...layers import FLAX_NORM_EPS, MLP, Attention, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
+from ...modeling_utils import FourDPreTrainedModel, read_head_directory
+from ...readout import (
     BoxTrackingOutput,
     DepthEstimationOutput,
     PointTrackingOutput,
     ReadoutConfig,
-    ReturnDictMixin,
     TrackingReadoutHead,
     init_module_weights,
     masked_depth_loss,
     track_boxes,
     track_points,
 )
-
-POSITION_UPDATES = ("concat", "project_add")
-
-
-# ----------------------------------------------------------------------------------------------
-# Configuration
-
-
-@dataclass
-class MooGTransformerSpec:
-    """One MooG ``ImprovedTransformer``: optional input projection, blocks, final norm, optional output projection.
-
-    Attributes:
-        num_layers: number of blocks (0 = just the projections and the final LayerNorm).
-        qkv_size: total width of queries, keys and values (``num_heads * head_dim``).
-        num_heads: attention heads.
-        mlp_size: hidden width of each block's MLP.
-        hidden_size: if set, a Dense maps the input to this width first, and another maps back
-            to the input width at the end when the two differ (the original's rule).
-        cross_attention_only: blocks skip self-attention (the MOVi decoder); they then need a context.
-    """
-
-    num_layers: int
-    qkv_size: int
-    num_heads: int
-    mlp_size: int = 2048
-    hidden_size: int | None = None
-    cross_attention_only: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("qkv_size", "num_heads", "mlp_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"MooG transformer {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.num_layers, int) or self.num_layers < 0:
-            raise ValueError(f"MooG transformer num_layers must be >= 0, got {self.num_layers!r}")
-        if self.qkv_size % self.num_heads:
-            raise ValueError(f"MooG transformer qkv_size {self.qkv_size} is not divisible by num_heads {self.num_heads}")
-        if self.hidden_size is not None and (not isinstance(self.hidden_size, int) or self.hidden_size < 1):
-            raise ValueError(f"MooG transformer hidden_size must be a positive integer or None, got {self.hidden_size!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], what: str) -> "MooGTransformerSpec":
-        return _spec_from_dict(cls, values, what)
-
-
-@dataclass
-class MooGPixelDecoderSpec(MooGTransformerSpec):
-    """An SRT-style pixel decoder: per-pixel queries (Fourier features of the pixel grid) attend
-    to the tokens of one frame, then a Dense predicts ``output_channels`` per pixel.
-
-    Attributes (besides the transformer's):
-        fourier_bases: octaves of the pixel-coordinate Fourier features.
-        position_update: ``"concat"`` (zeros of the token width, then the features) or
-            ``"project_add"`` (a Dense of the features).
-        output_channels: 3 for RGB reconstruction, 1 for depth.
-        subsample_factor: in training, decode one pixel in ``factor x factor`` (random-roll
-            subsampling, the original's cost saver; 1 = every pixel). Inference decodes every pixel.
-        depth_range: depth only; (min, max) metres outside which targets are masked in the loss.
-    """
-
-    fourier_bases: int = 16
-    position_update: str = "concat"
-    output_channels: int = 3
-    subsample_factor: int = 8
-    depth_range: tuple[float, float] = (0.001, 10.0)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.position_update not in POSITION_UPDATES:
-            raise ValueError(f"position_update must be one of {POSITION_UPDATES}, got {self.position_update!r}")
-        for name in ("fourier_bases", "output_channels", "subsample_factor"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"MooG decoder {name} must be a positive integer, got {value!r}")
-        self.depth_range = tuple(float(v) for v in self.depth_range)
-
-
-def _spec_from_dict(cls: type, values: dict[str, Any], what: str):
-    if isinstance(values, cls):
-        return values
-    if not isinstance(values, dict):
-        raise TypeError(f"MooGConfig.{what} must be a dict, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"MooGConfig.{what} has unknown fields {unknown}; known: {sorted(known)}")
-    try:
-        return cls(**values)
-    except TypeError as error:  # a missing required field
-        raise ValueError(f"MooGConfig.{what}: {error}") from None
-
-
-def _spec_dict(spec: MooGTransformerSpec) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
-
-
-# The released Ego4D architecture (architecture.md section 5, the demo notebook's config).
-MOOG_EGO4D: dict[str, Any] = dict(
-    hidden_size=512,
-    num_tokens=1024,
-    encoder_conv_features=[64, 128, 128, 256, 256, 512],
-    encoder_kernel_size=3,
-    encoder_strides=[2, 1, 1, 2, 1, 1],
-    encoder_fourier_bases=20,
-    encoder_position_update="concat",
-    encoder_transformer=dict(num_layers=0, qkv_size=512, num_heads=8, mlp_size=2048, hidden_size=512),
-    predictor=dict(num_layers=3, qkv_size=256, num_heads=4, mlp_size=2048),
-    corrector=dict(num_layers=2, qkv_size=512, num_heads=8, mlp_size=2048),
-    decoder=dict(num_layers=6, qkv_size=128, num_heads=2, mlp_size=2048, fourier_bases=16, position_update="concat",
-                 output_channels=3, subsample_factor=8),
-)
-
-# The MOVi dense depth readout (public moog/configs/movi.py: SRTDecoder, cross-attention only).
-MOOG_DEPTH_DECODER: dict[str, Any] = dict(
-    num_layers=3, qkv_size=512, num_heads=8, mlp_size=2048, cross_attention_only=True,
-    fourier_bases=16, position_update="concat", output_channels=1, subsample_factor=8,
-)
-
-MOOG_PRESETS: dict[str, dict[str, Any]] = {
-    "ego4d": dict(MOOG_EGO4D, num_frames=16, image_size=[128, 128]),
-    # The public MOVi training config's architecture knobs on the Ego4D core: strides
-    # (1, 1, 1, 2, 1, 2), "project_add" positions (the encoder's Dense then keeps the width: no
-    # output projection), a cross-attention-only decoder; 8-frame training clips.
-    "movi": dict(
-        MOOG_EGO4D,
-        num_frames=8,
-        image_size=[128, 128],
-        encoder_strides=[1, 1, 1, 2, 1, 2],
-        encoder_position_update="project_add",
-        decoder=dict(MOOG_EGO4D["decoder"], cross_attention_only=True),
-    ),
-}
-
-
-class MooGConfig(HubConfigMixin, PreTrainedConfig):
-    r"""Configuration of a MooG model (and of its task head, if any).
-
-    The defaults are the released Ego4D architecture (``MooGConfig.from_preset("ego4d")``).
-
-    Args:
-        hidden_size (`int`): width D of the state tokens.
-        num_tokens (`int`): number N of state tokens.
-        num_channels (`int`): input channels (RGB).
-        num_frames (`int`): clip length the readout heads are trained on (their temporal
-            embedding); the backbone itself runs on any number of frames.
-        image_size (`list[int]`): (height, width) of the training clips; informational for the
-            backbone (any size works), used by pipelines to resize.
-        encoder_conv_features (`list[int]`): output channels of each 3x3 conv of the encoder.
-        encoder_kernel_size (`int`): conv kernel size.
-        encoder_strides (`list[int]`): stride of each conv (Ego4D (2, 1, 1, 2, 1, 1); MOVi
-            (1, 1, 1, 2, 1, 2)). Padding is Flax "SAME" (odd pixel at the bottom/right).
-        encoder_fourier_bases (`int`): octaves of the encoder's grid position features.
-        encoder_position_update (`str`): ``"concat"`` (Ego4D) or ``"project_add"`` (MOVi).
-        encoder_transformer (`dict`): :class:`MooGTransformerSpec` of the encoder's token mixer
-            (Ego4D: zero layers, i.e. Dense -> LayerNorm -> Dense).
-        predictor (`dict`): :class:`MooGTransformerSpec` of the self-attention core (``predictor_sa``).
-        corrector (`dict`): :class:`MooGTransformerSpec` of the core that cross-attends to the
-            frame's encoder tokens (``predictor_ca``).
-        decoder (`dict`, *optional*): :class:`MooGPixelDecoderSpec` of the reconstruction decoder;
-            ``None`` for a backbone without one (it then cannot predict frames).
-        depth_decoder (`dict`, *optional*): :class:`MooGPixelDecoderSpec` of the dense depth
-            readout of :class:`MooGForDepthEstimation` (default: the MOVi config's).
-        state_layer_norm_eps (`float`): epsilon of the state LayerNorm (1e-4 in the original).
-        layer_norm_eps (`float`): epsilon of every other norm (Flax default 1e-6).
-        initial_state_scale (`float`): std of the random initial state (1e-4).
-        initializer_range (`float`): std of the truncated-normal init of fresh weights.
-        readout (`dict`, *optional*): the tracking head's :class:`~fourd_hub.readout.ReadoutConfig`.
-        preset (`str`, *optional*): the preset this config was made from, informational.
-    """
-
-    model_type = "moog"
-
-    hidden_size: int = 512
-    num_tokens: int = 1024
-    num_channels: int = 3
-    num_frames: int = 16
-    image_size: list[int] | tuple[int, ...] = (128, 128)
-    encoder_conv_features: list[int] | tuple[int, ...] = (64, 128, 128, 256, 256, 512)
-    encoder_kernel_size: int = 3
-    encoder_strides: list[int] | tuple[int, ...] = (2, 1, 1, 2, 1, 1)
-    encoder_fourier_bases: int = 20
-    encoder_position_update: str = "concat"
-    encoder_transformer: dict | None = None
-    predictor: dict | None = None
-    corrector: dict | None = None
-    decoder: dict | None = dataclasses.field(default_factory=lambda: dict(MOOG_EGO4D["decoder"]))
-    depth_decoder: dict | None = None
-    state_layer_norm_eps: float = 1e-4
-    layer_norm_eps: float = FLAX_NORM_EPS
-    initial_state_scale: float = 1e-4
-    initializer_range: float = 0.02
-    readout: dict | None = None
-    preset: str | None = None
-
-    def __post_init__(self, **kwargs):
-        for name in ("hidden_size", "num_tokens", "num_channels", "num_frames", "encoder_kernel_size", "encoder_fourier_bases"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"MooGConfig.{name} must be a positive integer, got {value!r}")
-        self.image_size = list(check_sequence("image_size", self.image_size, 2))
-        features = tuple(self.encoder_conv_features)
-        if not features:
-            raise ValueError("MooGConfig.encoder_conv_features needs at least one conv")
-        self.encoder_conv_features = list(check_sequence("encoder_conv_features", features, len(features)))
-        self.encoder_strides = list(check_sequence("encoder_strides", self.encoder_strides, len(features)))
-        if self.encoder_position_update not in POSITION_UPDATES:
-            raise ValueError(
-                f"encoder_position_update must be one of {POSITION_UPDATES}, got {self.encoder_position_update!r}"
-            )
-        # Sub-specs: validated, stored back as plain dicts (JSON), defaults from the Ego4D preset.
-        for name in ("encoder_transformer", "predictor", "corrector"):
-            values = getattr(self, name)
-            spec = MooGTransformerSpec.from_dict(dict(MOOG_EGO4D[name]) if values is None else values, name)
-            setattr(self, name, _spec_dict(spec))
-        if self.decoder is not None:
-            self.decoder = _spec_dict(MooGPixelDecoderSpec.from_dict(self.decoder, "decoder"))
-        if self.depth_decoder is not None:
-            self.depth_decoder = _spec_dict(MooGPixelDecoderSpec.from_dict(self.depth_decoder, "depth_decoder"))
-        for name in ("state_layer_norm_eps", "layer_norm_eps", "initial_state_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"MooGConfig.{name} must be positive, got {getattr(self, name)!r}")
-        super().__post_init__(**kwargs)
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides) -> "MooGConfig":
-        """A named architecture: ``"ego4d"`` (released weights) or ``"movi"`` (the public training config's knobs)."""
-        if name not in MOOG_PRESETS:
-            raise ValueError(f"unknown MooG preset {name!r}; known presets: {', '.join(MOOG_PRESETS)}")
-        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MOOG_PRESETS[name].items()}
-        return cls(**{**values, "preset": name, **overrides})
-
-    def transformer_spec(self, name: str) -> MooGTransformerSpec:
-        """The validated spec of ``encoder_transformer``, ``predictor`` or ``corrector``."""
-        return MooGTransformerSpec(**getattr(self, name))
-
-    def decoder_spec(self, name: str = "decoder") -> MooGPixelDecoderSpec | None:
-        """The validated spec of ``decoder`` or ``depth_decoder`` (the MOVi default for depth)."""
-        values = getattr(self, name)
-        if values is None and name == "depth_decoder":
-            values = MOOG_DEPTH_DECODER
-        return None if values is None else MooGPixelDecoderSpec(**values)
-
-    @property
-    def encoder_output_size(self) -> int:
-        """Width of the encoder tokens (the corrector's key/value input)."""
-        conv_out = self.encoder_conv_features[-1]
-        return conv_out + 4 * self.encoder_fourier_bases if self.encoder_position_update == "concat" else conv_out
-
-    def readout_config(self, task: str) -> ReadoutConfig:
-        return ReadoutConfig.for_task(task, {"num_frames": self.num_frames, **(self.readout or {})})
+from .configuration_moog import MOOG_PRESETS, MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec, _spec_dict
 
 
 # ----------------------------------------------------------------------------------------------
@@ -575,7 +324,7 @@ class MooGPixelDecoder(nn.Module):
         return out.unflatten(1, grid)
 
 
-class MooGPreTrainedModel(HubModelMixin, ReturnDictMixin, PreTrainedModel):
+class MooGPreTrainedModel(FourDPreTrainedModel):
     config_class = MooGConfig
     config: MooGConfig
     base_model_prefix = "moog"
@@ -625,6 +374,14 @@ class MooGModel(MooGPreTrainedModel):
         self.decoder = MooGPixelDecoder(width, decoder_spec, config.layer_norm_eps) if decoder_spec is not None else None
         self.gradient_checkpointing = False
         self.post_init()
+
+    #: Layout of :meth:`frame_features` per frame (documented by the feature-extraction pipeline).
+    frame_features_layout = "(T, N, D)"
+
+    def frame_features(self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state after each frame, (B, T, N, D), and the final state (pass it back to continue)."""
+        out = self(pixel_values_videos, initial_state=initial_state, return_dict=True)
+        return out.last_hidden_state, out.state
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.convs[0]
@@ -771,12 +528,37 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
     ``decoder.subsample_factor``\\ :sup:`2` at random-roll positions, as the original, with the L2 loss.
     """
 
+    # Every weight is the backbone's (with its decoder): a MooGModel checkpoint loads it whole.
+    loads_from_base_model = True
+
+    @staticmethod
+    def tokens_per_clip(config: MooGConfig) -> int:
+        """Input tokens of one clip: the encoder's tokens over all frames (the trainer's tokens/s and MFU)."""
+        downsample = math.prod(config.encoder_strides)
+        height, width = (math.ceil(s / downsample) for s in config.image_size)
+        return config.num_frames * height * width
+
+    @staticmethod
+    def meta_device_inputs(config: MooGConfig, generator: torch.Generator) -> dict[str, Any]:
+        """Inputs to pass when counting FLOPs on the meta device: none (MooG draws its state from ``generator``)."""
+        return {}
+
     def __init__(self, config: MooGConfig):
         super().__init__(config)
         if config.decoder is None:
-            raise ValueError("MooGForNextFramePrediction needs a decoder; config.decoder is None")
+            raise ValueError("MooGForNextFramePrediction needs a decoder; config.decoder is None (a backbone without decoder weights)")
         self.moog = MooGModel(config)
         self.post_init()
+
+    @classmethod
+    def from_base_model(cls, model: MooGModel) -> "MooGForNextFramePrediction":
+        """This model around a loaded :class:`MooGModel` (sharing its weights, nothing copied)."""
+        if model.decoder is None:
+            raise ValueError("this MooG model has no pixel decoder, so it cannot reconstruct frames")
+        with torch.device("meta"):  # the wrapper's own copy of the backbone is replaced, never allocated
+            wrapper = cls(model.config)
+        wrapper.moog = model
+        return wrapper
 
     def forward(
         self,
@@ -842,6 +624,11 @@ class _MooGReadoutModel(MooGPreTrainedModel):
     def backbone_features(self, pixel_values_videos, initial_state=None, generator=None) -> MooGModelOutput:
         return self.moog(pixel_values_videos, initial_state=initial_state, generator=generator, return_dict=True)
 
+    def readout_inputs(self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the head reads, (B, T, N, D), and the state after each frame (the same tensor): the pipelines' protocol."""
+        features = self.backbone_features(pixel_values_videos, initial_state=initial_state).last_hidden_state
+        return features, features
+
     @classmethod
     def from_backbone(
         cls,
@@ -874,14 +661,13 @@ class _MooGReadoutModel(MooGPreTrainedModel):
                 config.readout = dict(readout)
         head_state = None
         if head is not None:
-            from .conversion.heads import load_readout_head
-
-            readout, feature_dim, head_state = load_readout_head(head)
+            values, head_state = read_head_directory(head)
+            readout = ReadoutConfig.for_task(values.get("readout", {}).get("task"), values.get("readout"))
             if readout.task != cls.readout_task:
                 raise ValueError(f"{head} holds a {readout.task} head; {cls.__name__} needs a {cls.readout_task} head")
-            if feature_dim != config.hidden_size:
+            if values.get("hidden_size") != config.hidden_size:
                 raise ValueError(
-                    f"{head} reads {feature_dim}-wide features; this MooG backbone's tokens are {config.hidden_size} wide"
+                    f"{head} reads {values.get('hidden_size')}-wide features; this MooG backbone's tokens are {config.hidden_size} wide"
                 )
             config.readout = readout.to_dict()
             config.num_frames = readout.num_frames or config.num_frames
@@ -1019,12 +805,5 @@ class MooGForDepthEstimation(_MooGReadoutModel):
             depth.append(frame[..., 0])
         depth = torch.stack(depth, dim=1)
         loss = masked_depth_loss(depth, labels, self.head.spec.depth_range) if labels is not None else None
-        output = DepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features)
+        output = DepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features, state=features[:, -1])
         return self.finish(output, return_dict)
-
-
-MOOG_TASK_MODELS = {
-    "points": MooGForPointTracking,
-    "boxes": MooGForBoxTracking,
-    "depth": MooGForDepthEstimation,
-}

@@ -23,7 +23,7 @@ from fourd_hub import (
     FourDSForVideoClassification,
     FourDSModel,
 )
-from fourd_hub.fourds import readout_feature_index
+from fourd_hub.models.fourds.modeling_fourds import readout_feature_index
 from fourd_hub.layers import jax_resize
 
 from conftest import tiny_fourds_kwargs

@@ -20,10 +20,10 @@ import pytest
 import torch
 
 import fourd_hub
-from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel, MooGForPointTracking, MooGModel
+from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel, MooGForBoxTracking, MooGForPointTracking, MooGModel
 from fourd_hub.catalog import CATALOG
 from fourd_hub.conversion import convert_checkpoint
-from fourd_hub.download import DownloadError
+from fourd_hub.hub.download import DownloadError
 from fourd_hub.hub import CONVERTED_REF, find_converted, hub_org, repo_cache_folder, resolve_model_dir
 
 from conftest import REPO_ROOT, tiny_fourds_kwargs
@@ -156,7 +156,7 @@ def test_from_pretrained_by_catalog_name_loads_the_cached_checkpoint_offline(cac
 
 
 def test_a_wrong_family_or_a_head_is_refused_with_the_class_to_use(cached_tiny_backbone):
-    with pytest.raises(ValueError, match="'fourds' model and MooGModel is a 'moog' model"):
+    with pytest.raises(ValueError, match=r"holds a 4DS model \(FourDSModel\) and MooGModel is a MooG model; load it with FourDSModel"):
         MooGModel.from_pretrained("4ds-b-dist-e")
     with pytest.raises(TypeError, match="backbone= is only for standalone readout heads"):
         FourDSModel.from_pretrained("4ds-b-dist-e", backbone="moog-ego4d")
@@ -218,7 +218,7 @@ def test_a_hub_copy_in_the_cache_wins_over_converting(cached_tiny_backbone, refe
 
 
 def test_catalog_names_without_a_hub_repo_are_downloaded_and_converted_once(entries, server, hub_env, reference, cases, tmp_path):
-    from test_parity_fourds import config_from_case
+    from conftest import config_from_case
 
     model = fourd_hub.from_pretrained("4ds-tiny-test")
     assert type(model) is FourDSForDepthEstimation
@@ -241,7 +241,7 @@ def test_catalog_names_without_a_hub_repo_are_downloaded_and_converted_once(entr
         assert blob.parent == folder / "blobs" and blob.name == sha256_file(blob)
     assert {p.name for p in (folder / "blobs").iterdir()} == {sha256_file(p) for p in snapshot.iterdir()}
     assert not list(folder.rglob("*.incomplete")) and not list(folder.rglob("*.npz"))
-    from fourd_hub.model_card import read_provenance
+    from fourd_hub.cards import read_provenance
 
     provenance = read_provenance(snapshot / "README.md")
     assert provenance.original_sha256 == sha256_file(reference / TEST_FILES["4ds-tiny-test"])
@@ -314,8 +314,13 @@ def test_a_catalog_head_is_converted_with_its_base_backbone(entries, server, hub
     _assert_same_weights(by_function, expected)
     assert len(server.gets("/ckpt/" + TEST_FILES["moog-tiny-test"])) == 1
     assert len(server.gets("/ckpt/" + TEST_FILES["moog-tiny-test-points"])) == 1
-    with pytest.raises(ValueError, match="standalone points readout head; load it with MooGForPointTracking"):
-        MooGModel.from_pretrained("moog-tiny-test-points")
+    # As transformers loads the base model of any task checkpoint, the backbone class on a head
+    # directory gives the backbone the head names (loaded like any name).
+    backbone = MooGModel.from_pretrained("moog-tiny-test-points")
+    assert type(backbone) is MooGModel
+    _assert_same_weights(backbone, MooGModel.from_pretrained("moog-tiny-test"))
+    with pytest.raises(ValueError, match="standalone MooGForPointTracking head; load it with MooGForPointTracking"):
+        MooGForBoxTracking.from_pretrained("moog-tiny-test-points")
 
 
 _RACE_SCRIPT = """
@@ -402,7 +407,7 @@ def _state_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def test_push_to_hub_uploads_weights_config_processor_and_our_card(cached_tiny_backbone, uploads):
-    from fourd_hub.model_card import card_metadata
+    from fourd_hub.cards import card_metadata
 
     model = FourDSModel.from_pretrained("4ds-b-dist-e")
     assert model.push_to_hub("me/tuned-4ds", private=True, commit_message="tuned") == "https://huggingface.co/me/tuned-4ds/commit/0000"
@@ -428,7 +433,7 @@ def test_push_to_hub_uploads_weights_config_processor_and_our_card(cached_tiny_b
 
 def test_push_cli_converts_a_catalog_entry_and_uploads_it_with_its_card(entries, server, hub_env, reference, uploads, capsys, tmp_path, monkeypatch):
     from fourd_hub.cli import main
-    from fourd_hub.model_card import card_metadata
+    from fourd_hub.cards import card_metadata
 
     original = reference / TEST_FILES["4ds-tiny-test"]
     assert main(["push", "4ds-tiny-test", "me/tiny-depth", "--original", str(original), "--quiet"]) == 0
@@ -447,7 +452,8 @@ def test_push_cli_converts_a_catalog_entry_and_uploads_it_with_its_card(entries,
     # A standalone head pushes its head files; the card names its base model.
     assert main(["push", "moog-tiny-test-points", "me/points", "--quiet"]) == 0
     files = uploads["upload_folder"][-1]["files"]
-    assert {"readout_head.json", "model.safetensors", "README.md"} <= set(files)
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert json.loads(files["config.json"])["backbone"] == "moog-tiny-test"
     assert card_metadata(files["README.md"].decode())["base_model"] == "fourd-hub/moog-tiny-test"
 
     # What was pushed loads back by repo id, as its card's snippet says: the head finds its backbone.
@@ -499,7 +505,7 @@ def test_every_model_card_usage_snippet_runs(models, video, tmp_path, monkeypatc
 
     from huggingface_hub import constants
 
-    from fourd_hub.model_card import render_model_card
+    from fourd_hub.cards import render_model_card
 
     cache = tmp_path / "hf-cache"
     stand_ins = _stand_ins(models, tmp_path / "stand-ins")

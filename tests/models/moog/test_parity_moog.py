@@ -6,7 +6,7 @@ box head. Tolerance 1e-4 max-abs (architecture contract); measured on moog_tiny:
 1.9e-6, features/states 5.2e-6, reconstruction 1.5e-6.
 
 Position tables: the tests run twice, once with the reference's exact Fourier tables injected
-(patching ``fourd_hub.moog.grid_fourier_features``, as the issue asks) and once with our own. Our
+(patching ``fourd_hub.models.moog.modeling_moog.grid_fourier_features``, as the issue asks) and once with our own. Our
 ``jax_linspace`` reproduces XLA's float32 evaluation, so our tables equal the reference's to one
 float32 ulp of ``sin`` (6e-8, checked below) and both runs pass.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-import fourd_hub.moog as moog_module
+import fourd_hub.models.moog.modeling_moog as moog_module
 from fourd_hub import MooGConfig, MooGForBoxTracking, MooGForPointTracking, MooGModel
 from fourd_hub.conversion import convert_checkpoint
 from fourd_hub.layers import grid_fourier_features

@@ -16,34 +16,10 @@ import torch
 from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel
 from fourd_hub.conversion import convert_checkpoint
 
-from conftest import fourds_cases, load_npz
+from conftest import config_from_case, config_kwargs_from_case, fourds_cases, load_npz
 
 TOLERANCE = 1e-4
 pytestmark = pytest.mark.parity
-
-
-def config_kwargs_from_case(case: dict) -> dict:
-    """FourDSConfig fields of a cases.json 4DS case (everything from the case, nothing hard-coded)."""
-    return dict(
-        hidden_size=case["width"],
-        num_hidden_layers=case["num_layers"],
-        intermediate_size=case["mlp_size"],
-        num_attention_heads=case["num_heads"],
-        patch_size=case["patch_size"],
-        num_frames=case["num_frames"],
-        image_size=case["image_size"],
-        readout_depth=case["readout_depth"],
-        readout={
-            "task": "depth",
-            "num_params": case["readout_num_params"],
-            "num_heads": case["readout_num_heads"],
-            "decoding_patch_size": case["readout_decoding_patch_size"],
-        },
-    )
-
-
-def config_from_case(case: dict) -> FourDSConfig:
-    return FourDSConfig(**config_kwargs_from_case(case))
 
 
 @pytest.fixture(scope="module")

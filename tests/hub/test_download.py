@@ -13,8 +13,8 @@ import pytest
 from tqdm.auto import tqdm
 
 import fourd_hub
-from fourd_hub import download
-from fourd_hub.download import DownloadError, DownloadedFile, download_file, partial_path
+from fourd_hub.hub import download
+from fourd_hub.hub.download import DownloadError, DownloadedFile, download_file, partial_path
 
 from http_server import FileServer
 
@@ -77,7 +77,7 @@ def test_extra_headers_are_sent(server, dest):
 
 def test_cut_transfer_is_resumed_within_the_call(server, payload, dest, caplog):
     server.cut_after[NAME] = CUT
-    with caplog.at_level(logging.WARNING, logger="fourd_hub.download"):
+    with caplog.at_level(logging.WARNING, logger="fourd_hub.hub.download"):
         result = download_file(server.url + NAME, dest, expected_sha256=sha(payload), **FAST)
 
     assert dest.read_bytes() == payload

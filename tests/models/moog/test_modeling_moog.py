@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForDepthEstimation
 
-import fourd_hub.moog as moog_module
+import fourd_hub.models.moog.modeling_moog as moog_module
 from fourd_hub import (
     MooGConfig,
     MooGForBoxTracking,
@@ -17,7 +17,7 @@ from fourd_hub import (
     MooGModel,
 )
 from fourd_hub.layers import flax_same_padding
-from fourd_hub.moog import gather_pixels, subsample_pixel_indices
+from fourd_hub.models.moog.modeling_moog import gather_pixels, subsample_pixel_indices
 
 from conftest import tiny_moog_kwargs
 

@@ -8,7 +8,7 @@ import torch
 
 from conftest import tiny_fourds_kwargs, tiny_moog_kwargs
 from fourd_hub import FourDSConfig, FourDSForPreTraining, FourDSModel, MooGConfig, MooGForNextFramePrediction
-from fourd_hub.fourds import FourDSLatentDecoder, random_patch_mask
+from fourd_hub.models.fourds.modeling_fourds import FourDSLatentDecoder, random_patch_mask
 
 pytestmark = pytest.mark.training
 

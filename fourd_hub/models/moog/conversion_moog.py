@@ -16,14 +16,78 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..moog import MooGConfig, MooGModel, MooGPixelDecoderSpec, MooGTransformerSpec
-from .core import ConversionError, Layout, Section
-from .tables import MOOG_BACKBONE_RULES
+from ...conversion.core import ConversionError, KeyRule, Layout, Section
+from ...conversion.tables import dense_rules, norm_rules, prefixed
+from .configuration_moog import MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec
+from .modeling_moog import MooGModel
+
+# MooG (the demo notebook's modules). ``ImprovedMHDPAttention``: bias-free DenseGeneral q/k/v to
+# heads, RMSNorm scales on q and k, DenseGeneral output from heads with bias.
+def _moog_attention(original: str, target: str) -> tuple[KeyRule, ...]:
+    return (
+        KeyRule(f"{original}/dense_query/kernel", f"{target}.q_proj.weight", "dense_to_heads"),
+        KeyRule(f"{original}/dense_key/kernel", f"{target}.k_proj.weight", "dense_to_heads"),
+        KeyRule(f"{original}/dense_value/kernel", f"{target}.v_proj.weight", "dense_to_heads"),
+        KeyRule(f"{original}/norm_query/scale", f"{target}.q_norm.weight"),
+        KeyRule(f"{original}/norm_key/scale", f"{target}.k_norm.weight"),
+        *dense_rules(f"{original}/dense_out", f"{target}.out_proj", "dense_from_heads"),
+    )
+
+
+# ``ImprovedTransformer``: Dense_0 = input projection (hidden_size), Dense_1 = output projection.
+MOOG_TRANSFORMER_RULES: tuple[KeyRule, ...] = (
+    *norm_rules("layer_{i}/norm_q", "layers.{i}.query_norm", bias=False),
+    *_moog_attention("layer_{i}/self_att", "layers.{i}.self_attention"),
+    *_moog_attention("layer_{i}/cross_att", "layers.{i}.cross_attention"),
+    *norm_rules("layer_{i}/norm_attn", "layers.{i}.mlp_norm", bias=False),
+    *dense_rules("layer_{i}/MLP_in", "layers.{i}.mlp.fc_in"),
+    *dense_rules("layer_{i}/MLP_out", "layers.{i}.mlp.fc_out"),
+    *norm_rules("norm_encoder", "final_norm", bias=False),
+    *dense_rules("Dense_0", "input_proj"),
+    *dense_rules("Dense_1", "output_proj"),
+)
+
+# ``SRTDecoder``: Fourier pixel queries (``dense_pe`` only with "project_add"), transformer, ``recon``.
+MOOG_PIXEL_DECODER_RULES: tuple[KeyRule, ...] = (
+    *dense_rules("pos_embedding/dense_pe", "position_embedding.proj"),
+    *prefixed(MOOG_TRANSFORMER_RULES, "transformer/", "transformer."),
+    *dense_rules("recon", "output_proj"),
+)
+
+# The ``MooG`` module: SRTEncoder (ConvNet, FourierEmbedding, transformer), state norm, the two cores, decoder.
+MOOG_BACKBONE_RULES: tuple[KeyRule, ...] = (
+    *dense_rules("encoder/backbone/Conv_{i}", "encoder.convs.{i}", "conv"),
+    *norm_rules("encoder/backbone/LayerNorm_0", "encoder.conv_norm", bias=False),
+    *dense_rules("encoder/pos_embedding/dense_pe", "encoder.position_embedding.proj"),
+    *prefixed(MOOG_TRANSFORMER_RULES, "encoder/transformer/", "encoder.transformer."),
+    *norm_rules("state_layer_norm", "state_norm", bias=False),
+    *prefixed(MOOG_TRANSFORMER_RULES, "predictor_sa/", "predictor."),
+    *prefixed(MOOG_TRANSFORMER_RULES, "predictor_ca/", "corrector."),
+    *prefixed(MOOG_PIXEL_DECODER_RULES, "decoder/", "decoder."),
+)
 
 _ANCHOR = "encoder/backbone/Conv_0/kernel"
 _CORE_MARKER = "predictor_sa/"
 
 Shapes = Mapping[str, tuple[int, ...]]
+
+
+#: What :func:`detect` looks for, for messages when no family recognises a file.
+MARKERS = f"key ending with {_ANCHOR!r} beside a {_CORE_MARKER!r} core"
+
+
+def detect(shapes: Shapes) -> bool:
+    """Whether the file holds a MooG model: its positive markers are the ConvNet encoder
+    (``encoder/backbone/Conv_0/``) beside the recurrent core (``predictor_sa/``)."""
+    roots = {key[: -len(_ANCHOR)] for key in shapes if key.endswith(_ANCHOR)}
+    return any(key.startswith(root + _CORE_MARKER) for root in roots for key in shapes)
+
+
+def plan(shapes: Shapes, base: MooGConfig | None, what: str) -> tuple[Layout, MooGConfig, type]:
+    """The layout of a MooG file, the converted config (shapes first, then ``base``) and the class to build."""
+    layout = detect_layout(shapes)
+    config, model_class = resolve_config(shapes, layout, base, what)
+    return layout, config, model_class
 
 
 def detect_layout(shapes: Shapes) -> Layout:

@@ -15,21 +15,53 @@ import math
 import re
 from typing import Any, Mapping
 
-from ..fourds import FOURDS_TASK_MODELS, FourDSConfig, FourDSModel
-from ..readout import READOUT_TASK_DEFAULTS, ReadoutConfig
-from .core import ConversionError, Layout, Section
-from .tables import FOURDS_BACKBONE_RULES, LEARNED_QUERY_HEAD_RULES, TRACKING_HEAD_RULES
+from ...conversion.core import ConversionError, KeyRule, Layout, Section
+from ...conversion.heads import READOUT_ANCHOR, infer_readout_fields, merge_fields
+from ...conversion.tables import LEARNED_QUERY_HEAD_RULES, TRACKING_HEAD_RULES, dense_rules, norm_rules
+from ...readout import READOUT_TASK_DEFAULTS, ReadoutConfig
+from ...registry import get_family
+from ...tasks import get_task
+from .configuration_fourds import FourDSConfig
+from .modeling_fourds import FourDSModel
+
+# 4DS backbone (``Model(encoder=Tokenizer, processor=GeneralizedTransformer)``).
+FOURDS_BACKBONE_RULES: tuple[KeyRule, ...] = (
+    KeyRule("encoder/patch_embedding/Conv_0/kernel", "embeddings.patch_embedding.weight", "conv"),
+    KeyRule("encoder/patch_embedding/Conv_0/bias", "embeddings.patch_embedding.bias"),
+    KeyRule("encoder/posenc/embeddings", "embeddings.position_embedding"),
+    *norm_rules("processor/layers_{i}/attention_norm", "layers.{i}.attention_norm"),
+    *dense_rules("processor/layers_{i}/attention/query", "layers.{i}.attention.q_proj", "dense_to_heads", "heads_bias"),
+    *dense_rules("processor/layers_{i}/attention/key", "layers.{i}.attention.k_proj", "dense_to_heads", "heads_bias"),
+    *dense_rules("processor/layers_{i}/attention/value", "layers.{i}.attention.v_proj", "dense_to_heads", "heads_bias"),
+    *dense_rules("processor/layers_{i}/attention/out", "layers.{i}.attention.out_proj", "dense_from_heads"),
+    *norm_rules("processor/layers_{i}/mlp_norm", "layers.{i}.mlp_norm"),
+    *dense_rules("processor/layers_{i}/mlp/dense_in", "layers.{i}.mlp.fc_in"),
+    *dense_rules("processor/layers_{i}/mlp/dense_out", "layers.{i}.mlp.fc_out"),
+)
 
 _BACKBONE_ANCHOR = "encoder/patch_embedding/Conv_0/kernel"
-_READOUT_ANCHOR = "temporal_posenc/embeddings"
-# Keys only a MooG backbone has ("query_initializer/" belongs to tracking heads of both families).
-_MOOG_MARKERS = ("predictor_sa/", "predictor_ca/", "state_layer_norm/")
 
 Shapes = Mapping[str, tuple[int, ...]]
 
 
-def looks_like_moog(keys) -> bool:
-    return any(marker in key for key in keys for marker in _MOOG_MARKERS)
+#: What :func:`detect` looks for, for messages when no family recognises a file.
+MARKERS = f"key ending with {_BACKBONE_ANCHOR!r} beside 'processor/layers_0/attention/query/kernel'"
+
+
+def detect(shapes: Shapes) -> bool:
+    """Whether the file holds a 4DS backbone: its positive markers are a Conv3d patch embedding
+    under ``encoder/patch_embedding/`` and blocks under ``processor/layers_<i>/attention/``."""
+    keys = list(shapes)
+    roots = {key[: -len(_BACKBONE_ANCHOR)] for key in keys if key.endswith(_BACKBONE_ANCHOR)}
+    return any(root + "processor/layers_0/attention/query/kernel" in shapes for root in roots)
+
+
+def plan(shapes: Shapes, base: FourDSConfig | None, what: str) -> tuple[Layout, FourDSConfig, type]:
+    """The layout of a 4DS file, the converted config (shapes first, then ``base``) and the class to build."""
+    bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
+    layout = detect_layout(shapes, query_fourier_bases=bases)
+    config, model_class = resolve_config(shapes, layout, base, what)
+    return layout, config, model_class
 
 
 def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
@@ -48,7 +80,7 @@ def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
     backbone_root = roots[0]
     backbone_keys = {k for k in keys if k.startswith(backbone_root + "encoder/") or k.startswith(backbone_root + "processor/")}
     rest = [k for k in keys if k not in backbone_keys]
-    readout_roots = sorted({k[: -len(_READOUT_ANCHOR)] for k in rest if k.endswith(_READOUT_ANCHOR)})
+    readout_roots = sorted({k[: -len(READOUT_ANCHOR)] for k in rest if k.endswith(READOUT_ANCHOR)})
     if len(readout_roots) > 1:
         raise ConversionError(f"found several readouts in one file, under {readout_roots}; only one head per model")
     details: dict[str, Any] = {"backbone_root": backbone_root}
@@ -92,7 +124,7 @@ def _infer_task(shapes: Shapes, head_root: str, kind: str, query_fourier_bases: 
         return "points" if coord_dim == 2 else "boxes"
     num_queries = shapes[head_root + "query"][0]
     num_outputs = shapes[head_root + "Dense_1/kernel"][1]
-    num_frames = shapes[head_root + _READOUT_ANCHOR][0]
+    num_frames = shapes[head_root + READOUT_ANCHOR][0]
     if num_queries > 1:
         return "depth"
     return "camera_pose" if (num_outputs == 12 and num_frames == 2) else "classification"
@@ -124,63 +156,6 @@ def infer_backbone_fields(shapes: Shapes, root: str) -> dict[str, Any]:
     )
 
 
-def infer_readout_fields(shapes: Shapes, head_root: str, kind: str, task: str, base: dict[str, Any]) -> dict[str, Any]:
-    """Every ReadoutConfig field the head tensors determine (others come from ``base`` or defaults)."""
-    readout_root = head_root + ("attention_readout/" if kind == "tracking" else "")
-    feature_dim, num_heads, head_dim = shapes[readout_root + "key_embedding/kernel"]
-    fields: dict[str, Any] = dict(
-        task=task,
-        num_params=num_heads * head_dim,
-        num_heads=num_heads,
-        num_frames=shapes[readout_root + _READOUT_ANCHOR][0],
-        mlp_ratio=shapes[readout_root + "MLP_0/Dense_0/kernel"][1] // (num_heads * head_dim),
-    )
-    if kind == "tracking":
-        hidden = shapes[head_root + "query_initializer/layers_1/Dense_0/kernel"]
-        out = shapes[head_root + "query_initializer/layers_1/Dense_1/kernel"]
-        tile = shapes.get(head_root + "temporal_tile_posenc/embeddings", (1,))[0]
-        coord_dim = 2 if task == "points" else 4
-        bases, remainder = divmod(hidden[0], 2 * coord_dim)
-        if remainder:
-            raise ConversionError(f"query initialiser input {hidden[0]} is not 2 * bases * {coord_dim}")
-        frames_per_query = fields["num_frames"] // tile
-        channels = shapes[readout_root + "Dense_2/kernel"][1] // frames_per_query
-        fields.update(query_fourier_bases=bases, query_mlp_sizes=[hidden[1], out[1]], temporal_tile_size=tile)
-        if task == "points":
-            logits = channels - coord_dim
-            if logits not in (0, 1, 2):
-                raise ConversionError(f"point head predicts {channels} values per frame; expected 2, 3 or 4")
-            fields.update(predict_visibility=logits > 0, use_certainty=logits == 2)
-    elif task == "depth":
-        num_outputs = shapes[readout_root + "Dense_1/kernel"][1]
-        patch = list(base.get("decoding_patch_size") or READOUT_TASK_DEFAULTS["depth"]["decoding_patch_size"])
-        if math.prod(patch) != num_outputs:
-            raise ConversionError(
-                f"the depth head predicts {num_outputs} values per query, but decoding_patch_size {patch} has "
-                f"{math.prod(patch)} pixels; pass the right readout decoding_patch_size in the config"
-            )
-        fields["decoding_patch_size"] = patch
-    elif task == "classification":
-        fields["num_classes"] = shapes[readout_root + "Dense_1/kernel"][1]
-    return fields
-
-
-def merge_fields(inferred: dict[str, Any], given: dict[str, Any], what: str) -> dict[str, Any]:
-    """``given`` updated with ``inferred``; a field both define differently is an error naming it."""
-    conflicts = [
-        f"{name}: checkpoint has {inferred[name]!r}, {what} says {given[name]!r}"
-        for name in inferred
-        if name in given and given[name] is not None and _normal(given[name]) != _normal(inferred[name])
-    ]
-    if conflicts:
-        raise ConversionError(f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts))
-    return {**given, **inferred}
-
-
-def _normal(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
-
-
 def resolve_config(shapes: Shapes, layout: Layout, base: FourDSConfig | None, what: str) -> tuple[FourDSConfig, type]:
     """The config of the converted model (shapes first, then ``base``) and the model class to build."""
     base_dict = base.to_dict() if base is not None else {}
@@ -197,7 +172,7 @@ def resolve_config(shapes: Shapes, layout: Layout, base: FourDSConfig | None, wh
         )
         readout = merge_fields(inferred_readout, base_readout, f"{what} (readout)")
         values["readout"] = ReadoutConfig.for_task(layout.task, readout).to_dict()
-        model_class = FOURDS_TASK_MODELS[layout.task]
+        model_class = get_family("fourds").task_model(get_task(layout.task).name)
         if layout.task == "classification":
             values["num_labels"] = readout["num_classes"]
     else:

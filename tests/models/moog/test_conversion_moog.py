@@ -5,19 +5,21 @@ Uses the reference fixture checkpoints as realistic files (keys as the original 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import fourd_hub
 from fourd_hub import FourDSConfig, MooGConfig, MooGForBoxTracking, MooGForNextFramePrediction, MooGForPointTracking, MooGModel
 from fourd_hub.cli import main as cli_main
 from fourd_hub.conversion import ConversionError, convert_checkpoint, convert_state_dict
 from fourd_hub.conversion.convert import _plan_from_shapes
-from fourd_hub.conversion.heads import load_readout_head
 from fourd_hub.conversion.npz import CheckpointError
+from fourd_hub.modeling_utils import read_head_directory
 
-from conftest import load_npz, moog_cases, moog_config_kwargs
+from conftest import load_npz, moog_cases, moog_config_kwargs, moog_readout_kwargs
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +104,18 @@ def test_heads_convert_on_their_own_and_attach(reference, case, tmp_path):
     for task, model_class in (("points", MooGForPointTracking), ("boxes", MooGForBoxTracking)):
         source = reference / f"{name}_{task}_checkpoint.npz"
         result = convert_checkpoint(source, tmp_path / task, progress=False)
-        assert result.model_class == "ReadoutHeadModel" and "standalone" in result.layout
-        described = json.loads((tmp_path / task / "readout_head.json").read_text())
-        assert described["readout"]["task"] == task and described["feature_dim"] == values["token_dim"]
-        readout, feature_dim, state = load_readout_head(tmp_path / task)
+        assert result.model_class == model_class.__name__ and "standalone" in result.layout
+        described = json.loads((tmp_path / task / "config.json").read_text())
+        assert described["readout"]["task"] == task and described["hidden_size"] == values["token_dim"]
+        assert described["use_pretrained_backbone"] is True and described["architectures"] == [model_class.__name__]
+        _, state = read_head_directory(tmp_path / task)
         original = load_npz(source)
         assert sum(t.numel() for t in state.values()) == sum(a.size for a in original.values())
         model = model_class.from_backbone(tmp_path / "backbone", head=tmp_path / task)
         assert model.config.readout["task"] == task
     with pytest.raises(ValueError, match="holds a boxes head"):
         MooGForPointTracking.from_backbone(tmp_path / "backbone", head=tmp_path / "boxes")
-    with pytest.raises(CheckpointError, match="readout_head.json is missing"):
+    with pytest.raises(ValueError, match="not a standalone head"):
         MooGForPointTracking.from_backbone(tmp_path / "backbone", head=tmp_path / "backbone")
     other_width = MooGModel(MooGConfig(**{**moog_config_kwargs(values), "hidden_size": 48}))
     with pytest.raises(ValueError, match="48 wide"):
@@ -133,4 +136,48 @@ def test_cli_converts_moog_and_heads(reference, case, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "hidden_size: checkpoint has" in err and "Traceback" not in err
     assert cli_main(["convert", str(reference / f"{name}_points_checkpoint.npz"), str(tmp_path / "h"), "--quiet"]) == 0
-    assert (tmp_path / "h" / "readout_head.json").is_file()
+    assert json.loads((tmp_path / "h" / "config.json").read_text())["use_pretrained_backbone"] is True
+
+
+def test_a_head_directory_loads_with_auto_classes_pushes_and_runs_a_pipeline(reference, case, video, tmp_path, monkeypatch):
+    """A converted head is an ordinary directory: AutoConfig / AutoModel read it, push uploads it, a pipeline runs it."""
+    import transformers
+
+    from fourd_hub import MooGConfig, pipeline
+    from fourd_hub.cli import main
+
+    name, values = case
+    config = MooGConfig(**moog_config_kwargs(values))
+    convert_checkpoint(reference / f"{name}_backbone_checkpoint.npz", tmp_path / "backbone", config=config, progress=False)
+    # The head names the backbone it reads (here a directory; a catalog head names its base model).
+    head_config = MooGConfig(**moog_config_kwargs(values), readout=moog_readout_kwargs(values, "points"), backbone=str(tmp_path / "backbone"))
+    convert_checkpoint(reference / f"{name}_points_checkpoint.npz", tmp_path / "head", config=head_config, progress=False)
+    loaded_config = transformers.AutoConfig.from_pretrained(tmp_path / "head")
+    assert type(loaded_config) is MooGConfig and loaded_config.use_pretrained_backbone and loaded_config.readout["task"] == "points"
+    backbone = transformers.AutoModel.from_pretrained(tmp_path / "head")  # the base model of a task checkpoint
+    expected_backbone = MooGModel.from_pretrained(tmp_path / "backbone")
+    assert type(backbone) is MooGModel
+    assert all(torch.equal(a, b) for a, b in zip(backbone.state_dict().values(), expected_backbone.state_dict().values()))
+    tracker = fourd_hub.from_pretrained(tmp_path / "head")
+    assert type(tracker) is MooGForPointTracking
+    _, head_state = read_head_directory(tmp_path / "head")
+    assert all(torch.equal(tracker.head.state_dict()[k], v) for k, v in head_state.items())
+
+    path, _ = video
+    result = pipeline("point-tracking", model=tmp_path / "head", progress=False)(path, end=6, points=[(0, 20.0, 20.0)])
+    assert result.tracks.shape == (6, 1, 2) and np.isfinite(result.tracks).all()
+
+    uploaded = {}
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        uploaded.update({p.name: p.read_bytes() for p in Path(folder_path).iterdir()})
+        return "commit"
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoUrl
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: RepoUrl(f"https://huggingface.co/{repo_id}"))
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    assert main(["push", str(tmp_path / "head"), "me/points-head", "--quiet"]) == 0
+    assert {"config.json", "model.safetensors", "README.md"} <= set(uploaded)
+    assert json.loads(uploaded["config.json"])["use_pretrained_backbone"] is True

@@ -156,7 +156,7 @@ def download_file(
     destination = Path(destination)
     if destination.exists():
         return _verify_existing(destination, expected_size, expected_sha256)
-    from . import __version__  # here, not at module level: the package imports this module
+    from .._version import __version__
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = _Partial(partial_path(destination))
