@@ -38,7 +38,6 @@ from .tasks import get_task
 __all__ = ["LoadPlan", "plan_load", "read_model_config"]
 
 
-
 @dataclass
 class LoadPlan:
     """What :func:`plan_load` decided.

@@ -28,7 +28,7 @@ from .loading import LoadPlan, plan_load, read_model_config
 from .readout import ReturnDictMixin
 from .registry import get_family
 
-__all__ = ["FourDConfig", "FourDPreTrainedModel", "from_pretrained", "load_planned", "read_head_directory"]
+__all__ = ["FourDConfig", "FourDPreTrainedModel", "from_pretrained", "load_backbone", "load_planned", "read_head_directory"]
 
 
 class FourDConfig(PreTrainedConfig):
@@ -113,7 +113,7 @@ def load_planned(plan: LoadPlan, *model_args, **kwargs):
         if cls is plan.family.load("base_model"):
             # AutoModel / the backbone class on a head directory: the backbone, as transformers
             # loads the base model of any task checkpoint.
-            model = _load_backbone(plan.backbone, cls, kwargs)
+            model = load_backbone(plan.backbone, cls, **kwargs)
         elif not hasattr(cls, "from_backbone"):
             raise TypeError(f"{cls.__name__} has no standalone heads; {plan.directory} is one")
         else:
@@ -125,7 +125,15 @@ def load_planned(plan: LoadPlan, *model_args, **kwargs):
     return model
 
 
-def _load_backbone(backbone: Any, base_class: type, kwargs: dict) -> Any:
+def load_backbone(backbone: Any, base_class: type, **kwargs) -> Any:
+    """``backbone`` as a ``base_class`` model: itself, the backbone of a task model, or loaded by name.
+
+    Args:
+        backbone: a ``base_class`` instance, a task model around one, or a catalog name, directory
+            or Hub repo id.
+        base_class: the family's base model class.
+        **kwargs: ``from_pretrained`` keywords when ``backbone`` is a name.
+    """
     if isinstance(backbone, base_class):
         return backbone
     inner = getattr(backbone, "base_model", None)

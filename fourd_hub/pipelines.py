@@ -20,7 +20,6 @@ result lists its ``frame_indices``). Long videos are cut into windows of the mod
 
 from __future__ import annotations
 
-import json
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -232,7 +231,6 @@ class VideoPipeline(Pipeline):
         self.seed = seed
         self.cache_frames = cache_frames
         self.family = _family(self.model)
-        self.recurrent = self.family.recurrent
 
     # transformers' Pipeline API: __call__ -> preprocess -> _forward -> postprocess, per video.
     def _sanitize_parameters(self, **kwargs):
@@ -305,6 +303,11 @@ class VideoPipeline(Pipeline):
 
     # Helpers shared by the tasks.
     @property
+    def recurrent(self) -> bool:
+        """The model carries a state across windows (its family's registry flag): windows stream in order."""
+        return self.family.recurrent
+
+    @property
     def window(self) -> int:
         return self.video_processor.num_frames
 
@@ -318,6 +321,23 @@ class VideoPipeline(Pipeline):
         """A recurrent model's seeded initial state (``seed=``)."""
         generator = torch.Generator().manual_seed(self.seed)
         return self.model.base_model.initial_state(1, generator=generator)
+
+    def _per_frame_windows(self, frames: _ModelFrames, forward) -> list[tuple[Any, np.ndarray]]:
+        """Per-frame outputs of every window, for tasks whose outputs are one per frame.
+
+        ``forward(clips (B, T, 3, h, w), state) -> (outputs (B, T, ...), state after the clip)``.
+        Recurrent models stream consecutive chunks with the state carried from one to the next
+        (exactly one long call); the others run independent windows, ``batch_size`` at a time,
+        with ``state`` None. Returns (window, numpy outputs (T, ...)) pairs.
+        """
+        if self.recurrent:
+
+            def chunk(clip, state):
+                outputs, state = forward(clip, state)
+                return _to_numpy(outputs[0]), state
+
+            return self._streamed_windows(frames, chunk)
+        return self._independent_windows(frames, lambda clips: _to_numpy(forward(clips, None)[0]))
 
     def _independent_windows(self, frames: _ModelFrames, run_batch, windows=None) -> list[tuple[Any, Any]]:
         """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over windows that do not
@@ -391,16 +411,12 @@ class DepthEstimationPipeline(VideoPipeline):
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
         count = len(frames.frame_indices)
         depth = np.zeros((count, *self.video_processor.model_size), dtype=np.float32)
-        if self.recurrent:
 
-            def chunk(clip, state):
-                out = self.model(clip, initial_state=state)
-                return _to_numpy(out.predicted_depth[0]), out.state
+        def forward(clips, state):
+            out = self.model(clips) if state is None else self.model(clips, initial_state=state)
+            return out.predicted_depth, out.state
 
-            outputs = self._streamed_windows(frames, chunk)
-        else:
-            outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model(clips).predicted_depth))
-        for window, predicted in outputs:
+        for window, predicted in self._per_frame_windows(frames, forward):
             depth[window.keep_from : window.end] = predicted[window.keep]
         return {"depth": depth}
 
@@ -613,16 +629,7 @@ class FeatureExtractionPipeline(VideoPipeline):
 
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
         chunks = []
-        if self.recurrent:
-
-            def chunk(clip, state):
-                features, state = self.model.frame_features(clip, initial_state=state)
-                return _to_numpy(features[0]), state
-
-            outputs = self._streamed_windows(frames, chunk)
-        else:
-            outputs = self._independent_windows(frames, lambda clips: _to_numpy(self.model.frame_features(clips)[0]))
-        for window, features in outputs:
+        for window, features in self._per_frame_windows(frames, lambda clips, state: self.model.frame_features(clips, initial_state=state)):
             chunks.append(features[window.keep])
         return {"features": np.concatenate(chunks)}
 
@@ -638,11 +645,11 @@ class VideoReconstructionPipeline(VideoPipeline):
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
         chunks = []
 
-        def chunk(clip, state):
-            out = self.model(clip, initial_state=state)
-            return _to_numpy(out.predicted_frames[0].permute(0, 2, 3, 1).clamp(0, 1)), out.state
+        def forward(clips, state):
+            out = self.model(clips, initial_state=state)
+            return out.predicted_frames.permute(0, 1, 3, 4, 2).clamp(0, 1), out.state
 
-        for window, predicted in self._streamed_windows(frames, chunk):
+        for window, predicted in self._per_frame_windows(frames, forward):
             chunks.append(predicted[window.keep])
         return {"predicted": np.concatenate(chunks)}
 

@@ -7,7 +7,7 @@ import torch
 
 from fourd_hub import FourDSConfig
 from fourd_hub.catalog import CATALOG, ORIGINAL_URL_BASE, entry_for_file, get_entry
-from fourd_hub import FOURDS_SIZES, FourDSModel, get_family
+from fourd_hub import FOURDS_SIZES, get_family
 
 RELEASED = {  # architecture.md section 1: name -> original file
     "4ds-b-dist-e": "scaling4d_dist_b.npz",

@@ -9,7 +9,6 @@ for it. The checks are plain functions so that a test can run them on a delibera
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 import torch
 
 import fourd_hub
-from conftest import REPO_ROOT, load_npz
+from conftest import load_npz
 from fourd_hub.catalog import CATALOG, CatalogEntry, InputSpec
 from fourd_hub.modeling_utils import FourDConfig, FourDPreTrainedModel
 from fourd_hub.processing import FourDVideoProcessor

@@ -46,10 +46,8 @@ from the family's ``config_class`` and everything else from the family's card mo
   shown predicting frames).
 
 A card module may define more (the 4DS one holds the paper's Table 1 and
-:data:`PAPER_RESULTS`, the 4DS rows of its Tables 2 and 3, re-exported here).
+``PAPER_RESULTS``, the 4DS rows of its Tables 2 and 3: ``fourd_hub.models.fourds.card_fourds``).
 """
-
-from typing import Any
 
 from ..provenance import ConversionProvenance
 from .custom import render_custom_model_card
@@ -59,7 +57,6 @@ from .write import card_file_name, write_conversion_card, write_model_cards
 
 __all__ = [
     "ConversionProvenance",
-    "PAPER_RESULTS",
     "card_file_name",
     "card_metadata",
     "read_provenance",
@@ -69,14 +66,3 @@ __all__ = [
     "write_model_cards",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """``PAPER_RESULTS``: the paper results a family's card module quotes, loaded on first use."""
-    if name == "PAPER_RESULTS":
-        from ..registry import families
-
-        for spec in families():
-            results = getattr(spec.load("card"), "PAPER_RESULTS", None)
-            if results is not None:
-                return results
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,8 +5,9 @@ read: layout detection, config inference (shapes first, then a catalog preset or
 config, conflicts refused), key mapping (every original key used) and shape checking against the
 model built on the meta device (every parameter filled, shapes equal). Then arrays are streamed
 one at a time into sharded safetensors inside a temporary directory next to the output, which is
-renamed into place only when everything (weights, ``config.json``, model card) is written and
-verified: an interrupted conversion leaves no partial output.
+renamed into place only when everything (weights, ``config.json``, the processor config and what the
+caller's ``on_staged`` adds, e.g. the model card) is written and verified: an interrupted conversion
+leaves no partial output. The converter renders no card: it returns the provenance.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def _detect_family(shapes: dict[str, tuple[int, ...]], hint: tuple[FamilySpec, s
         if hinted is not None and hinted.name != found[0].name:
             raise ConversionError(f"the file is a {found[0].display_name} checkpoint but {why}")
         return found[0], False
-    if heads.is_head_only(shapes, backbone_detected=False):
+    if heads.has_tracking_readout(shapes):  # no backbone was found: a head file
         candidates = [hinted] if hinted is not None else heads.head_families()
         if len(candidates) != 1 or not candidates[0].standalone_head_tasks:
             raise ConversionError(
@@ -238,7 +239,7 @@ def convert_checkpoint(
 
     Args:
         source: the original ``.npz`` file.
-        output_dir: directory to create (``config.json``, safetensors, ``README.md``).
+        output_dir: directory to create (``config.json``, safetensors, processor config, and what ``on_staged`` adds).
         name: catalog name (e.g. ``"4ds-b-dist-e-scannet-depth"``); defaults to the entry whose
             original file has ``source``'s name, if any.
         preset: a 4DS size (``"B"``, ``"e"``, ...) to check the file against instead.

@@ -90,9 +90,21 @@ def _normal(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def is_head_only(shapes: Shapes, backbone_detected: bool) -> bool:
-    """A file with a tracking readout, when no family found a backbone in it."""
-    return not backbone_detected and any(key.endswith(_TRACKING_ANCHOR) for key in shapes)
+def tracking_task(shapes: Shapes, head_root: str, query_fourier_bases: int) -> str:
+    """``"points"`` or ``"boxes"``: query coordinates are embedded with 2 * bases features each, points have 2, boxes 4."""
+    queries_in = shapes[head_root + "query_initializer/layers_1/Dense_0/kernel"][0]
+    coord_dim = queries_in / (2 * query_fourier_bases)
+    if coord_dim not in (2, 4):
+        raise ConversionError(
+            f"the tracking head embeds {queries_in} query features, which is neither points nor boxes with "
+            f"{query_fourier_bases} Fourier bases; set readout query_fourier_bases in the config"
+        )
+    return "points" if coord_dim == 2 else "boxes"
+
+
+def has_tracking_readout(shapes: Shapes) -> bool:
+    """Whether the file holds a tracking readout (a head file, when no family found a backbone in it)."""
+    return any(key.endswith(_TRACKING_ANCHOR) for key in shapes)
 
 
 def head_families() -> list[FamilySpec]:
@@ -122,14 +134,7 @@ def resolve_config(
     """
     root = layout.details["root"]
     base_readout = dict(getattr(base, "readout", None) or {})
-    bases = base_readout.get("query_fourier_bases", 16)
-    queries_in = shapes[root + "query_initializer/layers_1/Dense_0/kernel"][0]
-    coord_dim = queries_in / (2 * bases)
-    if coord_dim not in (2, 4):
-        raise ConversionError(
-            f"the tracking head embeds {queries_in} query features: neither points nor boxes with {bases} Fourier bases"
-        )
-    readout_task = "points" if coord_dim == 2 else "boxes"
+    readout_task = tracking_task(shapes, root, base_readout.get("query_fourier_bases", 16))
     if base_readout.get("task", readout_task) != readout_task:
         raise ConversionError(f"the file holds a {readout_task} head, the given config describes a {base_readout['task']} head")
     task = next(spec.name for spec in TASKS.values() if spec.readout_key == readout_task)
@@ -161,7 +166,8 @@ __all__ = [
     "detect_layout",
     "head_families",
     "infer_readout_fields",
-    "is_head_only",
+    "has_tracking_readout",
     "merge_fields",
     "resolve_config",
+    "tracking_task",
 ]

@@ -11,14 +11,13 @@ Accepted layouts (architecture.md section 1), with or without a leading ``params
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Mapping
 
 from ...conversion.core import ConversionError, KeyRule, Layout, Section
-from ...conversion.heads import READOUT_ANCHOR, infer_readout_fields, merge_fields
+from ...conversion.heads import READOUT_ANCHOR, infer_readout_fields, merge_fields, tracking_task
 from ...conversion.tables import LEARNED_QUERY_HEAD_RULES, TRACKING_HEAD_RULES, dense_rules, norm_rules
-from ...readout import READOUT_TASK_DEFAULTS, ReadoutConfig
+from ...readout import ReadoutConfig
 from ...registry import get_family
 from ...tasks import get_task
 from .configuration_fourds import FourDSConfig
@@ -113,15 +112,7 @@ def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
 
 def _infer_task(shapes: Shapes, head_root: str, kind: str, query_fourier_bases: int) -> str:
     if kind == "tracking":
-        # Query coordinates are embedded with 2 * bases features each: points have 2, boxes 4.
-        queries_in = shapes[head_root + "query_initializer/layers_1/Dense_0/kernel"][0]
-        coord_dim = queries_in / (2 * query_fourier_bases)
-        if coord_dim not in (2, 4):
-            raise ConversionError(
-                f"the tracking head embeds {queries_in} query features, which is neither points nor boxes with "
-                f"{query_fourier_bases} Fourier bases; set readout query_fourier_bases in the config"
-            )
-        return "points" if coord_dim == 2 else "boxes"
+        return tracking_task(shapes, head_root, query_fourier_bases)
     num_queries = shapes[head_root + "query"][0]
     num_outputs = shapes[head_root + "Dense_1/kernel"][1]
     num_frames = shapes[head_root + READOUT_ANCHOR][0]

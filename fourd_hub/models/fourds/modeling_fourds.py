@@ -37,7 +37,7 @@ from ...readout import (
     track_boxes,
     track_points,
 )
-from .configuration_fourds import FOURDS_SIZES, FourDSConfig, readout_feature_index
+from .configuration_fourds import FourDSConfig, readout_feature_index
 
 
 # ----------------------------------------------------------------------------------------------

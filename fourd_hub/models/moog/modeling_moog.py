@@ -23,7 +23,6 @@ Input convention (HF): ``pixel_values_videos`` of shape (B, T, C, H, W), float i
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from ...layers import FLAX_NORM_EPS, MLP, Attention, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
-from ...modeling_utils import FourDPreTrainedModel, read_head_directory
+from ...modeling_utils import FourDPreTrainedModel, load_backbone, read_head_directory
 from ...readout import (
     BoxTrackingOutput,
     DepthEstimationOutput,
@@ -48,7 +47,7 @@ from ...readout import (
     track_boxes,
     track_points,
 )
-from .configuration_moog import MOOG_PRESETS, MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec, _spec_dict
+from .configuration_moog import MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec, _spec_dict
 
 
 # ----------------------------------------------------------------------------------------------
@@ -509,14 +508,6 @@ class MooGModel(MooGPreTrainedModel):
         return torch.stack(frames, dim=1)
 
 
-def _load_backbone(backbone: MooGModel | str | os.PathLike, **kwargs) -> MooGModel:
-    if isinstance(backbone, MooGModel):
-        return backbone
-    if isinstance(backbone, MooGPreTrainedModel) and isinstance(getattr(backbone, "moog", None), MooGModel):
-        return backbone.moog
-    return MooGModel.from_pretrained(backbone, **kwargs)
-
-
 # ----------------------------------------------------------------------------------------------
 # Task models
 
@@ -649,7 +640,7 @@ class _MooGReadoutModel(MooGPreTrainedModel):
 
         The backbone's pixel decoder is not carried over: readouts read features.
         """
-        backbone_model = _load_backbone(backbone, **kwargs)
+        backbone_model = load_backbone(backbone, MooGModel, **kwargs)
         config = MooGConfig(**{k: v for k, v in backbone_model.config.to_dict().items() if k in MooGConfig.__dataclass_fields__})
         config.readout = None
         if readout is not None:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from fourd_hub import FourDSConfig, FourDSForDepthEstimation, FourDSModel
+from fourd_hub import FourDSForDepthEstimation, FourDSModel
 from fourd_hub.conversion import convert_checkpoint
 
-from conftest import config_from_case, config_kwargs_from_case, fourds_cases, load_npz
+from conftest import config_from_case, fourds_cases, load_npz
 
 TOLERANCE = 1e-4
 pytestmark = pytest.mark.parity

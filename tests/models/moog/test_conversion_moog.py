@@ -16,7 +16,6 @@ from fourd_hub import FourDSConfig, MooGConfig, MooGForBoxTracking, MooGForNextF
 from fourd_hub.cli import main as cli_main
 from fourd_hub.conversion import ConversionError, convert_checkpoint, convert_state_dict
 from fourd_hub.conversion.convert import _plan_from_shapes
-from fourd_hub.conversion.npz import CheckpointError
 from fourd_hub.modeling_utils import read_head_directory
 
 from conftest import load_npz, moog_cases, moog_config_kwargs, moog_readout_kwargs
