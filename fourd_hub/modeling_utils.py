@@ -6,7 +6,12 @@ what every fourd_hub model has, whatever its family:
 
 - ``from_pretrained`` of catalog names (``"4ds-e"``), directories and Hub repo ids, through the
   one loader (:func:`fourd_hub.loading.plan_load`) and the torch-free resolver (:mod:`fourd_hub.hub`);
-  weights are read from safetensors only;
+- loading as strict as converting: weights from safetensors only (:mod:`fourd_hub.weight_files`
+  checks the files and headers), then :func:`check_weights_fit` compares the headers with the
+  model the config describes, built on the meta device with a parameter budget (an absurd
+  ``num_hidden_layers`` is refused in milliseconds, a ``hidden_size`` of 10**9 allocates nothing):
+  a missing, unexpected, mis-shaped or integer-typed weight is an error naming it; after loading,
+  :func:`check_finite` refuses NaN/inf;
 - standalone heads: a directory whose ``config.json`` names the ``backbone`` it reads loads that
   backbone first (``use_pretrained_backbone``, transformers' backbone-config convention);
 - ``push_to_hub`` with the fourd_hub model card and video processor.
@@ -15,20 +20,53 @@ what every fourd_hub model has, whatever its family:
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.modules.module import register_module_parameter_registration_hook
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from .hub.push import push_model
 from .hub.resolve import resolve_model_dir
 from .hub.settings import catalog_entry_for, split_hub_kwargs
 from .loading import LoadPlan, plan_load, read_model_config
+from .config_checks import check_field_types
 from .readout import ReturnDictMixin
 from .registry import get_family
+from .weight_files import TensorHeader, WeightFiles, WeightsError, find_weights, verify_checksums
 
-__all__ = ["FourDConfig", "FourDPreTrainedModel", "from_pretrained", "load_backbone", "load_planned", "read_head_directory"]
+__all__ = [
+    "FourDConfig",
+    "FourDPreTrainedModel",
+    "check_config_values",
+    "check_finite",
+    "check_weights_fit",
+    "from_pretrained",
+    "load_backbone",
+    "load_planned",
+    "load_state_strict",
+    "parameter_budget",
+    "read_head_directory",
+]
+
+
+def check_config_values(config_class: type, values: dict[str, Any]) -> None:
+    """Refuse ``config.json`` values whose type is not the field's declared one (``"banana"`` layers, ``null`` widths).
+
+    Every dataclass field of ``config_class`` (the family's and transformers' own) is checked
+    against its annotation; the family's ``__post_init__`` then checks ranges.
+
+    Raises:
+        ValueError: naming the field, the value and the type it must have.
+    """
+    check_field_types(config_class, values, hint="restore config.json (or re-convert the model)")
+    dtype = values.get("dtype", values.get("torch_dtype"))
+    if dtype is not None and dtype != "auto" and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise ValueError(f"{config_class.__name__}.dtype must name a torch dtype (float32, bfloat16, ...), got {dtype!r}")
 
 
 class FourDConfig(PreTrainedConfig):
@@ -43,6 +81,24 @@ class FourDConfig(PreTrainedConfig):
 
     backbone: str | None = None
     use_pretrained_backbone: bool = False
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs):
+        """``transformers``' ``from_dict`` (every ``from_pretrained`` goes through it), checked first.
+
+        Each field's value must be of its declared type (:func:`check_config_values`); whatever
+        else the family's validation refuses is a ``ValueError`` naming the field.
+
+        Raises:
+            ValueError: a field of the wrong type or an invalid value.
+        """
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"a {cls.__name__} is built from a JSON object, got {type(config_dict).__name__}")
+        check_config_values(cls, {**config_dict, **{k: v for k, v in kwargs.items() if k in cls.__dataclass_fields__}})
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+            raise ValueError(f"invalid {cls.__name__} values: {err}") from None
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -91,12 +147,36 @@ class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
         return load_planned(plan, *model_args, **kwargs)
 
     @classmethod
-    def _from_directory(cls, directory: Path, *model_args, **kwargs):
-        """transformers' loading of a full model directory, safetensors only."""
-        if kwargs.get("use_safetensors") is False:
-            raise ValueError("fourd_hub loads safetensors weights only (never pickles); drop use_safetensors=False")
-        kwargs["use_safetensors"] = True
-        return super().from_pretrained(directory, *model_args, **kwargs)
+    def _from_directory(cls, directory: Path, *model_args, saved_class: type | None = None, **kwargs):
+        """transformers' loading of a full model directory, after checking it as strictly as a conversion.
+
+        Args:
+            directory: the model directory.
+            saved_class: the class the directory was saved as (``config.json`` architectures):
+                its head is loaded when ``cls`` is that class (or a subclass); otherwise only the
+                backbone is, and ``cls``'s own head is freshly initialised (transformers' rule).
+            *model_args, **kwargs: as ``transformers.PreTrainedModel.from_pretrained``.
+
+        Raises:
+            WeightsError: see :func:`~fourd_hub.weight_files.find_weights`, :func:`check_weights_fit`
+                and :func:`check_finite`.
+        """
+        _refuse_pickle_loading(kwargs)
+        if kwargs.get("state_dict") is not None:
+            raise ValueError("fourd_hub loads the directory's own weights; load a state_dict with model.load_state_dict(strict=True)")
+        weights = find_weights(directory)
+        config = kwargs.get("config")
+        if not isinstance(config, PreTrainedConfig):
+            own_fields = set(cls.config_class.__dataclass_fields__) - set(PreTrainedConfig.__dataclass_fields__)
+            overrides = {key: value for key, value in kwargs.items() if key in own_fields}
+            config = cls.config_class.from_pretrained(directory, **overrides)
+        same_head = saved_class is None or issubclass(cls, saved_class)
+        check_weights_fit(cls, config, weights, same_head=same_head)
+        verify_checksums(weights)
+        loaded = super().from_pretrained(directory, *model_args, use_safetensors=True, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        check_finite(model, weights)
+        return loaded
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Upload weights, ``config.json``, the video processor config and our model card to ``repo_id``.
@@ -104,6 +184,12 @@ class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
         See :func:`fourd_hub.hub.push_model` for the arguments.
         """
         return push_model(self, repo_id, **kwargs)
+
+
+def _refuse_pickle_loading(kwargs: dict[str, Any]) -> None:
+    """Drop ``use_safetensors`` from ``from_pretrained`` keywords (we always pass True), refusing False."""
+    if kwargs.pop("use_safetensors", None) is False:
+        raise ValueError("fourd_hub loads safetensors weights only (never pickles); drop use_safetensors=False")
 
 
 def load_planned(plan: LoadPlan, *model_args, **kwargs):
@@ -119,7 +205,7 @@ def load_planned(plan: LoadPlan, *model_args, **kwargs):
         else:
             model = cls.from_backbone(plan.backbone, head=plan.directory, **kwargs)
     else:
-        model = cls._from_directory(plan.directory, *model_args, **kwargs)
+        model = cls._from_directory(plan.directory, *model_args, saved_class=plan.saved_class, **kwargs)
     if plan.entry is not None:
         model.config._name_or_path = plan.entry.name  # as transformers records a repo id: push_to_hub's base model
     return model
@@ -141,7 +227,8 @@ def load_backbone(backbone: Any, base_class: type, **kwargs) -> Any:
         return inner
     if isinstance(backbone, PreTrainedModel):
         raise TypeError(f"backbone must be a {base_class.__name__} (or a task model around one), got {type(backbone).__name__}")
-    return base_class.from_pretrained(backbone, **kwargs)
+    _refuse_pickle_loading(kwargs)
+    return base_class.from_pretrained(backbone, use_safetensors=True, **kwargs)
 
 
 def from_pretrained(name_or_path: str | os.PathLike, *, backbone=None, **kwargs):
@@ -164,27 +251,222 @@ def from_pretrained(name_or_path: str | os.PathLike, *, backbone=None, **kwargs)
 def read_head_directory(directory: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A standalone head directory: (``config.json`` values, the head's state dict without ``head.``).
 
+    The files are checked as any model directory's (:func:`~fourd_hub.weight_files.find_weights`,
+    checksums, floating-point dtypes, finite values); :func:`load_state_strict` then checks the
+    head's names and shapes against the head built from the config.
+
     Raises:
-        ValueError: not a head directory, unreadable weights, or weights of anything but the head.
+        ValueError: not a head directory; WeightsError: unreadable weights, or weights of anything
+            but the head.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     directory = Path(directory)
     values, _, architecture = read_model_config(directory)
     if not values.get("use_pretrained_backbone"):
         raise ValueError(f"{directory} is a full {architecture} model, not a standalone head: load it with from_pretrained")
-    files = sorted(directory.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{directory} has no .safetensors weights")
+    weights = find_weights(directory)
+    outside = sorted(key for key in weights.tensors if not key.startswith("head."))
+    if outside:
+        raise WeightsError(f"{directory} holds weights outside the head ({_list(outside, 4)}); re-convert the head file")
+    not_float = sorted(f"{key} ({header.dtype})" for key, header in weights.tensors.items() if not header.is_float)
+    if not_float:
+        raise WeightsError(f"{directory}: head weights must be floating point; {_list(not_float, 4)} are not: re-convert the head file")
+    verify_checksums(weights)
     state: dict[str, torch.Tensor] = {}
-    for file in files:
+    for file in weights.files:
         try:
-            tensors = load_file(file)
-        except (SafetensorError, OSError, ValueError) as error:
-            raise ValueError(f"cannot read {file}: {error}") from None
-        outside = sorted(key for key in tensors if not key.startswith("head."))
-        if outside:
-            raise ValueError(f"{file} holds weights outside the head ({', '.join(outside[:4])}); re-convert the head file")
-        state.update({key[len("head.") :]: tensor for key, tensor in tensors.items()})
+            with safe_open(file, framework="pt") as handle:
+                for key in handle.keys():
+                    tensor = handle.get_tensor(key)
+                    if not bool(torch.isfinite(tensor).all()):
+                        raise WeightsError(f"{file}: weight {key} holds NaN or inf; the file is corrupted: re-convert the head file")
+                    state[key[len("head.") :]] = tensor
+        except (SafetensorError, OSError) as error:
+            raise WeightsError(f"cannot read {file}: {error}; re-convert the head file") from None
     return values, state
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``module.load_state_dict(state, strict=True)`` with our errors: every name, shape and dtype checked first.
+
+    Raises:
+        WeightsError: naming the missing, unexpected, mis-shaped or non-float tensors of ``what``.
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(
+        f"{key} is {list(state[key].shape)}, the model's {list(expected[key].shape)}"
+        for key in set(state) & set(expected)
+        if tuple(state[key].shape) != tuple(expected[key].shape)
+    )
+    wrong += sorted(
+        f"{key} is {state[key].dtype}" for key in set(state) & set(expected)
+        if expected[key].is_floating_point() and not state[key].is_floating_point()
+    )
+    problems = [f"{label}: {_list(keys, 4)}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("mismatched", wrong)) if keys]
+    if problems:
+        raise WeightsError(f"{what} does not fit the model its config describes ({'; '.join(problems)}); re-convert it")
+    module.load_state_dict(state, strict=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Strict loading: the weights' headers against the model the config describes, before building it.
+
+#: Parameter tensors a model may have beyond those of the file it loads (a fresh task head on a
+#: backbone checkpoint); building stops past it, so an absurd layer count costs milliseconds.
+PARAMETER_SLACK = 512
+
+
+@contextmanager
+def parameter_budget(limit: int, what: str) -> Iterator[None]:
+    """Abort building modules once more than ``limit`` parameters have been registered.
+
+    Built on the meta device, a model costs no memory whatever its widths, but a config claiming
+    ``num_hidden_layers=10**6`` would still create a million blocks (minutes). This stops at the
+    first parameter beyond what the weights can fill.
+
+    Raises:
+        WeightsError: inside the block, naming ``what`` and the limit.
+    """
+    count = 0
+
+    def hook(module, name, parameter):
+        nonlocal count
+        if parameter is not None:
+            count += 1
+            if count > limit:
+                raise WeightsError(
+                    f"{what} describes a model with more than {limit} parameter tensors, far more than its weights hold: "
+                    "config.json does not match the weights (a size such as num_hidden_layers was changed?); restore "
+                    "config.json or re-convert the model"
+                )
+
+    handle = register_module_parameter_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _matches(patterns, key: str) -> bool:
+    return any(re.search(pattern, key) for pattern in patterns or ())
+
+
+def _list(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: WeightFiles, *, same_head: bool = True) -> dict[str, str]:
+    """Compare the weights' headers with the ``model_class`` that ``config`` describes, built on the meta device.
+
+    transformers' prefix rule applies (a base model loads the backbone of a task checkpoint; a task
+    model on a backbone checkpoint gets a fresh head); otherwise every weight must be present,
+    used, of the model's shape, and floating point where the model's is.
+
+    Args:
+        model_class: the class to be loaded.
+        config: its configuration.
+        weights: the directory's checked weight files.
+        same_head: the checkpoint was saved for ``model_class``: its head must match too. Else the
+            file's head (another task's) is ignored and the model's is fresh.
+
+    Returns:
+        model key -> file key of every weight loaded from the file.
+
+    Raises:
+        WeightsError: naming every missing, unexpected, mis-shaped and wrongly typed tensor (the
+            first few of each), or the parameter budget exceeded.
+    """
+    directory = weights.directory
+    limit = len(weights.tensors) + PARAMETER_SLACK
+    try:
+        with torch.device("meta"), parameter_budget(limit, f"{directory / 'config.json'}"):
+            model = model_class(config)
+    except (WeightsError, ValueError, TypeError):
+        raise
+    except (RuntimeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+        raise WeightsError(f"{directory / 'config.json'} does not describe a buildable {model_class.__name__}: {err}") from None
+    expected = {key: (tuple(tensor.shape), tensor.dtype) for key, tensor in model.state_dict().items()}
+    prefix = model_class.base_model_prefix + "."
+    model_is_base = not hasattr(model, model_class.base_model_prefix)
+    file_has_prefix = any(key.startswith(prefix) for key in weights.tensors)
+    file_keys: dict[str, str] = {}  # model key -> file key
+    ignored: list[str] = []  # file keys of another head, not loaded
+    fresh: set[str] = set()  # model keys initialised instead of loaded
+    if model_is_base and file_has_prefix:  # the backbone of a task checkpoint
+        for key in weights.tensors:
+            if key.startswith(prefix):
+                file_keys[key[len(prefix):]] = key
+            else:
+                ignored.append(key)
+    elif not model_is_base and not file_has_prefix:  # a task model on a backbone checkpoint
+        file_keys = {prefix + key: key for key in weights.tensors}
+        fresh = {key for key in expected if not key.startswith(prefix)}
+    else:
+        for key in weights.tensors:
+            if not same_head and not key.startswith(prefix):
+                ignored.append(key)
+            else:
+                file_keys[key] = key
+        if not same_head:
+            fresh = {key for key in expected if not key.startswith(prefix)}
+    missing = sorted(
+        key for key in expected
+        if key not in file_keys and key not in fresh and not _matches(model_class._keys_to_ignore_on_load_missing, key)
+    )
+    unexpected = sorted(
+        file_keys[key] for key in file_keys
+        if key not in expected and not _matches(model_class._keys_to_ignore_on_load_unexpected, key)
+    )
+    wrong_shape, wrong_dtype = [], []
+    for key, file_key in sorted(file_keys.items()):
+        if key not in expected:
+            continue
+        header: TensorHeader = weights.tensors[file_key]
+        shape, dtype = expected[key]
+        if header.shape != shape:
+            wrong_shape.append(f"{file_key} is {list(header.shape)} in the file, {list(shape)} in the model")
+        if dtype.is_floating_point != header.is_float or (not dtype.is_floating_point and _TORCH_CODES.get(dtype) != header.dtype):
+            wrong_dtype.append(f"{file_key} is stored as {header.dtype}, the model's is {str(dtype).removeprefix('torch.')}")
+    problems = []
+    if missing:
+        problems.append(f"missing weights: {_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected weights: {_list(unexpected)}")
+    if wrong_shape:
+        problems.append(f"shape mismatches: {_list(wrong_shape, 4)}")
+    if wrong_dtype:
+        problems.append(f"wrong dtypes: {_list(wrong_dtype, 4)}")
+    if problems:
+        raise WeightsError(
+            f"{directory}: the weights do not fit the {model_class.__name__} its config.json describes ({'; '.join(problems)}); "
+            "the config or the weights were changed: restore them, or re-convert the model"
+        )
+    return {key: file_key for key, file_key in file_keys.items() if key in expected}
+
+
+_TORCH_CODES = {
+    torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64",
+}  # fmt: skip
+
+
+def check_finite(model: torch.nn.Module, weights: WeightFiles) -> None:
+    """Refuse NaN or inf in any floating-point weight of ``model`` that was loaded from ``weights``.
+
+    Raises:
+        WeightsError: naming the tensor and its file.
+    """
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    for key, tensor in model.state_dict().items():
+        if not tensor.is_floating_point() or tensor.device.type == "meta":
+            continue
+        file_key = key if key in weights.tensors else key.removeprefix(prefix) if key.removeprefix(prefix) in weights.tensors else prefix + key
+        if file_key not in weights.tensors:
+            continue  # a fresh weight, not from the file
+        if not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"{weights.tensors[file_key].file}: weight {file_key} holds NaN or inf; the file is corrupted: re-download or re-convert the model"
+            )

@@ -30,6 +30,7 @@ from torch import nn
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .config_checks import check_field_types
 from .layers import FLAX_NORM_EPS, MLP, check_sequence, fourier_features, multi_head_attention
 
 READOUT_TASKS = ("depth", "points", "boxes", "camera_pose", "classification")
@@ -87,8 +88,13 @@ class ReadoutConfig:
     loss_weights: tuple[float, float, float] = (100.0, 0.1, 0.1)
 
     def __post_init__(self) -> None:
+        check_field_types(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, hint="fix config.readout")
         if self.task not in READOUT_TASKS:
             raise ValueError(f"readout task must be one of {READOUT_TASKS}, got {self.task!r}")
+        for name in ("num_params", "num_heads", "mlp_ratio", "query_fourier_bases", "temporal_tile_size", "num_frames", "num_classes"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name == "query_fourier_bases" else 1):
+                raise ValueError(f"readout {name} must be a positive integer, got {value!r}")
         self.decoding_patch_size = check_sequence("decoding_patch_size", self.decoding_patch_size, 3)
         self.query_mlp_sizes = check_sequence("query_mlp_sizes", self.query_mlp_sizes, 2)
         self.depth_range = tuple(float(v) for v in self.depth_range)

@@ -116,3 +116,46 @@ def family_name_comparisons() -> list[str]:
 def test_generic_code_never_compares_against_a_family_name():
     assert family_name_comparisons() == []
     assert _FAMILY_COMPARISON.search('if family == "moog":') and _FAMILY_COMPARISON.search('x in ("fourds", "moog")')
+
+
+def _weight_loading_calls_without_safetensors(tree: ast.AST) -> list[int]:
+    """Lines of ``.from_pretrained(...)`` / ``from_pretrained(...)`` calls that load weights without ``use_safetensors=True``.
+
+    Configuration loads carry no weights: calls inside a ``*Config`` class, or on a receiver whose
+    source names a config (``AutoConfig``, ``config_class``), are not weight loads.
+    """
+    lines = []
+
+    def visit(node: ast.AST, in_config_class: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, child.name.endswith("Config"))
+                continue
+            if isinstance(child, ast.Call):
+                func = child.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+                receiver = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
+                if name == "from_pretrained" and not in_config_class and "config" not in receiver.lower():
+                    safe = any(
+                        k.arg == "use_safetensors" and isinstance(k.value, ast.Constant) and k.value.value is True
+                        for k in child.keywords
+                    )
+                    if not safe:
+                        lines.append(child.lineno)
+            visit(child, in_config_class)
+
+    visit(tree, False)
+    return lines
+
+
+def test_every_weight_load_in_the_package_passes_use_safetensors():
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        offenders += [f"{path.relative_to(REPO_ROOT)}:{line}" for line in _weight_loading_calls_without_safetensors(tree)]
+    assert not offenders, f"from_pretrained without use_safetensors=True: {offenders}"
+
+
+def test_the_safetensors_check_finds_an_unsafe_call():
+    tree = ast.parse("model = FourDSModel.from_pretrained(path)\nconfig = AutoConfig.from_pretrained(path)\nsafe = X.from_pretrained(p, use_safetensors=True)")
+    assert _weight_loading_calls_without_safetensors(tree) == [1]

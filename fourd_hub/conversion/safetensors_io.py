@@ -7,11 +7,15 @@ and then stream each tensor's bytes as it is produced. Peak memory is one tensor
 source array), whatever the checkpoint size.
 
 The layout is the one transformers writes and reads: ``model.safetensors``, or
-``model-0000i-of-0000n.safetensors`` shards plus ``model.safetensors.index.json``.
+``model-0000i-of-0000n.safetensors`` shards plus ``model.safetensors.index.json``. Each file's
+header metadata also records the sha256 of its tensor data (``fourd_hub.sha256``, hashed as the
+bytes are written, patched into the header at the end), which loading verifies
+(:func:`fourd_hub.weight_files.verify_checksums`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from ..weight_files import CHECKSUM_METADATA_KEY
 
 SAFETENSORS_DTYPES = {
     torch.float32: "F32",
@@ -92,9 +98,12 @@ def write_sharded_safetensors(
     """
     shards = plan_shards(tensors, max_shard_bytes)
     names = shard_file_names(len(shards))
+    placeholder = "0" * 64
     for name, shard in zip(names, shards):
         with open(directory / name, "wb") as handle:
-            handle.write(_header(shard, {"format": "pt"}))
+            header = _header(shard, {"format": "pt", CHECKSUM_METADATA_KEY: placeholder})
+            handle.write(header)
+            digest = hashlib.sha256()
             for plan in shard:
                 tensor = produce(plan)
                 if tuple(tensor.shape) != plan.shape or tensor.dtype != plan.dtype:
@@ -105,10 +114,15 @@ def write_sharded_safetensors(
                 data = tensor.contiguous()
                 # bfloat16 has no numpy dtype: write its raw 16-bit words.
                 raw = data.view(torch.int16) if data.dtype == torch.bfloat16 else data
-                handle.write(memoryview(raw.numpy()).cast("B"))
+                block = memoryview(raw.numpy()).cast("B")
+                handle.write(block)
+                digest.update(block)
                 if on_tensor is not None:
                     on_tensor(plan)
-                del tensor, data, raw
+                del tensor, data, raw, block
+            # The digest is known only now: overwrite the placeholder (same length) in the header.
+            handle.seek(header.index(placeholder.encode()))
+            handle.write(digest.hexdigest().encode())
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(t.nbytes for t in tensors)},

@@ -44,7 +44,12 @@ def read_model_config(directory: str | os.PathLike) -> tuple[dict[str, Any], Fam
     except KeyError:
         known = ", ".join(spec.name for spec in families())
         raise ValueError(f"{directory} holds a {model_type!r} model; fourd_hub loads {known} models") from None
-    architectures = values.get("architectures") or []
-    if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
-        raise ValueError(f"{path}: architectures must be a list of class names, got {architectures!r}")
-    return values, family, architectures[0] if architectures else family.load("base_model").__name__
+    architectures = values.get("architectures")
+    if not isinstance(architectures, list) or len(architectures) != 1 or not isinstance(architectures[0], str):
+        # The class decides which weights the directory must hold: without it a task checkpoint
+        # would silently load as its bare backbone.
+        raise ValueError(
+            f"{path}: architectures must name the one model class the weights were saved for "
+            f"(e.g. [\"{family.load('base_model').__name__}\"]), got {architectures!r}; restore config.json or re-convert the model"
+        )
+    return values, family, architectures[0]

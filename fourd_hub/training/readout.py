@@ -781,7 +781,7 @@ def _load_backbone(backbone: Any) -> Any:
                 stacklevel=3,
             )
             return get_family(entry.family).load("config_class").from_pretrained(entry.name)
-        return from_pretrained(backbone)
+        return from_pretrained(backbone, use_safetensors=True)
     return backbone
 
 

@@ -35,7 +35,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from ...layers import FLAX_NORM_EPS, MLP, Attention, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
-from ...modeling_utils import FourDPreTrainedModel, load_backbone, read_head_directory
+from ...modeling_utils import PARAMETER_SLACK, FourDPreTrainedModel, load_backbone, load_state_strict, parameter_budget, read_head_directory
 from ...readout import (
     BoxTrackingOutput,
     DepthEstimationOutput,
@@ -662,14 +662,15 @@ class _MooGReadoutModel(MooGPreTrainedModel):
                 )
             config.readout = readout.to_dict()
             config.num_frames = readout.num_frames or config.num_frames
-        with torch.device("meta"):
+        backbone_state = {k: v for k, v in backbone_model.state_dict().items() if not k.startswith("decoder.")}
+        # A head config claiming absurd sizes is refused while building on meta, not after minutes.
+        budget = len(backbone_state) + (len(head_state) if head_state is not None else PARAMETER_SLACK)
+        with torch.device("meta"), parameter_budget(budget, f"{head if head is not None else 'the readout'} config"):
             model = cls(config)
         model = model.to_empty(device=backbone_model.device)
-        model.moog.load_state_dict(
-            {k: v for k, v in backbone_model.state_dict().items() if not k.startswith("decoder.")}, strict=True
-        )
+        model.moog.load_state_dict(backbone_state, strict=True)
         if head_state is not None:
-            model.head.load_state_dict(head_state, strict=True)
+            load_state_strict(model.head, head_state, f"the head in {head}")
         else:
             model.head.apply(model._init_weights)
         return model.to(backbone_model.dtype)

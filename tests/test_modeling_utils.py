@@ -1,0 +1,226 @@
+"""Loading a model directory is as strict as converting a file (issue 14, part 1).
+
+Every case writes a tiny model, damages one thing, and asserts the error type, that the message
+names the damaged tensor or file, and (where it matters) that nothing was built for minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import fourd_hub
+from fourd_hub import FourDSForDepthEstimation, FourDSForPointTracking, FourDSModel
+from fourd_hub.models.fourds.configuration_fourds import debug_config
+from fourd_hub.weight_files import WeightsError, find_weights, read_safetensors_header
+
+KEY = "layers.0.attention.q_proj.weight"
+
+
+@pytest.fixture
+def backbone_dir(tmp_path) -> Path:
+    torch.manual_seed(0)
+    FourDSModel(debug_config()).save_pretrained(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def _first_weight(directory: Path) -> str:
+    assert KEY in load_file(directory / "model.safetensors")
+    return KEY
+
+
+def _rewrite(directory: Path, change) -> None:
+    tensors = load_file(directory / "model.safetensors")
+    change(tensors)
+    save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+
+
+def _set_config(directory: Path, **fields) -> None:
+    path = directory / "config.json"
+    values = json.loads(path.read_text())
+    values.update(fields)
+    path.write_text(json.dumps(values))
+
+
+def test_a_pickle_is_refused_with_how_to_convert_it(backbone_dir):
+    state = load_file(backbone_dir / "model.safetensors")
+    (backbone_dir / "model.safetensors").unlink()
+    torch.save(state, backbone_dir / "pytorch_model.bin")
+    with pytest.raises(WeightsError, match=r"pytorch_model\.bin.*never loads pickles.*save_file"):
+        FourDSModel.from_pretrained(backbone_dir)
+    with pytest.raises(ValueError, match="safetensors weights only"):
+        FourDSModel.from_pretrained(backbone_dir, use_safetensors=False)
+
+
+def test_missing_unexpected_shape_and_dtype_name_the_tensor(backbone_dir, tmp_path):
+    key = _first_weight(backbone_dir)
+    cases = {
+        "missing": (lambda t: t.pop(key), rf"missing weights: {key}"),
+        "shape": (lambda t: t.__setitem__(key, torch.zeros(3, 5)), rf"shape mismatches: {key} is \[3, 5\]"),
+        "int32": (lambda t: t.__setitem__(key, t[key].to(torch.int32)), rf"wrong dtypes: {key} is stored as I32"),
+        "extra": (lambda t: t.__setitem__("encoder.layer.9.extra", torch.zeros(2)), r"unexpected weights: encoder\.layer\.9\.extra"),
+    }
+    for name, (change, message) in cases.items():
+        directory = tmp_path / name
+        shutil.copytree(backbone_dir, directory)
+        _rewrite(directory, change)
+        with pytest.raises(WeightsError, match=message):
+            FourDSModel.from_pretrained(directory)
+
+
+def test_fewer_blocks_in_the_config_than_in_the_weights(backbone_dir):
+    _set_config(backbone_dir, num_hidden_layers=2)
+    with pytest.raises(WeightsError, match=r"unexpected weights: .*\.2\."):
+        FourDSModel.from_pretrained(backbone_dir)
+
+
+def test_nan_in_a_weight_is_named(backbone_dir):
+    key = _first_weight(backbone_dir)
+
+    def poison(tensors):
+        tensors[key] = tensors[key].clone()
+        tensors[key].view(-1)[3] = float("nan")
+
+    _rewrite(backbone_dir, poison)
+    with pytest.raises(WeightsError, match=rf"{key} holds NaN or inf"):
+        fourd_hub.from_pretrained(backbone_dir)
+
+
+def test_absurd_sizes_are_refused_before_anything_is_built(backbone_dir, monkeypatch):
+    from fourd_hub.models.fourds import modeling_fourds
+
+    built = []
+    original = modeling_fourds.FourDSBlock.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_fourds.FourDSBlock, "__init__", counting_init)
+    _set_config(backbone_dir, num_hidden_layers=10**6)
+    with pytest.raises(WeightsError, match="more than .* parameter tensors"):
+        FourDSModel.from_pretrained(backbone_dir)
+    assert len(built) < 1000  # stopped at the parameter budget, not after a million blocks
+    _set_config(backbone_dir, num_hidden_layers=3, hidden_size=10**9, num_attention_heads=1)
+    with pytest.raises(WeightsError, match="shape mismatches"):  # built on the meta device: no allocation
+        FourDSModel.from_pretrained(backbone_dir)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x03\x00", b"garbage that is not safetensors at all", b"\xff" * 8 + b"{}"])
+def test_unreadable_safetensors_name_the_file(backbone_dir, content):
+    (backbone_dir / "model.safetensors").write_bytes(content)
+    with pytest.raises(WeightsError, match="model.safetensors"):
+        FourDSModel.from_pretrained(backbone_dir)
+
+
+def test_truncated_safetensors_at_any_offset(backbone_dir):
+    data = (backbone_dir / "model.safetensors").read_bytes()
+    for cut in (9, 100, len(data) // 2, len(data) - 1):
+        (backbone_dir / "model.safetensors").write_bytes(data[:cut])
+        with pytest.raises(WeightsError, match="model.safetensors.*(truncated|not JSON|not a safetensors)"):
+            find_weights(backbone_dir)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"fourds"', "{not json"])
+def test_config_json_that_is_not_an_object(backbone_dir, content):
+    (backbone_dir / "config.json").write_text(content)
+    with pytest.raises(ValueError, match="config.json"):
+        FourDSModel.from_pretrained(backbone_dir)
+
+
+def _shard(directory: Path) -> None:
+    """Turn the single file into two shards plus an index, as transformers writes them."""
+    tensors = load_file(directory / "model.safetensors")
+    (directory / "model.safetensors").unlink()
+    names = sorted(tensors)
+    halves = {"model-00001-of-00002.safetensors": names[: len(names) // 2], "model-00002-of-00002.safetensors": names[len(names) // 2 :]}
+    for file, keys in halves.items():
+        save_file({k: tensors[k] for k in keys}, directory / file, metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {k: file for file, keys in halves.items() for k in keys}}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index))
+
+
+def test_sharded_directories_load_and_their_index_cannot_leave_the_directory(backbone_dir, tmp_path):
+    reference = FourDSModel.from_pretrained(backbone_dir).state_dict()
+    _shard(backbone_dir)
+    loaded = FourDSModel.from_pretrained(backbone_dir).state_dict()
+    assert all(torch.equal(reference[k], loaded[k]) for k in reference)
+    index_path = backbone_dir / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    outside = tmp_path / "x.safetensors"
+    shutil.copy(backbone_dir / "model-00002-of-00002.safetensors", outside)
+    index["weight_map"] = {k: ("../x.safetensors" if v.startswith("model-00002") else v) for k, v in index["weight_map"].items()}
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(WeightsError, match=r"'\.\./x\.safetensors'.*not a plain file name"):
+        FourDSModel.from_pretrained(backbone_dir)
+    # A shard that is a symlink to a file outside the directory is refused too.
+    index["weight_map"] = {k: ("model-00002-of-00002.safetensors" if v == "../x.safetensors" else v) for k, v in index["weight_map"].items()}
+    index_path.write_text(json.dumps(index))
+    (backbone_dir / "model-00002-of-00002.safetensors").unlink()
+    os.symlink(outside, backbone_dir / "model-00002-of-00002.safetensors")
+    with pytest.raises(WeightsError, match="outside the model directory"):
+        FourDSModel.from_pretrained(backbone_dir)
+
+
+def test_converted_weights_carry_a_checksum_and_a_flipped_byte_is_caught(models, tmp_path):
+    directory = tmp_path / "converted"
+    shutil.copytree(models["fourds-depth"], directory)
+    weights = find_weights(directory)
+    assert set(weights.checksums) == set(weights.files)  # the converter recorded every file's digest
+    FourDSForDepthEstimation.from_pretrained(directory)  # intact: loads
+    path = weights.files[-1]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # one bit of the last tensor's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=f"{path.name} is corrupted"):
+        FourDSForDepthEstimation.from_pretrained(directory)
+
+
+def test_header_offsets_must_tile_the_data(backbone_dir):
+    path = backbone_dir / "model.safetensors"
+    tensors, _ = read_safetensors_header(path)
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    name = next(iter(k for k in header if k != "__metadata__"))
+    header[name]["data_offsets"][1] += 4  # overlaps the next tensor
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + size :])
+    with pytest.raises(WeightsError, match=f"tensor '{name}'"):
+        find_weights(backbone_dir)
+
+
+def test_task_models_on_other_checkpoints_follow_the_prefix_rule(backbone_dir, models):
+    reference = FourDSModel.from_pretrained(backbone_dir).state_dict()
+    depth = FourDSForDepthEstimation.from_pretrained(backbone_dir)  # a fresh head on a backbone checkpoint
+    assert all(torch.equal(depth.fourds.state_dict()[k], reference[k]) for k in reference)
+    backbone = FourDSModel.from_pretrained(models["fourds-depth"])  # the backbone of a task checkpoint
+    task_state = load_file(models["fourds-depth"] / "model.safetensors")
+    assert all(torch.equal(v, task_state["fourds." + k]) for k, v in backbone.state_dict().items())
+
+
+def test_head_directories_are_checked_as_strictly(reference, tmp_path):
+    from fourd_hub.conversion import convert_checkpoint
+    from fourd_hub.modeling_utils import read_head_directory
+
+    head = tmp_path / "head"
+    convert_checkpoint(reference / "moog_tiny_points_checkpoint.npz", head, progress=False)
+    file = head / "model.safetensors"
+    tensors = load_file(file)
+    key = sorted(tensors)[0]
+    for change, message in (
+        (lambda t: t.__setitem__(key, t[key].to(torch.int32)), rf"{key} \(I32\)"),
+        (lambda t: t.__setitem__(key, torch.full_like(t[key], float("inf"))), rf"{key} holds NaN or inf"),
+        (lambda t: t.__setitem__("backbone.w", torch.zeros(1)), "outside the head"),
+    ):
+        changed = dict(tensors)
+        change(changed)
+        save_file(changed, file, metadata={"format": "pt"})
+        with pytest.raises(WeightsError, match=message):
+            read_head_directory(head)
