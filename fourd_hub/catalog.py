@@ -14,6 +14,8 @@ ORIGINAL_URL_BASE = "https://storage.googleapis.com/representations4d/checkpoint
 DEFAULT_HUB_ORG = "fourd-hub"
 CODE_LICENSE = "Apache-2.0"
 WEIGHTS_LICENSE = "CC-BY-4.0"
+#: Why a file without a catalog sha256 is still accepted, as the model cards and the download log say it.
+NOT_PINNED_REASON = "no sha256 published for the original file; checked by size floor and strict conversion"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class CatalogEntry:
         file_size: exact size of the original file in bytes when known (downloads are checked
             against it before and after streaming).
         sha256: checksum of the original file when known (downloads are refused on a mismatch).
+            Google DeepMind publishes none, so the released entries have none: their downloads
+            are "not pinned" (:attr:`checksum_note`), and ``FOURD_HUB_REQUIRE_CHECKSUM=1``
+            refuses them.
         num_parameters: parameter count (from the key manifests; they match the paper's Table 1).
         input_spec: expected input.
         config_overrides: fields set on top of the preset (e.g. readout settings).
@@ -68,6 +73,18 @@ class CatalogEntry:
     def original_url(self) -> str | None:
         """The file's official URL (downloads use ``fourd_hub.hub.original_url``, which honours mirrors)."""
         return ORIGINAL_URL_BASE + self.original_file if self.original_file else None
+
+    @property
+    def checksum_pinned(self) -> bool:
+        """Whether the original file's sha256 is known (downloads are then verified against it)."""
+        return self.sha256 is not None
+
+    @property
+    def checksum_note(self) -> str:
+        """How a download of the original file is checked, in one phrase (the card and the download log)."""
+        if self.sha256 is not None:
+            return f"checksum: sha256 `{self.sha256.lower()}` pinned in the catalog (a download that differs is refused)"
+        return f"checksum: not pinned ({NOT_PINNED_REASON})"
 
     def hub_repo_id(self, org: str = DEFAULT_HUB_ORG) -> str:
         return f"{org}/{self.name}"

@@ -92,3 +92,43 @@ def write_hf_snapshot(cache: Path, repo_id: str, source: Path, revision: str = "
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+# The owner of a staging directory in another process: loads fourd_hub/_files.py by its path (it
+# needs only the standard library, so the subprocess starts in milliseconds, without torch),
+# creates a staging directory, prints its path, then either kills itself with SIGKILL (as a run
+# killed mid-conversion: no `finally` runs) or holds it until its stdin closes.
+_STAGING_OWNER = r"""
+import importlib.util, os, signal, sys
+spec = importlib.util.spec_from_file_location("fourd_files", sys.argv[1])
+files = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(files)
+with files.staging_dir(sys.argv[2], sys.argv[3]) as staging:
+    (staging.path / "weights.part").write_bytes(b"half a checkpoint")
+    print(staging.path, flush=True)
+    if sys.argv[4] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.read()
+"""
+
+
+def spawn_staging_owner(parent: Path, prefix: str, *, kill: bool):
+    """Start a process owning a staging directory ``parent/<prefix>XXXXXXXX``; return (process, its path).
+
+    With ``kill`` the process has SIGKILLed itself once this returns, leaving the directory as a
+    killed run does; else it holds it until ``process.stdin`` is closed (or it is killed).
+    """
+    import subprocess
+    import sys
+
+    from fourd_hub import _files
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", _STAGING_OWNER, _files.__file__, str(parent), prefix, "kill" if kill else "hold"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    line = process.stdout.readline().strip()
+    if kill:
+        process.wait(timeout=30)
+    assert line and Path(line).is_dir(), f"the staging owner failed (exit {process.poll()})"
+    return process, Path(line)

@@ -50,3 +50,17 @@ def test_unknown_name_lists_known_names():
     with pytest.raises(KeyError, match="4ds-e"):
         get_entry("4ds-zz")
     assert get_entry("4DS-E") is get_entry("4ds-e")
+
+
+def test_released_files_are_not_pinned_and_say_so():
+    """Google DeepMind publishes no sha256: every released entry is "not pinned", in one phrase."""
+    import dataclasses
+
+    for entry in CATALOG.values():
+        if entry.has_weights:
+            assert not entry.checksum_pinned and entry.sha256 is None, entry.name
+            assert entry.checksum_note == (
+                "checksum: not pinned (no sha256 published for the original file; checked by size floor and strict conversion)"
+            )
+    pinned = dataclasses.replace(CATALOG["moog-ego4d"], sha256="CD" * 32)
+    assert pinned.checksum_pinned and f"sha256 `{'cd' * 32}` pinned" in pinned.checksum_note

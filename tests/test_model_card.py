@@ -310,10 +310,32 @@ def test_provenance_round_trips_through_a_card(tmp_path):
     # Without provenance the card says how the sha256 gets recorded, and reads back as None.
     (tmp_path / "plain.md").write_text(render_model_card(CATALOG["4ds-b-dist-e"]), encoding="utf-8")
     assert read_provenance(tmp_path / "plain.md") is None
-    assert "computed and recorded in the card by `fourd-hub convert`" in section(render_model_card(CATALOG["4ds-e"]), "Conversion provenance")
+    plain = section(render_model_card(CATALOG["4ds-e"]), "Conversion provenance")
+    assert "- sha256 of the file converted: computed and recorded in the card by `fourd-hub convert`" in plain
+    assert NOT_PINNED in text and "- sha256 of the file converted: `" + "ab" * 32 + "`." in text
     assert read_provenance(tmp_path / "missing.md") is None
     with pytest.raises(ValueError, match="lacks"):
         ConversionProvenance.from_metadata({"fourd_hub": {"provenance": {"original_file": "x.npz"}}})
+
+
+NOT_PINNED = "- Checksum: not pinned (no sha256 published for the original file; checked by size floor and strict conversion)."
+
+
+def test_cards_say_plainly_that_released_files_are_not_pinned(cards):
+    import dataclasses
+
+    for name, entry in CATALOG.items():
+        text = section(cards[name], "Conversion provenance")
+        if entry.has_weights:
+            assert entry.sha256 is None, f"{name}: the catalog pins a sha256 now; update this test"
+            assert NOT_PINNED in text and "`FOURD_HUB_REQUIRE_CHECKSUM=1` refuses such downloads" in text, name
+        else:
+            assert "not pinned" not in text, name
+    # An entry with a published sha256 says it is pinned, and nothing about "not pinned".
+    pinned = dataclasses.replace(CATALOG["4ds-e"], sha256="AB" * 32)
+    text = section(render_model_card(pinned), "Conversion provenance")
+    assert f"- Checksum: sha256 `{'ab' * 32}` pinned in the catalog (a download that differs is refused)." in text
+    assert "not pinned" not in text and "sha256 of the file converted" not in text
 
 
 def _write_card(directory, result):

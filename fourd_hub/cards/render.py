@@ -81,6 +81,20 @@ def provenance_lines(provenance: ConversionProvenance) -> list[str]:
 _SHA256_LATER = "computed and recorded in the card by `fourd-hub convert` / the automatic conversion"
 
 
+def _checksum_lines(entry: CatalogEntry, provenance: ConversionProvenance | None) -> list[str]:
+    """Whether the original file is pinned by a sha256, and the sha256 of the file that was converted."""
+    note = entry.checksum_note
+    lines = [f"- {note[0].upper()}{note[1:]}."]
+    if not entry.checksum_pinned:
+        lines[0] += " `FOURD_HUB_REQUIRE_CHECKSUM=1` refuses such downloads."
+    recorded = provenance.original_sha256 if provenance is not None else None
+    if recorded and recorded.lower() != (entry.sha256 or "").lower():
+        lines.append(f"- sha256 of the file converted: `{recorded}`.")
+    elif not recorded and not entry.checksum_pinned:
+        lines.append(f"- sha256 of the file converted: {_SHA256_LATER}.")
+    return lines
+
+
 def _provenance_section(entry: CatalogEntry, provenance: ConversionProvenance | None) -> list[str]:
     lines = ["## Conversion provenance", ""]
     if not entry.has_weights and provenance is None:
@@ -94,9 +108,8 @@ def _provenance_section(entry: CatalogEntry, provenance: ConversionProvenance | 
         return lines + [""]
     original_file = provenance.original_file if provenance is not None else entry.original_file
     url = (provenance.original_url if provenance is not None else None) or entry.original_url
-    digest = (provenance.original_sha256 if provenance is not None else None) or entry.sha256
     lines.append(f"- Original file: [`{original_file}`]({url})." if url else f"- Original file: `{original_file}`.")
-    lines.append(f"- sha256: `{digest}`." if digest else f"- sha256: {_SHA256_LATER}.")
+    lines += _checksum_lines(entry, provenance)
     lines.append(
         f"- Converted with `fourd-hub convert {original_file} ./{entry.name} --name {entry.name}`, or automatically "
         f'on the first `from_pretrained("{entry.name}")`: every original key is mapped and every parameter\'s '

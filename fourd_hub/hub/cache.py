@@ -15,19 +15,23 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from .._files import sha256_of, staging_dir, write_text_atomic
-from ..catalog import CatalogEntry, get_entry
-from .settings import _is_remote, _say, hf_cache_dir, hub_org, is_offline, original_url
+from ..catalog import NOT_PINNED_REASON, CatalogEntry, get_entry
+from .download import DownloadError, download_file
+from .settings import REQUIRE_CHECKSUM_ENV, _is_remote, _say, checksum_required, hf_cache_dir, hub_org, is_offline, original_url
 
 #: The ref (``refs/<this>`` in a repo's cache folder) naming the locally converted snapshot.
 CONVERTED_REF = "fourd-hub-converted"
 #: Bumped when the converter's output changes, so stale converted copies are redone (2: standalone
 #: heads are ordinary directories whose config.json names their backbone).
 CONVERSION_FORMAT = 2
+# The staging directories of conversions and of snapshot commits, of any revision (a sha1 digest):
+# those of killed runs are removed by the next run (fourd_hub._files.staging_dir).
+_CONVERTING_STAGING = r"\.converting-[0-9a-f]{40}-"
+_SNAPSHOT_STAGING = r"\.[0-9a-f]{40}\.partial-"
 
 # ----------------------------------------------------------------------------------------------
 # Converted copies in the Hugging Face cache
@@ -100,27 +104,22 @@ def commit_to_cache(staging: Path, folder: Path, revision: str, ref: str = CONVE
     blobs, snapshots = folder / "blobs", folder / "snapshots"
     blobs.mkdir(parents=True, exist_ok=True)
     snapshots.mkdir(parents=True, exist_ok=True)
-    partial = staging_dir(snapshots / revision)
-    try:
+    # Staging directories of commits killed half way (any revision) are removed by the next one.
+    with staging_dir(snapshots, f".{revision}.partial-", stale_prefix=_SNAPSHOT_STAGING) as partial:
         for file in sorted(p for p in staging.rglob("*") if p.is_file()):
             blob = blobs / sha256_of(file)
             if blob.exists():
                 file.unlink()
             else:
                 os.replace(file, blob)
-            link = partial / file.relative_to(staging)
+            link = partial.path / file.relative_to(staging)
             link.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.symlink(os.path.relpath(blob, link.parent), link)
             except OSError:  # no symlinks here (e.g. Windows without developer mode): as huggingface_hub, copy
                 shutil.copyfile(blob, link)
-        snapshot = snapshots / revision
-        if snapshot.exists():  # left by a commit interrupted before its ref was written
-            shutil.rmtree(snapshot)
-        os.replace(partial, snapshot)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+        # A snapshot already there was left by a commit interrupted before its ref was written: replaced.
+        snapshot = partial.commit(snapshots / revision)
     write_text_atomic(folder / "refs" / ref, revision)
     return snapshot
 
@@ -162,7 +161,8 @@ def convert_into_cache(
     Args:
         entry: a catalog entry or name with released weights.
         original: a local copy of the original ``.npz``; by default it is downloaded from
-            :func:`original_url` (resumable, checked against the catalog's size and sha256 when known).
+            :func:`original_url` (resumable, checked against the catalog's size and sha256 when
+            known; the released files have none: "not pinned", see ``CatalogEntry.checksum_note``).
         org: the Hub organisation whose repo folder receives the copy (default :func:`hub_org`).
         cache_dir: the Hugging Face cache (default ``HF_HUB_CACHE``).
         local_files_only: do not download (default ``HF_HUB_OFFLINE``); a local mirror still works.
@@ -177,12 +177,12 @@ def convert_into_cache(
 
     Raises:
         FileNotFoundError: no released weights, no local copy while offline, or ``original`` missing.
-        fourd_hub.hub.download.DownloadError: the download failed or was refused (size, checksum).
+        fourd_hub.hub.download.DownloadError: the download failed or was refused (size, checksum;
+            no pinned sha256 while ``FOURD_HUB_REQUIRE_CHECKSUM=1``, before any byte is fetched).
         fourd_hub.conversion.ConversionError: the file is not the checkpoint the entry describes.
     """
     from ..cards import write_conversion_card
     from ..conversion import CheckpointError, convert_checkpoint
-    from .download import download_file
 
     entry = get_entry(entry) if isinstance(entry, str) else entry
     if not entry.has_weights:
@@ -204,11 +204,18 @@ def convert_into_cache(
             url = original_url(entry)
             if is_offline(local_files_only) and _is_remote(url):
                 raise FileNotFoundError(_offline_message(entry, folder))
+            if entry.sha256 is None and checksum_required():
+                raise DownloadError(
+                    f"{entry.name}: {REQUIRE_CHECKSUM_ENV}=1 refuses downloading {entry.original_file} from {url}: "
+                    f"its checksum is not pinned ({NOT_PINNED_REASON}). Unset {REQUIRE_CHECKSUM_ENV}, or fetch the file "
+                    f"yourself, verify it and pass it with `fourd-hub download {entry.name} --original "
+                    f"/path/to/{entry.original_file}`."
+                )
             approximate = entry.file_size or (entry.file_size_mb or 0) * 10**6 or entry.num_parameters * 4
             _check_free_space(folder, 2 * approximate, f"downloading and converting {entry.name}")
             _say(
                 f"{entry.name}: no converted copy on the Hub; downloading the original {entry.original_file} from {url} "
-                f"and converting it into {folder} (once: later loads read the cache)",
+                f"and converting it into {folder} (once: later loads read the cache); {entry.checksum_note}",
                 progress,
             )
             downloaded = download_file(
@@ -222,18 +229,19 @@ def convert_into_cache(
                 description=entry.original_file,
             )
             source = downloaded.path
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".converting-{revision}-", dir=folder))
+        # The staging directory is removed on any error; one left by a conversion that was killed
+        # (SIGKILL, power cut: no `finally` runs) is removed here by the next conversion of any revision.
         try:
-            convert_checkpoint(
-                source,
-                staging / "model",
-                name=entry.name,
-                progress=progress,
-                source_sha256=downloaded.sha256 if downloaded is not None else None,
-                on_staged=lambda directory, result: write_conversion_card(result, directory),
-            )
-            snapshot = commit_to_cache(staging / "model", folder, revision)
+            with staging_dir(folder, f".converting-{revision}-", stale_prefix=_CONVERTING_STAGING) as staging:
+                convert_checkpoint(
+                    source,
+                    staging.path / "model",
+                    name=entry.name,
+                    progress=progress,
+                    source_sha256=downloaded.sha256 if downloaded is not None else None,
+                    on_staged=lambda directory, result: write_conversion_card(result, directory),
+                )
+                snapshot = commit_to_cache(staging.path / "model", folder, revision)
         except CheckpointError as err:
             if downloaded is None or entry.sha256 is not None:
                 raise  # a local file the user chose, or a checksum-verified download: the message stands
@@ -244,8 +252,6 @@ def convert_into_cache(
                 f"{err} -- the file downloaded from {url} is not the {entry.name} checkpoint and was deleted; "
                 "check FOURD_HUB_ORIGINAL_URL / the mirror"
             ) from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         if downloaded is not None and not keep_original:
             downloaded.path.unlink(missing_ok=True)
     _say(f"{entry.name}: converted into {snapshot}", progress)

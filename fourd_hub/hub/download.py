@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import shutil
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tqdm.auto import tqdm
+
+from .settings import REQUIRE_CHECKSUM_ENV, checksum_required
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +80,73 @@ class _Opened:
     length: int | None  # bytes the body announces
 
 
+# The partial is only ever opened without following a symlink at its path (a link planted there,
+# e.g. in a shared cache, would otherwise make the download write, hash and finally rename onto
+# whatever it points at), and without blocking on a FIFO planted there.
+_PARTIAL_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _not_a_regular_file(path: Path) -> DownloadError:
+    """The error for something other than a regular file at the partial's path."""
+    if path.is_symlink():
+        what = f"a symbolic link (to {os.readlink(path)})"
+    elif path.is_dir():
+        what = "a directory"
+    else:
+        what = "not a regular file"
+    return DownloadError(
+        f"{path} is {what}, not a partial download: fourd_hub never writes through it. Remove it "
+        "(it is not fourd_hub's) and call again; if you did not put it there, check who can write "
+        f"to {path.parent}."
+    )
+
+
+def _open_partial(path: Path, flags: int) -> int:
+    """An ``os.open`` descriptor of the partial that is a regular file at ``path`` itself, never a link's target.
+
+    Raises:
+        DownloadError: a symlink, a directory or another non-regular file is at ``path``.
+    """
+    try:
+        fd = os.open(path, flags | _PARTIAL_FLAGS, 0o666)
+    except OSError as error:
+        # ELOOP (Linux, macOS) or EMLINK (FreeBSD) for a symlink under O_NOFOLLOW; EISDIR, ENXIO (a FIFO)...
+        if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
+            raise _not_a_regular_file(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_regular_file(path)
+    return fd
+
+
 class _Partial:
-    """The ``.incomplete`` file and a running SHA-256 of its bytes (hashed once, then appended to)."""
+    """The ``.incomplete`` file and a running SHA-256 of its bytes (hashed once, then appended to).
+
+    Always a regular file at its own path: a symlink (or anything else) planted there is refused
+    with a :class:`DownloadError` naming it, and its target is never read, written or renamed.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.size, self.sha = _hash_file(path) if path.exists() else (0, hashlib.sha256())
+        if os.path.lexists(path):
+            with os.fdopen(_open_partial(path, os.O_RDONLY), "rb") as handle:
+                self.size, self.sha = _hash_stream(handle)
+        else:
+            self.size, self.sha = 0, hashlib.sha256()
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)  # unlinks a link itself, never its target
         self.sha = hashlib.sha256()
         self.size = 0
 
+    def open_append(self) -> BinaryIO:
+        """The partial opened to append (created if missing)."""
+        return os.fdopen(_open_partial(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
+
     def append(self, body: BinaryIO, length: int | None, chunk_size: int, bar: tqdm) -> None:
         received = 0
-        with open(self.path, "ab") as out:  # the `with` flushes what arrived even on Ctrl-C
+        with self.open_append() as out:  # the `with` flushes what arrived even on Ctrl-C
             while chunk := body.read(chunk_size):
                 out.write(chunk)
                 self.sha.update(chunk)
@@ -120,7 +175,8 @@ def download_file(
 ) -> DownloadedFile:
     """Download ``url`` to ``destination``: streamed, resumable, verified and atomic.
 
-    Bytes stream into :func:`partial_path` ``(destination)``; the final name appears only through
+    Bytes stream into :func:`partial_path` ``(destination)``, opened with ``O_NOFOLLOW`` (a symlink
+    planted there is refused, its target never touched); the final name appears only through
     ``os.replace`` once every check passed (after flush and fsync). A partial left by an earlier
     call is resumed with ``Range: bytes=N-``: 206 appends, 200 (ranges ignored) restarts from 0,
     416 means the partial is complete when the server's total equals ``N`` (else it restarts).
@@ -134,7 +190,8 @@ def download_file(
             it is returned without any request, after the size / checksum checks.
         expected_size: Exact byte count when known, checked against the server's size before
             streaming and against the file at the end.
-        expected_sha256: Hex digest (any case) checked at the end.
+        expected_sha256: Hex digest (any case) checked at the end. Without it, the file is
+            "not pinned": refused before any request when ``FOURD_HUB_REQUIRE_CHECKSUM=1``.
         min_size: Plausibility floor (an HTML error page served with 200 is small): refused
             before streaming when the size is known, else at the end.
         progress: Show a tqdm progress bar.
@@ -151,9 +208,17 @@ def download_file(
     Raises:
         DownloadError: The source failed or was refused, retries ran out (the partial is kept and
             a later call resumes it), or a check failed (on a size or checksum mismatch at the
-            end the partial is deleted, since downloading the same bytes again cannot help).
+            end the partial is deleted, since downloading the same bytes again cannot help); no
+            sha256 while ``FOURD_HUB_REQUIRE_CHECKSUM=1``; a symlink or other non-regular file
+            at the partial's path (refused, never written through: remove it).
     """
     destination = Path(destination)
+    if expected_sha256 is None and checksum_required():
+        raise DownloadError(
+            f"Refusing {url} (for {destination}): no sha256 is pinned for it and {REQUIRE_CHECKSUM_ENV}=1 "
+            f"requires one. Unset {REQUIRE_CHECKSUM_ENV} to accept a file checked only by its size, or "
+            "fetch the file yourself, verify it, and use that local copy."
+        )
     if destination.exists():
         return _verify_existing(destination, expected_size, expected_sha256)
     from .._version import __version__
@@ -236,8 +301,12 @@ def download_file(
         partial.discard()
         raise DownloadError(f"Downloaded {url} but {problem}; the partial was deleted. "
                             "Wrong file or mirror? Check the URL and FOURD_HUB_ORIGINAL_URL.")
-    with open(partial.path, "ab") as handle:  # durable before it gets its final name
+    with partial.open_append() as handle:  # durable before it gets its final name
         os.fsync(handle.fileno())
+        # The path must still name the file just checked: a link swapped in since would be
+        # renamed to the final name (the target is never written, but the result would be a link).
+        if not os.path.samestat(os.fstat(handle.fileno()), os.lstat(partial.path)):
+            raise _not_a_regular_file(partial.path)
     os.replace(partial.path, destination)
     return DownloadedFile(destination, size, digest, resumed_from, requests)
 
@@ -257,11 +326,16 @@ def _verify_existing(path: Path, expected_size: int | None, expected_sha256: str
 
 def _hash_file(path: Path):
     """(size, running SHA-256) of a file's bytes."""
-    size, sha = 0, hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            sha.update(block)
-            size += len(block)
+        return _hash_stream(handle)
+
+
+def _hash_stream(handle: BinaryIO):
+    """(size, running SHA-256) of the bytes of an open file, from its position on."""
+    size, sha = 0, hashlib.sha256()
+    while block := handle.read(1 << 20):
+        sha.update(block)
+        size += len(block)
     return size, sha
 
 

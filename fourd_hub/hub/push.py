@@ -147,11 +147,66 @@ def check_repo_id(repo_id: str) -> None:
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
+    """Put ``source`` (a resolved, checked path) at ``target``: a link where allowed, else a copy."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.symlink(source.resolve(), target)
+        os.symlink(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def _is_within(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def model_files(directory: str | os.PathLike) -> dict[Path, Path]:
+    """The files of a model directory that a push uploads: relative path -> the real file to read.
+
+    Hidden files and directories (caches, partial writes) and ``README.md`` (the card is
+    regenerated) are left out. A symlink to a file is followed only when it resolves inside the
+    directory; in a huggingface_hub cache snapshot (``.../snapshots/<revision>/``), also into
+    that repo's ``blobs/``, where the cache keeps the files its snapshot links name. Any other
+    link would upload a file from elsewhere on this machine (a key, another user's data), so it
+    is refused. A symlink to a directory inside is not walked: its files are uploaded under their
+    own path.
+
+    Raises:
+        ValueError: a symlink leads outside the directory (the message names the link and its target).
+        FileNotFoundError: a symlink inside it is broken.
+    """
+    root = Path(directory).expanduser().resolve()
+    roots = [root]
+    if root.parent.name == "snapshots" and (root.parent.parent / "blobs").is_dir():
+        roots.append((root.parent.parent / "blobs").resolve())
+    files: dict[Path, Path] = {}
+
+    def walk(real: Path, relative: Path) -> None:
+        with os.scandir(real) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # hidden files (caches, partial writes) are not part of the model
+            path, rel = Path(entry.path), relative / entry.name
+            if entry.is_symlink():
+                target = path.resolve()
+                if not _is_within(target, roots):
+                    raise ValueError(
+                        f"refusing to push {root}: {rel} is a symlink to {os.readlink(path)} ({target}), outside "
+                        "the model directory; copy the file into the directory or remove the link"
+                    )
+                if not target.exists():
+                    raise FileNotFoundError(f"{root / rel} is a broken symlink (to {os.readlink(path)}); fix or remove it")
+                if target.is_file() and rel != Path("README.md"):
+                    files[rel] = target
+                # A linked directory inside the model directory is walked under its own name
+                # (not again through the link: no duplicates, no link loops).
+            elif entry.is_dir(follow_symlinks=False):
+                walk(path, rel)
+            elif entry.is_file(follow_symlinks=False) and rel != Path("README.md"):
+                files[rel] = path
+
+    walk(root, Path())
+    return files
 
 
 def push_model_dir(
@@ -173,10 +228,15 @@ def push_model_dir(
     conversion's provenance and usage snippets loading ``repo_id``, replaces the cached card. For a
     directory, its files are uploaded with a card that is regenerated the same way when the
     directory's card records a catalog conversion, else a card for a custom model. Weights are not
-    copied: the upload reads them through links.
+    copied: the upload reads them through links. Only the directory's own files are uploaded
+    (:func:`model_files`): a symlink leading out of it is refused before anything is uploaded.
 
     Returns:
         The ``huggingface_hub`` commit info.
+
+    Raises:
+        ValueError: a bad repo id or name, or a symlink in the directory that leads out of it.
+        FileNotFoundError: neither a catalog entry with weights nor a directory; no config.json.
     """
     from ..cards import read_provenance, render_custom_model_card, render_model_card
 
@@ -192,6 +252,7 @@ def push_model_dir(
         if not directory.is_dir():
             known = ", ".join(sorted(name for name, e in CATALOG.items() if e.has_weights))
             raise FileNotFoundError(f"{name_or_dir} is neither a catalog entry with weights ({known}) nor a directory")
+    files = model_files(directory)  # before any work: a link leading out of the directory stops the push
     provenance = read_provenance(directory / "README.md")
     if entry is None and provenance is not None:
         entry = _catalog_entry_of_card(directory)
@@ -207,10 +268,8 @@ def push_model_dir(
         raise FileNotFoundError(f"{directory} has no config.json: not a saved fourd_hub model")
     with tempfile.TemporaryDirectory(prefix="fourd-hub-push-") as temp:
         staging = Path(temp)
-        for file in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "README.md"):
-            if any(part.startswith(".") for part in file.relative_to(directory).parts):
-                continue  # hidden files (caches, partial writes) are not part of the model
-            _link_or_copy(file, staging / file.relative_to(directory))
+        for relative, real in files.items():
+            _link_or_copy(real, staging / relative)
         (staging / "README.md").write_text(card, encoding="utf-8")
         return upload_model_folder(
             staging,

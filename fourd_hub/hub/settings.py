@@ -46,6 +46,27 @@ def original_url(entry: CatalogEntry) -> str:
     return str(Path(base).expanduser() / entry.original_file)
 
 
+#: The environment variable that makes downloads without a pinned sha256 an error.
+REQUIRE_CHECKSUM_ENV = "FOURD_HUB_REQUIRE_CHECKSUM"
+_TRUE, _FALSE = {"1", "ON", "YES", "TRUE"}, {"", "0", "OFF", "NO", "FALSE"}
+
+
+def checksum_required() -> bool:
+    """Whether downloads must have a pinned sha256: ``$FOURD_HUB_REQUIRE_CHECKSUM`` (``1``; default off).
+
+    The catalog's released files have no published sha256 (they are "not pinned": checked by a
+    size floor and the strict conversion only), so with it set they are refused before any byte
+    is fetched; a local original (``--original``) is still accepted.
+
+    Raises:
+        ValueError: the variable holds something other than ``1``/``0`` (or yes/no, on/off, true/false).
+    """
+    value = os.environ.get(REQUIRE_CHECKSUM_ENV, "").strip().upper()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(f"{REQUIRE_CHECKSUM_ENV}={os.environ[REQUIRE_CHECKSUM_ENV]!r}: set it to 1 (refuse unpinned downloads) or 0")
+    return value in _TRUE
+
+
 def hf_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """The Hugging Face hub cache (``HF_HUB_CACHE``), or ``cache_dir`` when given."""
     from huggingface_hub import constants

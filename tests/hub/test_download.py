@@ -286,3 +286,82 @@ def test_stalled_transfer_times_out_and_keeps_the_partial(server, payload, dest)
     kept = partial_path(dest).read_bytes()
     assert kept == payload[:len(kept)] and len(kept) > 0
     assert f"resumes from byte {len(kept)}" in str(raised.value) and not dest.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# A symlink planted at the partial's path is never written through
+
+
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A file outside the download's directory that a planted link points at."""
+    path = tmp_path / "elsewhere" / "precious.txt"
+    path.parent.mkdir()
+    path.write_bytes(b"keep me")
+    return path
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+def test_a_symlink_at_the_partial_path_is_refused_and_its_target_untouched(server, dest, outside, dangling):
+    target = outside.with_name("created-through-the-link") if dangling else outside
+    dest.parent.mkdir(parents=True)
+    partial_path(dest).symlink_to(target)
+
+    with pytest.raises(DownloadError) as raised:
+        download_file(server.url + NAME, dest, **FAST)
+
+    message = str(raised.value)
+    assert str(partial_path(dest)) in message and "symbolic link" in message and str(target) in message
+    assert server.requests == [], "refused before any request"
+    assert outside.read_bytes() == b"keep me" and not outside.with_name("created-through-the-link").exists()
+    assert not dest.exists() and partial_path(dest).is_symlink(), "the link is reported, not silently removed"
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["before-the-rename", "before-a-resume"])
+def test_a_symlink_swapped_in_during_the_download_is_refused(server, payload, dest, outside, monkeypatch, cut):
+    """The partial is replaced by a link mid-transfer: neither the resume nor the final rename goes through it."""
+    if cut:
+        server.cut_after[NAME] = CUT  # the retry reopens the partial, now a link
+
+    class SwappingBar(tqdm):
+        def update(self, n=1):
+            if not partial_path(dest).is_symlink():
+                partial_path(dest).unlink()
+                partial_path(dest).symlink_to(outside)
+            return super().update(n)
+
+    monkeypatch.setattr(download, "tqdm", SwappingBar)
+    with pytest.raises(DownloadError, match="symbolic link"):
+        download_file(server.url + NAME, dest, **FAST)
+    assert outside.read_bytes() == b"keep me"
+    assert not dest.exists() and not dest.is_symlink()
+
+
+def test_a_directory_at_the_partial_path_is_refused(server, dest):
+    partial_path(dest).mkdir(parents=True)
+    with pytest.raises(DownloadError, match="is a directory"):
+        download_file(server.url + NAME, dest, **FAST)
+    assert server.requests == [] and not dest.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# FOURD_HUB_REQUIRE_CHECKSUM
+
+
+def test_require_checksum_refuses_unpinned_downloads_before_any_request(server, payload, dest, monkeypatch):
+    monkeypatch.setenv("FOURD_HUB_REQUIRE_CHECKSUM", "1")
+    with pytest.raises(DownloadError) as raised:
+        download_file(server.url + NAME, dest, expected_size=SIZE, **FAST)
+    message = str(raised.value)
+    assert server.url + NAME in message and "FOURD_HUB_REQUIRE_CHECKSUM" in message and "no sha256" in message
+    assert server.requests == [] and not dest.exists() and not partial_path(dest).exists()
+
+    # A pinned download goes through.
+    assert download_file(server.url + NAME, dest, expected_sha256=sha(payload), **FAST).sha256 == sha(payload)
+
+    monkeypatch.setenv("FOURD_HUB_REQUIRE_CHECKSUM", "0")
+    assert download_file(server.url + NAME, dest.with_name("other.bin"), **FAST).size == SIZE
+
+    monkeypatch.setenv("FOURD_HUB_REQUIRE_CHECKSUM", "maybe")
+    with pytest.raises(ValueError, match="FOURD_HUB_REQUIRE_CHECKSUM='maybe'"):
+        download_file(server.url + NAME, dest.with_name("third.bin"), **FAST)

@@ -590,3 +590,122 @@ def test_push_to_hub_refuses_an_invalid_repo_id_before_uploading(cached_tiny_bac
         with pytest.raises(ValueError, match="invalid Hub repo id"):
             model.push_to_hub(bad)
     assert uploads["create_repo"] == [] and uploads["upload_folder"] == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Hardening: no path escapes on push, nothing left behind by killed conversions, "not pinned"
+
+
+def _saved_config_dir(path: Path) -> Path:
+    """A directory with a FourDSModel's config.json only (a push reads nothing else)."""
+    FourDSConfig(**tiny_fourds_kwargs(), architectures=["FourDSModel"]).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_push_refuses_a_symlink_leading_out_of_the_model_directory(uploads, tmp_path, kind):
+    from fourd_hub.hub import push_model_dir
+
+    secret = tmp_path / "home" / "secret"
+    secret.parent.mkdir()
+    if kind == "file":
+        secret.write_text("token")
+    else:
+        secret.mkdir()
+        (secret / "id_rsa").write_text("key")
+    directory = _saved_config_dir(tmp_path / "model")
+    (directory / "weights").mkdir()
+    (directory / "weights" / "extra.safetensors").symlink_to(secret, target_is_directory=kind == "directory")
+
+    with pytest.raises(ValueError) as raised:
+        push_model_dir(directory, "me/model", progress=False)
+    message = str(raised.value)
+    assert "weights/extra.safetensors" in message and str(secret) in message and "outside" in message
+    assert uploads["create_repo"] == [] and uploads["upload_folder"] == [], "no upload attempted"
+
+
+def test_push_follows_symlinks_that_stay_inside_the_model_directory(uploads, tmp_path):
+    from fourd_hub.hub import push_model_dir
+
+    directory = _saved_config_dir(tmp_path / "model")
+    (directory / "shards").mkdir()
+    (directory / "shards" / "part.bin").write_bytes(b"inside")
+    (directory / "alias.bin").symlink_to("shards/part.bin")  # relative, inside
+    (directory / "shards-link").symlink_to(directory / "shards", target_is_directory=True)  # not walked twice
+    (directory / ".cache").mkdir()
+    (directory / ".cache" / "x").write_text("hidden")
+
+    push_model_dir(directory, "me/model", progress=False)
+    (upload,) = uploads["upload_folder"]
+    assert set(upload["files"]) == {"config.json", "README.md", "alias.bin", "shards/part.bin"}
+    assert upload["files"]["alias.bin"] == b"inside"
+
+    (directory / "broken.bin").symlink_to("shards/missing.bin")
+    with pytest.raises(FileNotFoundError, match="broken.bin is a broken symlink"):
+        push_model_dir(directory, "me/model", progress=False)
+    assert len(uploads["upload_folder"]) == 1
+
+
+def test_staging_dirs_of_killed_conversions_are_removed_by_the_next_one(entries, hub_env, reference, tmp_path):
+    """SIGKILLed conversions leave .converting-* (and snapshot .partial-*) dirs: the next conversion removes
+    them, never a live one's, nor anything else in the cache."""
+    from fourd_hub.hub import convert_into_cache, converted_revision
+    from hub_helpers import spawn_staging_owner
+
+    entry = entries["4ds-tiny-test"]
+    folder = repo_cache_folder(entry)
+    older = "f" * 40  # a conversion of another (older) revision
+    _, killed = spawn_staging_owner(folder, f".converting-{older}-", kill=True)
+    _, killed_commit = spawn_staging_owner(folder / "snapshots", f".{older}.partial-", kill=True)
+    live, held = spawn_staging_owner(folder, f".converting-{converted_revision(entry)}-", kill=False)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data").write_text("keep")
+    (folder / f".converting-{older}-linklink").symlink_to(outside, target_is_directory=True)
+    (folder / ".converting-notes").mkdir()
+    try:
+        original = reference / TEST_FILES["4ds-tiny-test"]
+        snapshot = convert_into_cache(entry, original=original, progress=False)
+        assert not killed.exists() and not killed_commit.exists()
+        assert (held / "weights.part").is_file(), "a live conversion's staging directory is kept"
+        assert (outside / "data").read_text() == "keep" and (folder / ".converting-notes").is_dir()
+        assert sorted(p.name for p in (folder / "snapshots").iterdir()) == [snapshot.name]
+    finally:
+        live.kill()
+        live.wait(timeout=30)
+        live.stdin.close()
+        live.stdout.close()
+    # Its owner killed too: the next conversion removes it.
+    convert_into_cache(entry, original=original, force=True, progress=False)
+    assert not held.exists()
+    hidden = sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    assert hidden == sorted([".converting-notes", f".converting-{older}-linklink"])
+
+
+def test_unpinned_downloads_say_so_and_can_be_refused(reference, cases, server, hub_env, monkeypatch, caplog):
+    import logging
+
+    from fourd_hub.hub import convert_into_cache
+
+    entry = make_test_entries(reference, cases, **{"4ds-tiny-test": {"sha256": None}})["4ds-tiny-test"]
+    monkeypatch.setitem(CATALOG, entry.name, entry)
+    path = "ckpt/" + TEST_FILES["4ds-tiny-test"]
+
+    monkeypatch.setenv("FOURD_HUB_REQUIRE_CHECKSUM", "1")
+    with pytest.raises(DownloadError) as raised:
+        fourd_hub.from_pretrained("4ds-tiny-test")
+    message = str(raised.value)
+    assert "FOURD_HUB_REQUIRE_CHECKSUM=1" in message and TEST_FILES["4ds-tiny-test"] in message
+    assert "--original" in message and "not pinned" in message
+    assert server.gets(path) == [], "refused before any byte is fetched"
+    # A local original the user chose is not a download: still accepted.
+    convert_into_cache(entry, original=reference / TEST_FILES["4ds-tiny-test"], progress=False)
+
+    monkeypatch.delenv("FOURD_HUB_REQUIRE_CHECKSUM")
+    with caplog.at_level(logging.INFO, logger="fourd_hub.hub.settings"):
+        convert_into_cache(entry, force=True, progress=False)
+    assert any(
+        "checksum: not pinned (no sha256 published for the original file; checked by size floor and strict conversion)" in m
+        for m in caplog.messages
+    ), caplog.messages
+    assert len(server.gets(path)) == 1
