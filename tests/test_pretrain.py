@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -12,8 +13,11 @@ import torch
 from fourd_hub.training.checkpoint import export_checkpoint, latest_checkpoint, list_checkpoints
 from fourd_hub.training.optim import no_weight_decay_parameter_names, parameter_groups
 from fourd_hub.training.parallel import transformer_blocks
+from fourd_hub.data.pretraining import pretraining_stream
 from fourd_hub.training.pretrain import (
     build_model,
+    clip_generator,
+    clip_random_inputs,
     learning_rate_at,
     main,
     micro_batch_generator,
@@ -88,6 +92,105 @@ def test_micro_batch_generators_are_distinct_and_reproducible():
     keys = [(0, 3, 1, 0), (1, 3, 1, 0), (0, 4, 1, 0), (0, 3, 0, 0), (0, 3, 1, 1)]
     values = [draw(*key) for key in keys]
     assert all(not torch.equal(values[0], other) for other in values[1:])
+
+
+def test_clip_generators_depend_on_seed_and_sample_index_only():
+    draw = lambda *key: torch.rand(4, generator=clip_generator(*key))  # noqa: E731
+    assert torch.equal(draw(0, 5), draw(0, 5))
+    values = [draw(0, 5), draw(1, 5), draw(0, 6), draw(5, 0)]
+    assert all(not torch.equal(values[0], other) for other in values[1:])
+
+
+def _stream_batches(recipe, micro_batch_size: int, world_size: int, count: int) -> list[dict]:
+    """The first ``count`` micro-batches of every rank, for a layout of the same global batch."""
+    recipe = recipe.replace(micro_batch_size=micro_batch_size)
+    batches = []
+    for rank in range(world_size):
+        stream = iter(pretraining_stream(recipe, rank, world_size))
+        batches += [next(stream) for _ in range(count)]
+    return batches
+
+
+def _by_clip(batches: list[dict], values: list[torch.Tensor]) -> dict[int, torch.Tensor]:
+    return {int(i): v for batch, value in zip(batches, values) for i, v in zip(batch["sample_index"], value)}
+
+
+@pytest.mark.parametrize("name, key", [("debug", "mask"), ("debug-moog", "initial_state")])
+def test_clip_random_inputs_do_not_depend_on_the_grouping(name, key):
+    """The clips of one step (global batch 8), grouped as 1 micro-batch of 8, 2 of 4 or 4 of 2 in
+    one process, or 2 of 2 in each of 2 processes: every clip gets the same random input, bit for bit."""
+    recipe = get_recipe(name, mixed_precision="fp32")
+    model = build_model(recipe).train()
+    reference = None
+    for micro_batch_size, world_size in ((8, 1), (4, 1), (2, 1), (2, 2)):
+        batches = _stream_batches(recipe, micro_batch_size, world_size, 8 // (micro_batch_size * world_size))
+        inputs = [clip_random_inputs(model, batch["sample_index"], recipe.seed)[key] for batch in batches]
+        per_clip = _by_clip(batches, inputs)
+        assert sorted(per_clip) == list(range(8))
+        if reference is None:
+            reference = per_clip
+            assert len({tuple(v.flatten().tolist()) for v in per_clip.values()}) == 8  # clips do differ
+        assert all(torch.equal(per_clip[i], reference[i]) for i in range(8)), (micro_batch_size, world_size)
+
+
+def test_a_model_class_may_draw_its_own_clip_inputs(monkeypatch):
+    """A pretraining model class with a static clip_random_inputs(config, generator) is asked
+    instead of the trainer's own list, clip by clip, and has nothing left that depends on grouping."""
+    from fourd_hub import MooGForNextFramePrediction
+    from fourd_hub.training.pretrain import grouping_dependent_draws
+
+    def own(config, generator):
+        return {"initial_state": torch.full((1, config.num_tokens, config.hidden_size), float(torch.rand(1, generator=generator)))}
+
+    model = build_model(get_recipe("debug-moog"))
+    assert grouping_dependent_draws(model) == "MooG's pixel subsample offsets"
+    monkeypatch.setattr(MooGForNextFramePrediction, "clip_random_inputs", staticmethod(own), raising=False)
+    states = clip_random_inputs(model, torch.tensor([3, 4]), seed=0)["initial_state"]
+    assert states.shape == (2, 16, 32)
+    assert states[0, 0, 0] == torch.rand(1, generator=clip_generator(0, 3)) and states[1, 0, 0] != states[0, 0, 0]
+    assert grouping_dependent_draws(model) is None
+
+
+def test_step_loss_does_not_depend_on_the_grouping():
+    """4DS draws all its randomness per clip, so the step's loss (the mean over micro-batches of
+    equal size = the mean over clips) is the same for 1 micro-batch of 4 and 2 of 2, to float rounding."""
+    recipe = get_recipe("debug", mixed_precision="fp32")
+    model = build_model(recipe).train()
+
+    def step_loss(micro_batch_size: int) -> torch.Tensor:
+        batches = _stream_batches(recipe, micro_batch_size, 1, 4 // micro_batch_size)
+        losses = []
+        for batch in batches:
+            inputs = clip_random_inputs(model, batch["sample_index"], recipe.seed)
+            losses.append(model(batch["pixel_values_videos"], **inputs).loss)
+        return torch.stack(losses).mean()
+
+    whole, halves = step_loss(4), step_loss(2)
+    assert torch.allclose(whole, halves, rtol=1e-6, atol=0), (whole.item(), halves.item())
+
+
+def test_resume_with_another_micro_batch_size_follows_the_run(tmp_path):
+    """docs/training.md: a resumed run may change micro_batch_size; its losses are those of the
+    uninterrupted run up to float rounding (here float32: within 1e-6)."""
+    recipe = get_recipe("debug", max_steps=4, checkpoint_every=2, mixed_precision="fp32")
+    reference = pretrain(recipe, tmp_path / "run", progress=False, export=False).losses
+    for micro_batch_size in (1, 8):
+        copy = tmp_path / f"resumed-{micro_batch_size}"
+        shutil.copytree(tmp_path / "run", copy)
+        shutil.rmtree(copy / "checkpoints" / "step_00000004")
+        resumed = pretrain(recipe.replace(micro_batch_size=micro_batch_size), copy, progress=False, export=False).losses
+        assert sorted(resumed) == [2, 3]
+        for step in resumed:
+            assert resumed[step] == pytest.approx(reference[step], rel=1e-6, abs=0), (micro_batch_size, step)
+
+
+def test_moog_resume_with_another_micro_batch_size_warns(tmp_path):
+    """MooG's pixel subsample offsets are still drawn per micro-batch: regrouping says so."""
+    recipe = get_recipe("debug-moog", max_steps=2, checkpoint_every=1)
+    pretrain(recipe, tmp_path, progress=False, export=False)
+    shutil.rmtree(tmp_path / "checkpoints" / "step_00000002")
+    with pytest.warns(UserWarning, match="subsample offsets"):
+        pretrain(recipe.replace(micro_batch_size=4), tmp_path, progress=False, export=False)
 
 
 def test_training_flops_match_the_analytic_count():

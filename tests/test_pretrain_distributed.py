@@ -130,7 +130,8 @@ def test_moog_fsdp_pretraining_loss_falls(tmp_path):
 
 def test_two_process_checkpoint_resumes_in_one_process(fourds_run, tmp_path):
     """DCP reshards: a 2-process checkpoint continues in a single process; the step's clips are the
-    same set (only the per-rank mask draws differ), so the losses follow the 2-process run closely."""
+    same set and each clip's mask is drawn from (seed, sample index) only, so the losses follow the
+    2-process run to bf16 rounding (other batch shapes and gradient sums)."""
     import shutil
 
     copy = tmp_path / "run"
@@ -143,6 +144,70 @@ def test_two_process_checkpoint_resumes_in_one_process(fourds_run, tmp_path):
     resumed, reference = logged_losses(copy), logged_losses(fourds_run)
     assert sorted(resumed) == list(range(1, STEPS + 1))
     for step in range(5, STEPS + 1):
-        assert resumed[step] == pytest.approx(reference[step], rel=0.05), (step, resumed, reference)
+        assert resumed[step] == pytest.approx(reference[step], rel=1e-4), (step, resumed, reference)
     state = json.loads((copy / "checkpoints" / "step_00000008" / "trainer_state.json").read_text())
     assert state["world_size"] == 1 and state["micro_batches_consumed"] == STEPS * 4
+
+
+def _save_with_a_full_disk_on_rank_1(rank: int, root: str) -> None:
+    """One of 2 gloo processes: save a checkpoint of the FSDP2 debug model while rank 1's disk is full."""
+    import errno
+    import datetime
+
+    import torch.distributed as dist
+
+    from fourd_hub.training.checkpoint import checkpoint_dir, save_checkpoint
+    from fourd_hub.training.parallel import apply_fsdp
+    from fourd_hub.training.pretrain import build_model
+    from fourd_hub.training.recipes import get_recipe
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{root}/store", rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=60))
+    model = apply_fsdp(build_model(get_recipe("debug")), "fp32")
+    optimizer = torch.optim.AdamW(model.parameters())
+    if rank == 1:
+        real_write_bytes = Path.write_bytes
+
+        def write_bytes(self, data):
+            if self.name.startswith("rng_rank"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write_bytes(self, data)
+
+        Path.write_bytes = write_bytes
+    try:
+        save_checkpoint(checkpoint_dir(Path(root) / "run", 1), model, optimizer, {"step": 1})
+        outcome = "saved"
+    except OSError as error:
+        outcome = f"OSError {error.errno}: {error}"
+    except BaseException as error:  # noqa: BLE001 - reported to the test
+        outcome = f"{type(error).__name__}: {error}"
+    (Path(root) / f"rank{rank}.txt").write_text(outcome)
+    dist.destroy_process_group()
+
+
+def test_disk_full_on_one_rank_fails_every_rank_without_hanging(tmp_path):
+    """Rank 1 alone runs out of room while rank 0's part succeeds: both ranks raise the one-line
+    "disk full" error (no barrier waits for the collective timeout) and no step_*.tmp is left."""
+    import errno
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_save_with_a_full_disk_on_rank_1, args=(rank, str(tmp_path))) for rank in range(2)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join(timeout=180)
+        assert all(process.exitcode == 0 for process in processes), [process.exitcode for process in processes]
+    finally:
+        for process in processes:  # a hang (the bug this guards against) must not outlive the test
+            if process.is_alive():
+                process.kill()
+                process.join()
+    step = tmp_path / "run" / "checkpoints" / "step_00000001"
+    for rank in range(2):
+        outcome = (tmp_path / f"rank{rank}.txt").read_text()
+        assert outcome.startswith(f"OSError {errno.ENOSPC}: ") and "disk full" in outcome and str(step) in outcome, outcome
+        assert len(outcome.splitlines()) == 1
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []

@@ -68,6 +68,27 @@ def init_distributed(device: str | None = None, timeout_minutes: float = 30.0) -
     return DistributedContext(rank, world_size, local_rank, torch_device)
 
 
+def max_over_ranks(value: int) -> int:
+    """The largest of every rank's ``value`` (a collective: every rank calls it; without a process
+    group, ``value`` itself).
+
+    A failure on one rank (a full disk, a bad file) must not leave the others waiting at a barrier
+    until the collective timeout: every rank learns of it here (as a code) and can raise too.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return int(value)
+    # NCCL reduces CUDA tensors only; gloo CPU ones.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor([int(value)], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is set on any rank (collective, see :func:`max_over_ranks`)."""
+    return max_over_ranks(int(bool(flag))) > 0
+
+
 def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     """The model's repeated blocks (classes named in ``_no_split_modules``), outermost first."""
     names = set(getattr(model, "_no_split_modules", None) or [])

@@ -7,9 +7,17 @@ Launch (one process per device; several nodes with torchrun's own ``--nnodes`` /
     python -m fourd_hub.training.pretrain export runs/b runs/b-hf                      # checkpoint -> save_pretrained
 
 A run is a function of its recipe (:mod:`fourd_hub.training.recipes`): the weights are seeded,
-the data stream's content depends only on (seed, sample index), and the masks / pixel subsamples
-of step s, rank r, micro-batch i come from a generator seeded with (seed, s, r, i). So a run
-killed and resumed from a checkpoint continues with exactly the losses of an uninterrupted one.
+the data stream's content depends only on (seed, sample index), and so do each clip's random
+inputs (4DS mask, MooG initial state: :func:`clip_random_inputs`), whatever micro-batch or rank
+the clip lands in. So a run killed and resumed from a checkpoint continues with exactly the losses
+of an uninterrupted one, and a resume with another micro-batch size or number of processes feeds
+every clip the same inputs bit for bit (the losses then agree up to float rounding: batched
+kernels and sums run in another order). The one draw the models do not take per clip, MooG's
+pixel subsample offsets, comes from a generator seeded with (seed, step, rank, micro-batch).
+
+Nothing is written before the recipe's model and data have been checked (the model is built, the
+data source opened and the first step's clips read): a run that fails there leaves its output
+directory as it found it.
 
 Output directory: ``recipe.json``, ``metrics.jsonl`` (one JSON line per logged step),
 ``checkpoints/step_*/`` (:mod:`fourd_hub.training.checkpoint`), ``final/`` (``save_pretrained``
@@ -24,6 +32,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ from .._files import write_text_atomic
 from . import checkpoint as ckpt
 from .parallel import (
     DistributedContext,
+    any_rank,
     apply_activation_checkpointing,
     apply_compile,
     apply_fsdp,
@@ -48,7 +58,8 @@ from .recipes import RECIPES, PretrainingRecipe, get_recipe
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
 
 # Fields a resumed run may change: they do not alter the trajectory (the step's data are the same
-# set of clips whatever the micro-batching; see BatchStream), only speed, memory and logging.
+# set of clips whatever the micro-batching, see BatchStream, and each clip's random inputs depend on
+# its sample index only, see clip_random_inputs), only speed, memory, logging and float rounding.
 RESUMABLE_CHANGES = frozenset({
     "micro_batch_size", "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "activation_checkpointing",
     "compile", "peak_tflops",
@@ -71,10 +82,94 @@ def learning_rate_at(step: int, recipe: PretrainingRecipe) -> float:
     return recipe.min_learning_rate + (recipe.learning_rate - recipe.min_learning_rate) * cosine
 
 
-def micro_batch_generator(seed: int, step: int, rank: int, micro_batch: int) -> torch.Generator:
-    """The generator of one micro-batch's masks / pixel subsamples / initial states."""
-    state = np.random.SeedSequence([seed, step, rank, micro_batch]).generate_state(2, dtype=np.uint32)
+# Mixed into the per-clip seeds so that a clip's mask noise is not drawn from the same entropy as
+# its content (the data stream uses numpy.random.default_rng([seed, index])). ASCII "clip".
+_CLIP_STREAM = 0x636C6970
+
+
+def _seeded_generator(entropy: list[int]) -> torch.Generator:
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def micro_batch_generator(seed: int, step: int, rank: int, micro_batch: int) -> torch.Generator:
+    """The generator of the draws a model makes per micro-batch rather than per clip.
+
+    Only MooG's pixel subsample offsets come from it (the model draws them inside ``forward``);
+    they depend on how clips are grouped into micro-batches and ranks. Everything else random is
+    per clip: :func:`clip_generator`.
+    """
+    return _seeded_generator([seed, step, rank, micro_batch])
+
+
+def clip_generator(seed: int, sample_index: int) -> torch.Generator:
+    """The generator of one clip's random inputs: seeded with (seed, global sample index) only."""
+    return _seeded_generator([seed, int(sample_index), _CLIP_STREAM])
+
+
+def clip_random_inputs(model: torch.nn.Module, sample_indices: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    """The random inputs of a micro-batch, drawn clip by clip and stacked (CPU tensors).
+
+    Clip ``i`` of the micro-batch gets what the model would draw for a batch of one from
+    :func:`clip_generator` ``(seed, sample_indices[i])``, so its inputs are the same bits whichever
+    micro-batch, rank or step size it is trained in:
+
+    * ``FourDSForPreTraining``: ``mask`` (B, N) bool, ``random_patch_mask`` per clip;
+    * ``MooGForNextFramePrediction``: ``initial_state`` (B, num_tokens, hidden_size) float32,
+      ``MooGModel.initial_state`` per clip (the model casts it to its compute dtype).
+
+    A pretraining model class may define its own static ``clip_random_inputs(config, generator)``
+    (the forward keyword arguments of a batch of one, every tensor with a leading dimension of 1);
+    it is then used instead of the list above.
+
+    Args:
+        model: the pretraining model (FSDP-wrapped or not).
+        sample_indices: (B,) global sample indices of the micro-batch's clips (the stream's
+            ``"sample_index"``).
+        seed: the recipe's seed.
+
+    Returns:
+        Keyword arguments for the model's ``forward``.
+
+    Raises:
+        TypeError: the model's class has no per-clip random inputs.
+    """
+    config = model.config
+    model_class = ckpt.pretraining_model_class(config)
+    own = getattr(model_class, "clip_random_inputs", None)
+    per_clip = []
+    for index in sample_indices.tolist():
+        generator = clip_generator(seed, index)
+        per_clip.append(own(config, generator) if own is not None else _known_clip_random_inputs(model, model_class, generator))
+    return {key: torch.cat([inputs[key] for inputs in per_clip]) for key in per_clip[0]} if per_clip else {}
+
+
+def _known_clip_random_inputs(model: torch.nn.Module, model_class: type, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    # The random inputs of one clip for the models that do not (yet) say so themselves: what each
+    # forward accepts in place of its own draw. Drawn by the models' own functions.
+    from ..models.fourds.modeling_fourds import FourDSForPreTraining, random_patch_mask
+    from ..models.moog.modeling_moog import MooGForNextFramePrediction
+
+    config = model.config
+    if issubclass(model_class, FourDSForPreTraining):
+        return {"mask": random_patch_mask(1, math.prod(config.token_grid), config.mask_ratio, generator)}
+    if issubclass(model_class, MooGForNextFramePrediction):
+        return {"initial_state": model.moog.initial_state(1, generator=generator, device="cpu", dtype=torch.float32)}
+    raise TypeError(
+        f"{model_class.__name__} has no per-clip random inputs: give it a static clip_random_inputs(config, generator)"
+    )
+
+
+def grouping_dependent_draws(model: torch.nn.Module) -> str | None:
+    """What the model still draws per micro-batch (so depends on the grouping of clips), or None."""
+    from ..models.moog.modeling_moog import MooGForNextFramePrediction
+
+    model_class = ckpt.pretraining_model_class(model.config)
+    if getattr(model_class, "clip_random_inputs", None) is not None:
+        return None  # the model draws everything per clip itself
+    if issubclass(model_class, MooGForNextFramePrediction) and model.moog.decoder.spec.subsample_factor > 1:
+        return "MooG's pixel subsample offsets"
+    return None
 
 
 def build_model(recipe: PretrainingRecipe, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -129,8 +224,10 @@ def train_step(model, optimizer, micro_batches, step: int, recipe: PretrainingRe
     for i, batch in enumerate(micro_batches):
         model.set_requires_gradient_sync(i == len(micro_batches) - 1)  # reduce-scatter once per step
         video = batch["pixel_values_videos"].to(ctx.device, non_blocking=True)
-        generator = micro_batch_generator(recipe.seed, step, ctx.rank, i)
-        loss = model(video, generator=generator, return_dict=True).loss  # float32
+        # Per clip, so regrouping clips (another micro-batch size or world size) keeps every input.
+        inputs = clip_random_inputs(model, batch["sample_index"], recipe.seed)
+        generator = micro_batch_generator(recipe.seed, step, ctx.rank, i)  # only what the model draws per batch
+        loss = model(video, generator=generator, return_dict=True, **inputs).loss  # float32
         (loss / len(micro_batches)).backward()
         losses.append(loss.detach())
     grad_norm = None
@@ -179,15 +276,20 @@ class _Logger:
             kept = [line for line in self.metrics.read_text().splitlines() if line and json.loads(line)["step"] <= start_step]
             write_text_atomic(self.metrics, "".join(line + "\n" for line in kept))
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as error:
-                raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard") from error
-            self.writer = SummaryWriter(str(output_dir / "tensorboard"), purge_step=start_step)
+            self.writer = self.summary_writer_class()(str(output_dir / "tensorboard"), purge_step=start_step)
         if progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=max_steps, initial=start_step, desc="pretraining", unit="step", dynamic_ncols=True)
+
+    @staticmethod
+    def summary_writer_class() -> type:
+        """TensorBoard's ``SummaryWriter`` (checked before the run writes anything)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard") from error
+        return SummaryWriter
 
     def log(self, step: int, values: dict[str, float], write_line: bool) -> None:
         if not self.enabled:
@@ -225,6 +327,38 @@ def _check_resume(saved: dict[str, Any], recipe: PretrainingRecipe) -> None:
         )
 
 
+def _warn_if_regrouped(saved: dict[str, Any], recipe: PretrainingRecipe, world_size: int, model) -> None:
+    """Say so when a resume regroups clips and the model still draws something per micro-batch."""
+    draws = grouping_dependent_draws(model)
+    before = (saved["recipe"].get("micro_batch_size"), saved.get("world_size"))
+    if draws is None or before == (recipe.micro_batch_size, world_size):
+        return
+    warnings.warn(
+        f"resuming with micro_batch_size {recipe.micro_batch_size} x {world_size} processes (the checkpoint used "
+        f"{before[0]} x {before[1]}): {draws} are drawn per micro-batch, so they differ from an uninterrupted run "
+        "(same distribution, other draws); keep both to continue bit for bit",
+        stacklevel=3,
+    )
+
+
+def _write_run_record(output_dir: Path, recipe: PretrainingRecipe) -> None:
+    """Create the output directory and write ``recipe.json``; on failure, remove what was created."""
+    created = []
+    for directory in reversed([output_dir, *output_dir.parents]):
+        if not directory.exists():
+            created.append(directory)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output_dir / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
+    except BaseException:
+        for directory in reversed(created):  # only empty ones: write_text_atomic removes its own temporary
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def pretrain(
     recipe: PretrainingRecipe,
     output_dir: str | os.PathLike,
@@ -246,6 +380,19 @@ def pretrain(
         export: at the end, write ``output_dir/final`` with ``save_pretrained``.
         tensorboard: also log to ``output_dir/tensorboard`` (needs the tensorboard package).
         progress: show a progress bar on rank 0.
+
+    Nothing is written (``output_dir`` not even created) until the model has been built, the data
+    source opened and the first step's clips read: an invalid recipe, model configuration or data
+    source leaves ``output_dir`` as it was. ``recipe.json`` is then written, for a new run only.
+
+    Raises:
+        ValueError: the recipe does not fit (batch split, another recipe's checkpoints), the model
+            configuration or the data source is invalid.
+        FileNotFoundError: the data source does not exist.
+        ImportError: ``tensorboard=True`` without the tensorboard package.
+        CheckpointError: (a ``ValueError``) the checkpoint to resume from is truncated or corrupt.
+        OSError: writing failed; a full disk while saving a checkpoint says "disk full" and names it.
+        FloatingPointError: the loss is not finite.
     """
     ctx = init_distributed(device)
     owns_group = False
@@ -274,13 +421,14 @@ def _pretrain(recipe, output_dir: Path, ctx: DistributedContext, resume, export,
             f"{output_dir} already holds checkpoints ({latest.name}); resume it, or use a new --output-dir "
             "(or delete its checkpoints folder) to start fresh"
         )
-    if ctx.is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if latest is None:
-            write_text_atomic(output_dir / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
-    dist.barrier()
+    if tensorboard and ctx.is_main:
+        _Logger.summary_writer_class()
+    saved_state = None
+    if latest is not None:
+        saved_state = ckpt.read_trainer_state(latest)
+        _check_resume(saved_state["recipe"], recipe)
 
-    model = build_model(recipe, ctx.device)
+    model = build_model(recipe, ctx.device)  # validates the model configuration
     if recipe.activation_checkpointing:
         apply_activation_checkpointing(model)
     if recipe.compile:
@@ -293,32 +441,44 @@ def _pretrain(recipe, output_dir: Path, ctx: DistributedContext, resume, export,
 
     start_step = 0
     if latest is not None:
-        state = ckpt.read_trainer_state(latest)
-        _check_resume(state["recipe"], recipe)
         ckpt.load_checkpoint(latest, model, optimizer)
-        start_step = state["step"]
+        start_step = saved_state["step"]
         if ctx.is_main:
+            _warn_if_regrouped(saved_state, recipe, ctx.world_size, model)
             print(f"resumed from {latest} at step {start_step}", flush=True)
 
     # Step s reads micro-batches [s * accumulation, (s + 1) * accumulation) of this rank's stream:
     # the global clips [s * global_batch, (s + 1) * global_batch), whatever the world size.
-    stream = pretraining_stream(recipe, ctx.rank, ctx.world_size, start_batch=start_step * accumulation)
+    stream = pretraining_stream(recipe, ctx.rank, ctx.world_size, start_batch=start_step * accumulation)  # validates the source
     loader = DataLoader(
         stream, batch_size=None, num_workers=recipe.num_workers, pin_memory=ctx.device.type == "cuda",
         persistent_workers=recipe.num_workers > 0,
     )
     batches = iter(loader)
+    # The first step's clips are read before anything is written: unreadable videos fail here.
+    first_step = [next(batches) for _ in range(accumulation)] if start_step < recipe.max_steps else []
 
     peak = device_peak_tflops(recipe, ctx.device)
     flops_per_clip = training_flops_per_clip(recipe) if peak is not None else None
     clip_tokens = tokens_per_clip(model.config)
+
+    # Validated: only now does the run write (rank 0; the others wait, and all fail together).
+    failure = None
+    if ctx.is_main and latest is None:
+        try:
+            _write_run_record(output_dir, recipe)
+        except OSError as error:
+            failure = error
+    if any_rank(failure is not None):
+        raise failure if failure is not None else RuntimeError(f"rank 0 could not write {output_dir / 'recipe.json'}")
+
     logger = _Logger(output_dir, start_step, recipe.max_steps, ctx.is_main, tensorboard, progress)
     result = PretrainingResult(output_dir, start_step, start_step)
     model.train()
     window_start, window_steps = time.perf_counter(), 0
     try:
         for step in range(start_step, recipe.max_steps):
-            micro_batches = [next(batches) for _ in range(accumulation)]
+            micro_batches = first_step if step == start_step else [next(batches) for _ in range(accumulation)]
             loss, grad_norm = train_step(model, optimizer, micro_batches, step, recipe, ctx)
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss} at step {step}; lower the learning rate or check the data")
@@ -428,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         pretrain(recipe, args.output_dir, resume=not args.no_resume, device=args.device, export=not args.no_export,
                  tensorboard=args.tensorboard, progress=not args.no_progress)
         return 0
-    except (ValueError, FileNotFoundError, ImportError, FloatingPointError) as error:
+    except (ValueError, OSError, ImportError, FloatingPointError) as error:  # OSError: disk full, permissions
         print(f"error: {error}", file=sys.stderr)
         return 2
 
