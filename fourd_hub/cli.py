@@ -6,8 +6,11 @@ the pipelines on a video (``depth-estimation``, ``point-tracking``, ``box-tracki
 the extension of ``--output``: ``.mp4`` visualisation, ``.npz`` arrays, ``.json`` tracks/boxes/poses,
 or a directory (no extension) of PNG frames.
 
-Errors about the user's input (missing or corrupt files, wrong checkpoint, bad options) are
-printed as one clear line on stderr with exit status 2, never as a traceback.
+Errors about the user's input (missing or corrupt files, wrong checkpoint, bad options, a device
+this machine lacks, an output that cannot be replaced) are printed as one clear line on stderr
+with exit status 2, never as a traceback. What needs no model (the output path, ``--device``,
+``--grid``, the video's header; ``convert``'s ``--max-shard-size`` and output directory) is
+checked before anything large is loaded or read. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .catalog import CATALOG, DEFAULT_HUB_ORG
+from .pipelines import MAX_GRID_SIZE
 from .registry import FAMILIES
 from .tasks import TASKS
 
@@ -148,7 +152,8 @@ def parse_coordinates(text: str, size: int, what: str) -> list[list[float]]:
 
 
 def _cmd_task(args: argparse.Namespace) -> int:
-    from .pipelines import pipeline
+    from .pipelines import check_grid_size, pipeline, resolve_device
+    from .results import check_output_path
 
     task, extensions = _TASK_COMMANDS[args.command]
     output = Path(args.output)
@@ -156,8 +161,12 @@ def _cmd_task(args: argparse.Namespace) -> int:
     if suffix not in extensions:
         allowed = ", ".join(e or "a directory (PNG frames)" for e in extensions)
         raise ValueError(f"cannot write {args.command} results to {output.name!r}: use {allowed}")
-    if output.exists() and not args.overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    # Everything that needs no model is checked first, so a bad option fails in a second, not after
+    # the model is loaded and the video processed: the output, the device, the query grid.
+    check_output_path(output, overwrite=args.overwrite)
+    device = resolve_device(args.device)
+    if getattr(args, "grid", None) is not None:
+        check_grid_size(args.grid)
     if args.quiet:
         from transformers.utils import logging as transformers_logging
 
@@ -185,11 +194,11 @@ def _cmd_task(args: argparse.Namespace) -> int:
     call["start"] = args.start
     overrides = {"resize_mode": args.resize_mode} if args.resize_mode else {}
     runner = pipeline(
-        task, args.model, backbone=args.backbone, device=args.device, dtype=args.dtype,
+        task, args.model, backbone=args.backbone, device=device, dtype=args.dtype,
         batch_size=args.batch_size, progress=not args.quiet, seed=args.seed, **overrides,
     )
     result = runner(args.video, **call)
-    written = result.save(output)
+    written = result.save(output, overwrite=args.overwrite)
     print(f"wrote {written} ({len(result.frame_indices)} frames, {result.image_size[1]}x{result.image_size[0]})")
     return 0
 
@@ -207,7 +216,9 @@ def _add_task_commands(sub) -> None:
         parser.add_argument("--backbone", help="backbone for a standalone readout head (default: the catalog's base model)")
         if command == "point-tracking":
             parser.add_argument("--points", help="query points 't,x,y;t,x,y' (or 'x,y;...' in the first frame); write --points=... if it starts with '-'")
-            parser.add_argument("--grid", type=int, help="instead of --points: an N x N grid of points")
+            parser.add_argument(
+                "--grid", type=int, help=f"instead of --points: an N x N grid of points, 1 <= N <= {MAX_GRID_SIZE}"
+            )
             parser.add_argument("--grid-frame", type=int, default=None, help="frame of the grid points (default: the first)")
         if command == "box-tracking":
             parser.add_argument("--boxes", help="query boxes 't,x1,y1,x2,y2;...' (or without t: first frame)")
@@ -218,11 +229,14 @@ def _add_task_commands(sub) -> None:
         parser.add_argument("--start", type=int, default=0, help="first frame (default 0)")
         parser.add_argument("--end", type=int, help="stop before this frame")
         parser.add_argument("--resize-mode", choices=["resize", "crop", "pad"], help="override the model's preprocessing")
-        parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: first GPU, else CPU)")
+        parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: first GPU, else CPU); checked before loading")
         parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="run the model in this dtype")
         parser.add_argument("--batch-size", type=int, default=1, help="windows per model call where they are independent")
         parser.add_argument("--seed", type=int, default=0, help="seed of MooG's initial state")
-        parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        parser.add_argument(
+            "--overwrite", action="store_true",
+            help="replace an existing output file, or a directory holding only PNG frames (never a symbolic link)",
+        )
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
         parser.set_defaults(func=_cmd_task)
 
@@ -250,8 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--preset", help="a 4DS size of Table 1: S, B, L, H, G, e, j")
     group.add_argument("--config", help="a JSON file of FourDSConfig fields")
     convert.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    convert.add_argument("--max-shard-size", default="2GB", help="safetensors shard size (default 2GB)")
-    convert.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    convert.add_argument(
+        "--max-shard-size", default="2GB",
+        help="safetensors shard size: bytes (1000000) or with a unit, B/KB/MB/GB or KiB/MiB/GiB (default 2GB)",
+    )
+    convert.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output directory (not a file or a symbolic link)"
+    )
     verify = convert.add_mutually_exclusive_group()
     verify.add_argument("--verify", action="store_true", help="re-read and compare every written tensor (default: if < 4 GB)")
     verify.add_argument("--no-verify", action="store_true", help="skip the read-back check")

@@ -184,7 +184,8 @@ class VideoPipeline(Pipeline):
         video_processor: preprocessing; default: the one saved with the model, else derived from
             its config.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device`` or an index (transformers'
-            convention; default: the first GPU if there is one, else the CPU).
+            convention; default: the first GPU if there is one, else the CPU); checked by
+            :func:`resolve_device` (a ``ValueError`` naming the device and the available ones).
         dtype: ``torch.bfloat16`` / ``"bfloat16"`` etc. to run the model in (default: as loaded).
         batch_size: windows per model call where windows are independent (depth and features of
             4DS, camera pose is chained); tracking and MooG run windows in order.
@@ -214,12 +215,11 @@ class VideoPipeline(Pipeline):
         **kwargs,
     ):
         model = _task_model(self.task_name, model)
-        if isinstance(device, str) and device.isdigit():
-            device = int(device)
+        device = resolve_device(device)
         kwargs.pop("task", None)
         if video_processor is not None and not isinstance(video_processor, FourDVideoProcessor):
             video_processor = None  # transformers passes its own (None) components; ours is derived below
-        super().__init__(model=model, task=self.task_name, device=device if device is not None else _default_device(), **kwargs)
+        super().__init__(model=model, task=self.task_name, device=device, **kwargs)
         if dtype is not None and dtype != "auto":
             self.model.to(_torch_dtype(dtype))
         self.model.eval()
@@ -251,6 +251,7 @@ class VideoPipeline(Pipeline):
         return self.postprocess(outputs)
 
     def preprocess(self, video, num_frames=None, stride=None, fps=None, start=0, end=None, max_frame_pixels=None, **task_kwargs):
+        self.check_task_arguments(**task_kwargs)  # before the video is opened: a bad argument costs nothing
         extra = {} if max_frame_pixels is None else {"max_frame_pixels": max_frame_pixels}
         if num_frames is None and stride is None and fps is None and self.video_processor.temporal_stride > 1:
             stride = self.video_processor.temporal_stride  # a model trained on strided clips sees strided frames
@@ -271,6 +272,9 @@ class VideoPipeline(Pipeline):
             reader.close()
             raise
         return {"frames": frames, "reader": reader, "fps": rate, "source": video, "task_inputs": task_inputs}
+
+    def check_task_arguments(self, **kwargs) -> None:
+        """Validate the task's call arguments that need no video (sizes, limits); the default accepts any."""
 
     def prepare_task_inputs(self, frames: _ModelFrames, **kwargs) -> dict[str, Any]:
         if kwargs:
@@ -367,8 +371,83 @@ class VideoPipeline(Pipeline):
         return results
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
+def available_devices() -> list[str]:
+    """The devices this process can run a model on: ``"cpu"``, then every visible accelerator."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        devices += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return devices
+
+
+def resolve_device(device: int | str | torch.device | None = None) -> torch.device:
+    """The ``torch.device`` to run on, checked against what this machine has.
+
+    One function for the pipelines and the CLI (``--device``), so every spelling fails the same
+    way: up front, in one line that names the device and lists the available ones, instead of a
+    CUDA assertion or a transformers traceback after the model is loaded.
+
+    Args:
+        device: ``None`` (the first GPU if there is one, else the CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:1"``, ``"mps"``, a ``torch.device``, or an index (transformers' convention:
+            ``-1`` the CPU, ``k >= 0`` the k-th CUDA device; digit strings too).
+
+    Returns:
+        The device.
+
+    Raises:
+        ValueError: an unknown device name, the meta device, an accelerator this PyTorch build
+            or machine does not have, or an index past the devices present.
+    """
+    if device is None:
+        return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
+    available = ", ".join(available_devices())
+    if isinstance(device, bool) or not isinstance(device, (int, str, torch.device)):
+        raise ValueError(f"device must be a name such as 'cpu' or 'cuda:0', an index or a torch.device, got {device!r}; available: {available}")
+    if isinstance(device, str) and device.strip().lstrip("-").isdigit():
+        device = int(device.strip())
+    if isinstance(device, int):
+        device = torch.device("cpu") if device < 0 else torch.device("cuda", device)
+    if isinstance(device, str):
+        try:
+            device = torch.device(device.strip())
+        except (RuntimeError, ValueError):
+            raise ValueError(f"unknown device {device!r}; available: {available} (e.g. 'cpu', 'cuda', 'cuda:1')") from None
+    name = str(device)
+    if device.type == "cpu":
+        return device
+    if device.type == "meta":
+        raise ValueError(f"device {name!r} holds no data and cannot run a model; available: {available}")
+    if device.type == "cuda":
+        # ROCm builds drive AMD GPUs through the "cuda" device type: torch.version.hip instead of .cuda.
+        built = torch.version.cuda is not None or getattr(torch.version, "hip", None) is not None
+        if not built and not torch.cuda.is_available():
+            raise ValueError(
+                f"device {name!r} is not available: this PyTorch build ({torch.__version__}) has no CUDA support; "
+                f"available: {available}"
+            )
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {name!r} is not available: no CUDA GPU is visible; available: {available}")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r} does not exist: {count} CUDA device(s) are visible; available: {available}")
+        return device
+    if device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r} is not available on this machine; available: {available}")
+        return device
+    module = getattr(torch, device.type, None)
+    is_available = getattr(module, "is_available", None)
+    if not callable(is_available) or not is_available():
+        raise ValueError(f"device {name!r} is not available on this machine; available: {available}")
+    count = getattr(module, "device_count", lambda: None)()
+    if device.index is not None and count is not None and device.index >= count:
+        raise ValueError(f"device {name!r} does not exist: {count} {device.type} device(s); available: {available}")
+    return device
 
 
 def _torch_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -533,7 +612,9 @@ class PointTrackingPipeline(_TrackingPipeline):
     Args (call):
         points: (Q, 3) as (t, x, y): t an index into the input video (any processed frame, not
             only the first), x, y in pixels; or (Q, 2) for points in the first processed frame.
-        grid: instead of points, an N x N grid of points (cell centres) in frame ``grid_frame``.
+        grid: instead of points, an N x N grid of points (cell centres) in frame ``grid_frame``;
+            1 <= N <= :data:`MAX_GRID_SIZE` (64, i.e. at most 4096 points), checked before the
+            video is opened.
 
     Returns a :class:`PointTrackingResult`: ``tracks`` (T, Q, 2) pixel (x, y), ``visible`` (T, Q).
     """
@@ -541,9 +622,14 @@ class PointTrackingPipeline(_TrackingPipeline):
     task_name = "point-tracking"
     coordinate_size = 2
 
-    def prepare_task_inputs(self, frames, points=None, grid: int | None = None, grid_frame: int | None = None):
+    def check_task_arguments(self, points=None, grid: int | None = None, grid_frame: int | None = None, **kwargs) -> None:
         if (points is None) == (grid is None):
             raise ValueError("pass either points=[(t, x, y), ...] or grid=N (an N x N grid of points)")
+        if grid is not None:
+            check_grid_size(grid)
+
+    def prepare_task_inputs(self, frames, points=None, grid: int | None = None, grid_frame: int | None = None):
+        self.check_task_arguments(points=points, grid=grid)
         if grid is not None:
             points = grid_points(grid, frames.geometry.input_size, frames.frame_indices[0] if grid_frame is None else grid_frame)
         return {"queries": self._parse_queries(points, frames, "points")}
@@ -670,10 +756,33 @@ PIPELINE_CLASSES: dict[str, type[VideoPipeline]] = {
 }
 
 
+#: The largest query grid (``grid=N``, CLI ``--grid N``): N x N = 4096 points. Every query is
+#: tracked through every window (memory and time grow with N^2); denser grids are a mistake more
+#: often than not, and a typo such as ``--grid 10000`` would otherwise allocate 10^8 queries.
+MAX_GRID_SIZE = 64
+
+
+def check_grid_size(size: Any) -> int:
+    """``size`` as an int if it is a valid query grid size (1 to :data:`MAX_GRID_SIZE`), else a ValueError naming it."""
+    number = isinstance(size, (int, np.integer, float, np.floating)) and not isinstance(size, (bool, np.bool_))
+    if not number or not np.isfinite(size) or int(size) != size:
+        raise ValueError(f"grid must be a whole number of points per side, from 1 to {MAX_GRID_SIZE}; got {size!r}")
+    if not 1 <= size <= MAX_GRID_SIZE:
+        raise ValueError(
+            f"grid {int(size)} is outside 1 to {MAX_GRID_SIZE}: an N x N grid tracks N^2 points, at most "
+            f"{MAX_GRID_SIZE}x{MAX_GRID_SIZE} = {MAX_GRID_SIZE**2}; pass explicit points for other layouts"
+        )
+    return int(size)
+
+
 def grid_points(size: int, image_size: Sequence[int], frame: int = 0) -> np.ndarray:
-    """(size * size, 3) query points (t, x, y) at the centres of an even size x size grid of cells."""
-    if int(size) != size or size < 1:
-        raise ValueError(f"grid must be a positive integer, got {size}")
+    """(size * size, 3) query points (t, x, y) at the centres of an even size x size grid of cells.
+
+    Raises:
+        ValueError: ``size`` is not a whole number from 1 to :data:`MAX_GRID_SIZE` (checked before
+            anything is allocated).
+    """
+    size = check_grid_size(size)
     height, width = image_size
     xs = (np.arange(size) + 0.5) * width / size
     ys = (np.arange(size) + 0.5) * height / size
@@ -724,6 +833,7 @@ def pipeline(
     ```
     """
     task = canonical_task(task)
+    device = resolve_device(device)  # a device that does not exist fails before the model is loaded
     loaded = load_task_model(task, model, backbone=backbone)
     cls = PIPELINE_CLASSES[task]
     if video_processor is None:

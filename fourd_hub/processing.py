@@ -269,6 +269,12 @@ class FourDVideoProcessor(VideoProcessorMixin):
                 "preprocess_frames takes uint8 RGB frames (n, H, W, 3); read videos with fourd_hub.video_io.open_video "
                 f"or call the processor on the video; got {type(frames).__name__} {getattr(frames, 'dtype', '')}"
             )
+        if frames.device.type == "meta":
+            # Resizing a meta tensor "works" and returns another meta tensor: refuse it here, not later.
+            raise ValueError(
+                f"the frames are on the 'meta' device (shape {tuple(frames.shape)}): they hold no data; "
+                "pass frames on the CPU or a GPU"
+            )
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
             raise ValueError(f"frames must be (n >= 1, H, W, 3), got {tuple(frames.shape)}")
         return self.geometry(frames.shape[1:3]).frames_to_model(frames, self.resample, self.pad_value)

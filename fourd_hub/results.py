@@ -19,7 +19,50 @@ import torch
 
 from ._files import write_atomic
 from .processing import FrameGeometry
-from .video_io import open_video, write_png_frames, write_video
+from .video_io import _check_png_directory, open_video, write_png_frames, write_video
+
+_SUFFIXES = (".npz", ".json", ".mp4", "")
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse, before anything is computed, an output that :meth:`VideoTaskResult.save` could not write.
+
+    ``path`` is a file (``.npz``, ``.json``, ``.mp4``) or, without a suffix, a directory of PNG
+    frames. Refused with the path in the message: a symbolic link (replacing it would delete the
+    link, not write through it), a directory where a file goes or a file where a directory goes
+    (even with ``overwrite``), an existing output without ``overwrite``, and a directory holding
+    anything but PNG frames.
+
+    Args:
+        path: the output path.
+        overwrite: whether an existing output of the same kind may be replaced.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: an unknown suffix, or a PNG-frame directory that cannot be replaced
+            (:class:`~fourd_hub.video_io.VideoError`).
+        FileExistsError: an existing output without ``overwrite``, or a symbolic link.
+        IsADirectoryError: a directory where a file is to be written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise ValueError(f"cannot save to {path.name}: use .npz (arrays), .json, .mp4 (visualisation) or a directory (PNG frames)")
+    if path.is_symlink():
+        raise FileExistsError(
+            f"refusing to write to {path}: it is a symbolic link (to {os.readlink(path)}); replacing it would delete "
+            "the link, not write into its target; pass the real path"
+        )
+    if suffix == "":
+        _check_png_directory(path, "frame_", overwrite)
+        return path
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is an existing directory; choose a file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    return path
 
 
 @dataclass
@@ -82,11 +125,10 @@ class VideoTaskResult:
         """Write the result, by extension: ``.npz`` arrays, ``.json`` (tracks, boxes, poses), ``.mp4``
         visualisation, or a directory path ending in ``/`` (or without suffix) for PNG frames.
 
-        Files are written atomically: a failure leaves no partial file.
+        Files are written atomically: a failure leaves no partial file. ``overwrite`` replaces an
+        existing file, or a directory of PNG frames only (see :func:`check_output_path`).
         """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        path = check_output_path(path, overwrite)
         suffix = path.suffix.lower()
         if suffix == ".npz":
             return write_atomic(path, lambda handle: np.savez_compressed(handle, **self.arrays()))
@@ -95,9 +137,7 @@ class VideoTaskResult:
             return write_atomic(path, lambda handle: handle.write(text.encode()))
         if suffix == ".mp4":
             return write_video(path, self.render(), fps=self.fps)
-        if suffix == "":
-            return write_png_frames(path, self.render())
-        raise ValueError(f"cannot save to {path.name}: use .npz (arrays), .json, .mp4 (visualisation) or a directory (PNG frames)")
+        return write_png_frames(path, self.render(), overwrite=overwrite)
 
 
 @dataclass

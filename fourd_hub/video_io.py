@@ -23,7 +23,11 @@ Design:
   as a requested frame cannot be produced. Frames decoded before that point have already been yielded.
 * **Clear errors.** Problems with the input raise :class:`VideoError` (a ``ValueError``) whose message
   names the problem and the fix; FFmpeg errors are translated, never propagated raw. A missing file
-  raises ``FileNotFoundError`` and an unsupported source type ``TypeError``.
+  raises ``FileNotFoundError`` and an unsupported source type ``TypeError``. The frame-size guard
+  (``max_frame_pixels``) reads the declared size before any frame is decoded; when FFmpeg refuses
+  to open a header because of an absurd size (a Y4M, PNG or JPEG claiming 100000 x 100000), the
+  size is read from the header bytes so that the guard, not FFmpeg's "Device or resource busy",
+  explains the failure.
 * **Upright RGB frames.** Frames are converted with ``to_ndarray(format="rgb24")`` whatever the
   stored pixel format: greyscale is replicated to three channels and an alpha channel (``rgba``,
   ``yuva420p``, ...) is dropped, not composited. Non-square pixels (a sample aspect ratio other than
@@ -54,8 +58,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import secrets
 import shutil
+import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -173,6 +179,43 @@ def _check_frame_pixels(width: int, height: int, max_frame_pixels: int, source: 
             f"{max_frame_pixels:,} pixels per frame (a guard against decompression bombs and "
             f"out-of-memory errors); pass max_frame_pixels= to allow it, or downscale the video"
         )
+
+
+#: Bytes of a file's start that :func:`_declared_frame_size` reads.
+_HEADER_BYTES = 64 * 1024
+_JPEG_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _declared_frame_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) a Y4M, PNG or JPEG header declares, read from its first bytes; else ``None``.
+
+    FFmpeg's demuxers for these formats refuse to open a file whose declared size is absurd (the
+    Y4M demuxer then reports "Device or resource busy"), so the frame-size guard, which reads the
+    codec context of an opened stream, never sees it. When opening fails, this reads the size from
+    the header itself so that the guard can say what is wrong.
+    """
+    if head.startswith(b"YUV4MPEG2 "):
+        line = head.split(b"\n", 1)[0]
+        width = re.search(rb" W(\d+)", line)
+        height = re.search(rb" H(\d+)", line)
+        if width and height:
+            return int(width.group(1)), int(height.group(1))
+        return None
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
+        width, height = struct.unpack(">II", head[16:24])
+        return int(width), int(height)
+    if head.startswith(b"\xff\xd8"):
+        position = 2
+        while position + 9 <= len(head) and head[position] == 0xFF:
+            marker = head[position + 1]
+            if marker in _JPEG_SOF_MARKERS:
+                height, width = struct.unpack(">HH", head[position + 5 : position + 9])
+                return int(width), int(height)
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+                position += 2
+                continue
+            position += 2 + struct.unpack(">H", head[position + 2 : position + 4])[0]
+    return None
 
 
 def _variable_frame_rate(timestamps: np.ndarray) -> bool:
@@ -474,6 +517,14 @@ class _TensorFrames(_MemoryFrames):
     """A torch tensor, (T, H, W, C) or unambiguous (T, C, H, W); converted per frame on the CPU."""
 
     def __init__(self, tensor: torch.Tensor, fps: float | None, max_frame_pixels: int) -> None:
+        if tensor.device.type == "meta":
+            # A meta tensor has a shape but no data: every frame conversion would fail deep inside.
+            raise VideoError(
+                f"the video tensor is on the 'meta' device (shape {tuple(tensor.shape)}): it holds no data; "
+                "pass a tensor with real frames (on the CPU or a GPU)"
+            )
+        if tensor.layout != torch.strided:
+            raise VideoError(f"the video tensor has layout {tensor.layout}; pass a dense tensor (tensor.to_dense())")
         if tensor.dtype != torch.uint8 and tensor.dtype not in _TORCH_FLOAT_DTYPES:
             raise VideoError(_dtype_message(str(tensor.dtype)))
         shape = tuple(tensor.shape)
@@ -547,6 +598,7 @@ class _FileFrames(_FrameSource):
         self._file: BinaryIO | None = None
         self._file_start = 0
         self._open_containers: list[Any] = []
+        self._max_frame_pixels = max_frame_pixels
 
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
@@ -612,10 +664,35 @@ class _FileFrames(_FrameSource):
         try:
             container = av.open(target, mode="r", metadata_errors="replace")
         except av.FFmpegError as error:
+            # A header declaring an absurd frame size fails here, before the codec-context guard of
+            # _probe_container can run: read the size from the header and let the guard explain.
+            self._check_declared_size()
             # A cut-short mp4 whose index (moov) was written last fails here, like a non-video file.
             raise self._not_a_video(f"{_av_message(error)}: it may be truncated, or not a video at all") from None
         self._open_containers.append(container)
         return container
+
+    def _check_declared_size(self) -> None:
+        """Run the frame-size guard on the size the file's header declares, if it can be read."""
+        declared = _declared_frame_size(self._head())
+        if declared is not None:
+            _check_frame_pixels(*declared, self._max_frame_pixels, self._label)
+
+    def _head(self) -> bytes:
+        """The first bytes of the source (for :func:`_declared_frame_size`); empty if unreadable."""
+        try:
+            if self._path is not None:
+                with open(self._path, "rb") as handle:
+                    return handle.read(_HEADER_BYTES)
+            if self._data is not None:
+                return self._data[:_HEADER_BYTES]
+            assert self._file is not None
+            self._file.seek(self._file_start)
+            head = self._file.read(_HEADER_BYTES)
+            self._file.seek(self._file_start)
+            return head if isinstance(head, bytes) else b""
+        except OSError:
+            return b""
 
     def _release(self, container: Any) -> None:
         if container in self._open_containers:
@@ -643,6 +720,7 @@ class _FileFrames(_FrameSource):
             try:
                 self._probe_container(container, max_frame_pixels)
             except av.FFmpegError as error:
+                self._check_declared_size()  # a decoder refusing an absurd size: the guard's message
                 raise self._not_a_video(_av_message(error)) from None
         finally:
             self._release(container)
@@ -1299,36 +1377,35 @@ def write_video(
     return writer.path
 
 
-def write_png_frames(directory: str | os.PathLike, frames: Iterable[np.ndarray], *, prefix: str = "frame_") -> Path:
+def write_png_frames(
+    directory: str | os.PathLike, frames: Iterable[np.ndarray], *, prefix: str = "frame_", overwrite: bool = False
+) -> Path:
     """Write one lossless PNG per frame, atomically.
 
     The PNGs, named ``f"{prefix}{i:05d}.png"``, are written into a hidden temporary sibling directory
-    that is renamed onto ``directory`` at the end; on any error it is removed and nothing appears.
+    that is renamed onto ``directory`` at the end; on any error it is removed and nothing appears
+    (an existing directory stays as it was).
 
     Args:
-        directory: Output directory; it may exist only if empty. Its parent must exist.
+        directory: Output directory; it may exist only if empty, or, with ``overwrite``, if it holds
+            nothing but PNG frames of this prefix (an earlier output, replaced as a whole). Its
+            parent must exist.
         frames: ``(H, W, 3)`` ``uint8`` RGB frames of one size.
         prefix: File name prefix (no path separators).
+        overwrite: Replace an existing directory of PNG frames.
 
     Returns:
         The output directory.
 
     Raises:
-        VideoError: For an existing non-empty directory (or a file) at ``directory``, a missing parent,
-            a bad prefix, invalid frames, or no frames at all (nothing is created).
+        VideoError: For a file or a symbolic link at ``directory``, an existing non-empty directory
+            (without ``overwrite``, or holding other files), a missing parent, a bad prefix,
+            invalid frames, or no frames at all (nothing is created or changed).
     """
     target = Path(directory)
     if os.sep in prefix or (os.altsep and os.altsep in prefix):
         raise VideoError(f"prefix {prefix!r} must be a file name prefix without path separators")
-    if not target.parent.is_dir():
-        raise VideoError(f"cannot write {target}: the directory {target.parent} does not exist; create it first")
-    if target.exists():
-        if not target.is_dir():
-            raise VideoError(f"cannot write PNG frames to {target}: a file with that name exists")
-        if any(target.iterdir()):
-            raise VideoError(
-                f"refusing to write PNG frames into {target}: the directory is not empty; remove it or choose another"
-            )
+    replace = _check_png_directory(target, prefix, overwrite)
     temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     temp.mkdir()
     try:
@@ -1346,10 +1423,59 @@ def write_png_frames(directory: str | os.PathLike, frames: Iterable[np.ndarray],
             Image.fromarray(np.ascontiguousarray(frame)).save(temp / f"{prefix}{count - 1:05d}.png")
         if count == 0:
             raise VideoError(f"no frames to write to {target}: the frame iterable is empty")
-        if target.exists():
-            target.rmdir()  # empty (checked above); rename() cannot replace a directory portably
-        os.replace(temp, target)
+        if replace:
+            # rename() cannot replace a non-empty directory: move the old one aside, put the new one
+            # in place, then delete the old one (restored if the second rename fails).
+            old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
+            os.replace(target, old)
+            try:
+                os.replace(temp, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if target.exists():
+                target.rmdir()  # empty (checked above); rename() cannot replace a directory portably
+            os.replace(temp, target)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return target
+
+
+def _check_png_directory(target: Path, prefix: str, overwrite: bool) -> bool:
+    """Whether ``target`` is an existing directory of PNG frames to replace; refuse what cannot be written.
+
+    Checked before any frame is rendered, so a refused output costs nothing. ``overwrite`` only
+    ever replaces a directory that holds nothing but ``{prefix}NNNNN.png`` files: it never deletes
+    a directory of other files (``--overwrite -o ~`` must not remove a home directory).
+    """
+    if target.is_symlink():
+        raise VideoError(
+            f"cannot write PNG frames to {target}: it is a symbolic link (to {os.readlink(target)}); "
+            "replacing it would delete the link, not write into its target; pass the real directory"
+        )
+    if not target.parent.is_dir():
+        raise VideoError(f"cannot write {target}: the directory {target.parent} does not exist; create it first")
+    if not target.exists():
+        return False
+    if not target.is_dir():
+        raise VideoError(f"cannot write PNG frames to {target}: a file with that name exists; remove it or choose another name")
+    entries = list(target.iterdir())
+    if not entries:
+        return False
+    if not overwrite:
+        raise VideoError(
+            f"refusing to write PNG frames into {target}: the directory is not empty; remove it, choose another, "
+            "or pass overwrite=True (CLI: --overwrite) to replace earlier PNG frames"
+        )
+    frame_name = re.compile(re.escape(prefix) + r"\d+\.png")
+    others = sorted(entry.name for entry in entries if not (frame_name.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink()))
+    if others:
+        shown = ", ".join(others[:5]) + (f", ... ({len(others) - 5} more)" if len(others) > 5 else "")
+        raise VideoError(
+            f"refusing to replace {target}: it holds files that are not PNG frames ({shown}); overwrite only "
+            "replaces an earlier PNG-frame output; remove the directory or choose another"
+        )
+    return True

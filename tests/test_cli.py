@@ -114,3 +114,84 @@ def test_parse_coordinates():
     for text, message in [("", "empty"), ("1,2,3,4", "needs 3 numbers"), ("0,1,2;3,4", "for every entry or for none")]:
         with pytest.raises(ValueError, match=message):
             parse_coordinates(text, 2, "points")
+
+
+# ----------------------------------------------------------------------------------------------
+# Clear errors before anything is loaded (issue 14 item 4)
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("banana", "unknown device 'banana'; available: cpu"),
+        ("cuda:7", "device 'cuda:7'"),
+        ("cuda", "device 'cuda'"),
+    ],
+)
+def test_bad_devices_are_one_line_before_the_model_loads(video, tmp_path, capsys, monkeypatch, device, message):
+    import torch
+
+    if device != "banana":  # CUDA on a CPU-only build, whatever this machine has
+        monkeypatch.setattr(torch.version, "cuda", None)
+        monkeypatch.setattr(torch.version, "hip", None, raising=False)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # --model does not exist: the device error comes first, so the model was never looked up.
+    code, _, err = _run(capsys, "depth-estimation", video[0], "--model", "no-such-model", "-o", tmp_path / "d.npz", "--device", device)
+    assert code == 2 and err.startswith("fourd-hub depth-estimation: error: ") and message in err
+    assert "available: cpu" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("grid", ["65", "100000", "0", "-1"])
+def test_grid_outside_the_limit_is_refused_before_the_model_loads(video, tmp_path, capsys, grid):
+    from fourd_hub.pipelines import MAX_GRID_SIZE
+
+    code, _, err = _run(capsys, "point-tracking", video[0], "--model", "no-such-model", f"--grid={grid}", "-o", tmp_path / "g.npz")
+    assert code == 2 and f"grid {grid} is outside 1 to {MAX_GRID_SIZE}" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_video_header_claiming_huge_frames_gets_the_guard_message(tmp_path, capsys):
+    from video_factory import moving_shapes_frames, write_y4m_declaring_size
+
+    bomb = write_y4m_declaring_size(tmp_path / "bomb.y4m", moving_shapes_frames(2, 16, 16), 100_000, 100_000)
+    code, _, err = _run(capsys, "depth-estimation", bomb, "--model", "no-such-model", "-o", tmp_path / "d.npz")
+    assert code == 2 and "bomb.y4m: frames of 100000x100000 pixels" in err and "max_frame_pixels=" in err
+    assert "Device or resource busy" not in err and sorted(p.name for p in tmp_path.iterdir()) == ["bomb.y4m"]
+
+
+def test_overwrite_replaces_a_png_frame_directory(video, models, tmp_path, capsys):
+    output = tmp_path / "frames"
+    argv = ("depth-estimation", video[0], "--model", models["fourds-depth"], "-o", output, "--end", "3", "--quiet")
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    first = sorted(p.name for p in output.iterdir())
+    assert first == [f"frame_{i:05d}.png" for i in range(3)]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and "frames: the directory is not empty" in err and "--overwrite" in err
+    (output / "frame_00007.png").write_bytes(b"stale")  # from an earlier, longer run
+    code, _, err = _run(capsys, *argv, "--overwrite")
+    assert code == 0, err
+    assert sorted(p.name for p in output.iterdir()) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no staging or old directory left
+
+
+def test_overwrite_refuses_the_wrong_kind_of_output_and_links_up_front(video, tmp_path, capsys):
+    (tmp_path / "frames").write_text("a file where PNG frames would go")
+    (tmp_path / "d.npz").mkdir()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    cases = [
+        ("frames", "a file with that name exists"),
+        ("d.npz", "it is an existing directory"),
+        ("link", "it is a symbolic link"),
+        ("mine", "holds files that are not PNG frames (notes.txt)"),
+    ]
+    for name, message in cases:
+        code, _, err = _run(capsys, "depth-estimation", video[0], "--model", "no-such-model", "-o", tmp_path / name, "--overwrite")
+        assert code == 2 and str(tmp_path / name) in err and message in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert (tmp_path / "frames").read_text().startswith("a file") and (tmp_path / "mine" / "notes.txt").exists()
+    assert (tmp_path / "link").is_symlink() and not list((tmp_path / "real").iterdir())

@@ -377,3 +377,193 @@ def test_verification_detects_a_corrupted_write(tmp_path):
     weights.write_bytes(bytes(raw))
     with pytest.raises(ConversionError, match="verification failed"):
         verify_conversion(tmp_path / "out", plan, torch.float32, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Clear errors (issue 14 item 4): a missing or mis-ranked array is a CheckpointError naming it
+
+
+def _backbone_with_depth() -> dict[str, np.ndarray]:
+    return {**original_backbone("params/layers_0/"), **original_depth_readout("params/layers_2/")}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "params/layers_0/processor/layers_0/mlp/dense_in/kernel",  # read by the backbone's config inference
+        "params/layers_0/processor/layers_0/attention/query/kernel",
+        "params/layers_2/key_embedding/kernel",  # read by the readout's
+        "params/layers_2/MLP_0/Dense_0/kernel",
+        "params/layers_2/Dense_1/kernel",
+    ],
+)
+def test_missing_array_read_by_config_inference_is_named(tmp_path, key):
+    params = _backbone_with_depth()
+    del params[key]
+    with pytest.raises(CheckpointError, match="missing") as caught:
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+    assert key in str(caught.value)
+    assert not (tmp_path / "out").exists() and no_partial_dirs(tmp_path)
+
+
+def test_missing_array_of_the_mapping_names_the_original_key(tmp_path):
+    params = original_backbone()
+    del params["params/processor/layers_1/mlp/dense_out/bias"]
+    with pytest.raises(ConversionError, match="missing") as caught:
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+    assert "'params/processor/layers_1/mlp/dense_out/bias'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "key, shape",
+    [
+        ("params/layers_2/key_embedding/kernel", (WIDTH, 16)),  # was "not enough values to unpack"
+        ("params/layers_2/key_embedding/kernel", (WIDTH, 2, 8, 1)),  # was "too many values to unpack"
+        ("params/layers_0/processor/layers_0/attention/query/kernel", (WIDTH,)),  # was an IndexError
+        ("params/layers_0/processor/layers_0/mlp/dense_in/kernel", (WIDTH * MLP,)),
+        ("params/layers_0/encoder/patch_embedding/Conv_0/kernel", (8, 8, 3, WIDTH)),
+        ("params/layers_0/encoder/posenc/embeddings", (2, 12, WIDTH)),
+        ("params/layers_2/temporal_posenc/embeddings", (4, WIDTH)),
+    ],
+)
+def test_wrong_rank_names_the_tensor(tmp_path, key, shape):
+    params = _backbone_with_depth()
+    params[key] = np.zeros(shape, np.float32)
+    with pytest.raises(CheckpointError, match=r"rank \d, expected rank \d") as caught:
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+    assert key in str(caught.value)
+
+
+def test_empty_axis_is_refused_naming_the_array(tmp_path):
+    params = original_backbone()
+    params["params/processor/layers_0/attention/query/kernel"] = np.zeros((WIDTH, 0, 8), np.float32)
+    with pytest.raises(CheckpointError, match=r"empty axis.*layers_0/attention/query/kernel"):
+        convert_checkpoint(save_npz(tmp_path / "c.npz", params), tmp_path / "out", progress=False)
+
+
+def test_every_deleted_or_reshaped_array_is_a_checkpoint_error():
+    """Fuzz over the tiny file's keys (deleted, rank 1, one rank more): planning from the headers raises a
+    CheckpointError naming the key, never a KeyError, IndexError or unpacking error."""
+    from fourd_hub.conversion.convert import _plan_from_shapes
+
+    shapes = {key: value.shape for key, value in _backbone_with_depth().items()}
+    _plan_from_shapes(dict(shapes), None, None, None)  # intact: plans
+    for key in shapes:
+        for variant in (None, (3,), (*shapes[key], 2)):
+            corrupted = dict(shapes)
+            if variant is None:
+                del corrupted[key]
+            else:
+                corrupted[key] = variant
+            with pytest.raises(CheckpointError) as caught:
+                _plan_from_shapes(corrupted, None, None, None)
+            assert key in str(caught.value), (key, variant, str(caught.value))
+
+
+def test_npz_checkpoint_missing_member_is_a_checkpoint_error(tmp_path):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    with npz_module.NpzCheckpoint(source) as checkpoint:
+        with pytest.raises(CheckpointError, match="'params/nope' is missing"):
+            checkpoint.load("params/nope")
+        with pytest.raises(CheckpointError, match="'params/nope' is missing"):
+            checkpoint.info("params/nope")
+
+
+def test_cli_missing_and_misranked_arrays_are_one_line(tmp_path, capsys):
+    params = original_backbone()
+    del params["params/processor/layers_0/mlp/dense_in/kernel"]
+    assert cli_main(["convert", str(save_npz(tmp_path / "m.npz", params)), str(tmp_path / "o1"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fourd-hub convert: error: original array 'params/processor/layers_0/mlp/dense_in/kernel'")
+    assert "missing" in err and "Traceback" not in err and err.count("\n") == 1
+    params = original_backbone()
+    params["params/encoder/posenc/embeddings"] = np.zeros((2, 12, WIDTH), np.float32)
+    assert cli_main(["convert", str(save_npz(tmp_path / "r.npz", params)), str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'params/encoder/posenc/embeddings'" in err and "rank 3, expected rank 4" in err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists() and no_partial_dirs(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# --max-shard-size
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1000000", 1_000_000), (1_000_000, 1_000_000), (np.int64(40), 40), ("2GB", 2 * 10**9), ("500MB", 500 * 10**6),
+        ("40KB", 40_000), ("1.5GiB", 3 * 2**29), ("1.1GB", 1_100_000_000), (" 8 kib ", 8192), ("7B", 7),
+    ],
+)
+def test_parse_size_accepts_bytes_and_units(text, expected):
+    from fourd_hub.conversion.convert import parse_size
+
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", 0, -5, "-1GB", "inf", "nan", float("inf"), float("nan"), "lots", "1e6", "1.5", "", "0.1B", True, "GB"])
+def test_parse_size_refuses_with_the_accepted_forms(text):
+    from fourd_hub.conversion.convert import parse_size
+
+    with pytest.raises(ValueError, match=r"number of bytes \(1000000\).*KB, MB, GB.*KiB, MiB, GiB") as caught:
+        parse_size(text)
+    assert repr(text) in str(caught.value) or str(text) in str(caught.value)
+
+
+def test_cli_max_shard_size_plain_bytes_and_refusals(tmp_path, capsys):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    assert cli_main(["convert", str(source), str(tmp_path / "out"), "--max-shard-size", "40000", "--quiet"]) == 0
+    capsys.readouterr()
+    assert len(list((tmp_path / "out").glob("*.safetensors"))) > 1
+    for bad in ("0", "-1", "inf", "nan", "lots"):
+        assert cli_main(["convert", str(source), str(tmp_path / "o2"), f"--max-shard-size={bad}", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "--max-shard-size" in err and repr(bad) in err and "1000000" in err and "Traceback" not in err
+    assert not (tmp_path / "o2").exists() and no_partial_dirs(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# --overwrite onto what is not a converted directory: refused up front
+
+
+@pytest.fixture
+def no_reading(monkeypatch):
+    """Fail the test if the source checkpoint is opened (the refusal must come first)."""
+
+    def opened(self, path):
+        raise AssertionError(f"the source {path} was read before the output was checked")
+
+    monkeypatch.setattr(npz_module.NpzCheckpoint, "__init__", opened)
+
+
+def test_overwrite_refuses_an_existing_file_before_reading(tmp_path, no_reading):
+    target = tmp_path / "out"
+    target.write_text("precious")
+    for overwrite in (False, True):
+        with pytest.raises(NotADirectoryError, match=f"{target}.*existing file"):
+            convert_checkpoint(tmp_path / "c.npz", target, overwrite=overwrite, progress=False)
+    assert target.read_text() == "precious" and no_partial_dirs(tmp_path)
+    with pytest.raises(NotADirectoryError, match=f"{target} is a file"):
+        convert_checkpoint(tmp_path / "c.npz", target / "sub", overwrite=True, progress=False)
+
+
+def test_overwrite_refuses_a_symlinked_directory_before_reading(tmp_path, no_reading):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "keep.txt").write_text("precious")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with pytest.raises(FileExistsError, match=f"{link}: it is a symbolic link"):
+        convert_checkpoint(tmp_path / "c.npz", link, overwrite=True, progress=False)
+    assert link.is_symlink() and (real / "keep.txt").read_text() == "precious" and no_partial_dirs(tmp_path)
+
+
+def test_cli_overwrite_onto_a_file_or_link_is_one_line(tmp_path, capsys):
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    (tmp_path / "file").write_text("precious")
+    (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)
+    for name in ("file", "link"):
+        assert cli_main(["convert", str(source), str(tmp_path / name), "--overwrite", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path / name) in err and "Traceback" not in err and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "precious" and (tmp_path / "link").is_symlink() and no_partial_dirs(tmp_path)

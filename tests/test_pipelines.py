@@ -300,6 +300,90 @@ def test_huge_frames_are_refused_before_decoding(models):
         pipe(huge)
 
 
+def test_meta_tensor_video_is_a_value_error_naming_the_device(models):
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    with pytest.raises(ValueError, match="'meta' device"):
+        pipe(torch.zeros(4, HEIGHT, WIDTH, 3, dtype=torch.uint8, device="meta"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices: one resolver for pipelines and the CLI
+
+
+def test_resolve_device_accepts_the_usual_spellings():
+    from fourd_hub.pipelines import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(-1) == resolve_device("-1") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device(None) == (torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("banana", r"unknown device 'banana'; available: cpu"),
+        ("cuda:-1", r"unknown device 'cuda:-1'"),
+        ("meta", r"device 'meta' holds no data"),
+        (2.5, r"got 2\.5; available: cpu"),
+    ],
+)
+def test_resolve_device_refuses_unknown_devices_naming_them(device, message):
+    from fourd_hub.pipelines import resolve_device
+
+    with pytest.raises(ValueError, match=message):
+        resolve_device(device)
+
+
+def test_cuda_on_a_cpu_build_and_missing_gpus_are_named(monkeypatch):
+    from fourd_hub.pipelines import resolve_device
+
+    # A CPU-only build (this test suite's own, or simulated on a GPU machine).
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.version, "hip", None, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0", 0, "0"):
+        with pytest.raises(ValueError, match=r"device 'cuda(:0)?' is not available: this PyTorch build .* has no CUDA support; available: cpu"):
+            resolve_device(device)
+    # A CUDA build with two GPUs: cuda:7 does not exist.
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device 'cuda:7' does not exist: 2 CUDA device\(s\) are visible; available: cpu, cuda:0, cuda:1"):
+        resolve_device("cuda:7")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    # A CUDA build on a machine without a visible GPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device 'cuda' is not available: no CUDA GPU is visible; available: cpu"):
+        resolve_device("cuda")
+
+
+def test_pipeline_refuses_a_bad_device_before_loading_the_model(monkeypatch):
+    import fourd_hub.pipelines as pipelines_module
+
+    monkeypatch.setattr(pipelines_module, "load_task_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(ValueError, match="unknown device 'banana'"):
+        pipeline("depth-estimation", model="anything", device="banana")
+
+
+# ----------------------------------------------------------------------------------------------
+# The query grid: refused above MAX_GRID_SIZE before anything is opened or allocated
+
+
+@pytest.mark.parametrize("grid", [0, -2, 65, 10**6, 2.5, float("inf"), True])
+def test_grid_outside_the_limit_is_refused_before_the_video_is_opened(models, tmp_path, grid):
+    from fourd_hub.pipelines import MAX_GRID_SIZE, grid_points
+
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    # The video does not exist: a refusal of the grid proves the check ran before opening it.
+    with pytest.raises(ValueError, match=rf"grid.*{MAX_GRID_SIZE}") as caught:
+        pipe(tmp_path / "missing.mp4", grid=grid)
+    assert repr(grid) in str(caught.value) or str(int(grid)) in str(caught.value)
+    with pytest.raises(ValueError, match=rf"grid.*{MAX_GRID_SIZE}"):
+        grid_points(grid, (HEIGHT, WIDTH))
+    assert grid_points(MAX_GRID_SIZE, (HEIGHT, WIDTH)).shape == (MAX_GRID_SIZE**2, 3)
+
+
 @pytest.mark.parametrize(
     "points, message",
     [

@@ -156,3 +156,13 @@ def test_preprocess_frames_rejects_wrong_inputs():
         processor.preprocess_frames(np.zeros((1, 8, 8), dtype=np.uint8))
     with pytest.raises(ValueError, match="frame size"):
         FrameGeometry.create((0, 8), (4, 4), "resize")
+
+
+def test_meta_device_frames_are_refused_naming_the_device():
+    # On the meta device a resize "succeeds" and returns more meta data: refused before, by name.
+    processor = FourDSVideoProcessor(size=(16, 16), num_frames=2)
+    video = torch.zeros(4, 24, 32, 3, dtype=torch.uint8, device="meta")
+    with pytest.raises(ValueError, match="'meta' device"):
+        processor.preprocess_frames(video)
+    with pytest.raises(ValueError, match="'meta' device"):
+        processor(video)

@@ -98,3 +98,40 @@ def test_features_are_arrays_only(tmp_path):
     with pytest.raises(ValueError, match="no visualisation"):
         result.save(tmp_path / "f.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_png_directory_is_replaced_with_overwrite(tmp_path):
+    result = _tracks()
+    out = result.save(tmp_path / "frames")
+    assert len(list(out.glob("*.png"))) == 5
+    with pytest.raises(ValueError, match="frames: the directory is not empty"):
+        result.save(out, overwrite=False)
+    (out / "frame_00009.png").write_bytes(b"stale")  # an earlier, longer output
+    result.save(out)  # overwrite=True (the default) replaces the whole directory
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:05d}.png" for i in range(5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_outputs_of_the_wrong_kind_or_links_are_refused_before_writing(tmp_path, monkeypatch):
+    from fourd_hub.results import check_output_path
+
+    result = _tracks()
+    monkeypatch.setattr(type(result), "render", lambda self, frames=None: pytest.fail("rendered before the check"))
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"dir\.json: it is an existing directory"):
+        result.save(tmp_path / "dir.json")
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="file: a file with that name exists"):
+        result.save(tmp_path / "file", overwrite=True)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "link.npz").symlink_to(tmp_path / "file")
+    for name in ("link", "link.npz"):
+        with pytest.raises(FileExistsError, match=rf"{name}: it is a symbolic link"):
+            check_output_path(tmp_path / name, overwrite=True)
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"mixed: it holds files that are not PNG frames \(notes\.txt\)"):
+        result.save(tmp_path / "mixed", overwrite=True)
+    assert (tmp_path / "file").read_text() == "mine" and (tmp_path / "mixed" / "notes.txt").exists()
+    assert not list((tmp_path / "real").iterdir()) and (tmp_path / "link").is_symlink()

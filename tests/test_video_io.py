@@ -30,7 +30,13 @@ from fourd_hub.video_io import (
     write_png_frames,
     write_video,
 )
-from video_factory import moving_shapes_frames, write_test_video, write_vfr_test_video
+from video_factory import (
+    moving_shapes_frames,
+    png_declaring_size,
+    write_test_video,
+    write_vfr_test_video,
+    write_y4m_declaring_size,
+)
 
 T, H, W, FPS = 24, 72, 96, 24
 # libx264 at crf 12 (video_factory) / 18 (VideoWriter) on smooth synthetic content. Separate encodes
@@ -514,6 +520,45 @@ def test_huge_file_frames_are_refused(video_path: Path) -> None:
     assert len(open_video(video_path, max_frame_pixels=W * H)) == T
 
 
+@pytest.mark.parametrize("size", [(100_000, 100_000), (6_000, 6_000)])
+def test_header_declaring_huge_frames_gets_the_guard_message(tmp_path: Path, size: tuple[int, int]) -> None:
+    # 100000x100000: FFmpeg's Y4M demuxer refuses to open it ("Device or resource busy"), so the size is
+    # read from the header; 6000x6000 opens, and the guard reads the codec context. Either way: the guard.
+    width, height = size
+    path = write_y4m_declaring_size(tmp_path / "bomb.y4m", moving_shapes_frames(2, 16, 16), width, height)
+    assert path.stat().st_size < 2_000
+    guard = rf"{width}x{height} pixels \({width * height:,}\) exceed the limit of .*max_frame_pixels="
+    with pytest.raises(VideoError, match=rf"bomb\.y4m: frames of {guard}"):
+        open_video(path)
+    with pytest.raises(VideoError, match=rf"<bytes>: frames of {guard}"):
+        open_video(path.read_bytes())
+    with path.open("rb") as handle, pytest.raises(VideoError, match=rf"<file object>: frames of {guard}"):
+        open_video(handle)
+
+
+def test_image_header_declaring_huge_frames_gets_the_guard_message(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_declaring_size(np.zeros((8, 8, 3), np.uint8), 100_000, 100_000))
+    with pytest.raises(VideoError, match=r"bomb\.png: frames of 100000x100000 pixels .*max_frame_pixels="):
+        open_video(path)
+
+
+def test_declared_size_within_the_guard_keeps_the_usual_message(tmp_path: Path) -> None:
+    # A small declared size is not blamed: the file is reported as unreadable, as before.
+    path = write_y4m_declaring_size(tmp_path / "small.y4m", moving_shapes_frames(2, 16, 16), 16, 16)
+    path.write_bytes(path.read_bytes()[:60])  # header and part of the first frame only
+    with pytest.raises(VideoError) as caught:
+        load_video(path)
+    assert "exceed the limit" not in str(caught.value)
+
+
+def test_meta_tensor_is_refused_naming_the_device() -> None:
+    with pytest.raises(VideoError, match="'meta' device .*holds no data"):
+        open_video(torch.zeros(4, 16, 16, 3, dtype=torch.uint8, device="meta"))
+    with pytest.raises(VideoError, match="layout torch.sparse_coo"):
+        open_video(torch.zeros(4, 16, 16, 3).to_sparse())
+
+
 def test_min_frames(tmp_path: Path, frames: np.ndarray) -> None:
     one = write_test_video(tmp_path / "one.mp4", frames[:1])
     with open_video(one) as reader:
@@ -843,6 +888,38 @@ def test_write_png_frames_refusals_leave_nothing(tmp_path: Path, frames: np.ndar
     with pytest.raises(VideoError, match="path separators"):
         write_png_frames(tmp_path / "sep", frames[:1], prefix="a/b")
     assert sorted(os.listdir(tmp_path)) == ["busy"]
+
+
+def test_write_png_frames_overwrite_replaces_earlier_frames(tmp_path: Path, frames: np.ndarray) -> None:
+    out = write_png_frames(tmp_path / "pngs", frames[:5])
+    with pytest.raises(VideoError, match="pngs: the directory is not empty.*overwrite=True"):
+        write_png_frames(out, frames[5:7])
+    assert len(os.listdir(out)) == 5
+    write_png_frames(out, frames[5:7], overwrite=True)  # fewer frames: the old ones go, not only the first two
+    assert sorted(os.listdir(out)) == ["frame_00000.png", "frame_00001.png"]
+    with Image.open(out / "frame_00000.png") as image:
+        np.testing.assert_array_equal(np.asarray(image), frames[5])
+    assert sorted(os.listdir(tmp_path)) == ["pngs"]  # no .partial or .old directory left
+
+
+def test_write_png_frames_overwrite_never_deletes_other_files_or_follows_links(tmp_path: Path, frames: np.ndarray) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "frame_00000.png").write_bytes(b"old")
+    (mixed / "notes.txt").write_text("mine")
+    with pytest.raises(VideoError, match=r"refusing to replace .*mixed: it holds files that are not PNG frames \(notes\.txt\)"):
+        write_png_frames(mixed, frames[:2], overwrite=True)
+    assert sorted(os.listdir(mixed)) == ["frame_00000.png", "notes.txt"]
+    real = write_png_frames(tmp_path / "real", frames[:2])
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with pytest.raises(VideoError, match=r"link: it is a symbolic link"):
+        write_png_frames(link, frames[:1], overwrite=True)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(VideoError, match=r"file: a file with that name exists"):
+        write_png_frames(tmp_path / "file", frames[:1], overwrite=True)
+    assert link.is_symlink() and len(os.listdir(real)) == 2 and (tmp_path / "file").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["file", "link", "mixed", "real"]
 
 
 def test_reading_late_frames_seeks_to_the_keyframe_before_them(tmp_path):

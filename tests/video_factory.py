@@ -7,15 +7,26 @@ reader is tested against files produced independently of its own writer.
 
 from __future__ import annotations
 
+import io
 import os
+import re
+import struct
+import zlib
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
-__all__ = ["moving_shapes_frames", "write_test_video", "write_vfr_test_video"]
+__all__ = [
+    "moving_shapes_frames",
+    "png_declaring_size",
+    "write_test_video",
+    "write_vfr_test_video",
+    "write_y4m_declaring_size",
+]
 
 # Fine time base for explicit timestamps (the MPEG 90 kHz clock).
 _VFR_TIME_BASE = Fraction(1, 90_000)
@@ -188,3 +199,38 @@ def write_vfr_test_video(path: str | os.PathLike, frames: np.ndarray, timestamps
         stream.codec_context.time_base = _VFR_TIME_BASE
         _encode_frames(container, stream, frames, pts)
     return path
+
+
+def write_y4m_declaring_size(path: str | os.PathLike, frames: np.ndarray, width: int, height: int, fps: int = 24) -> Path:
+    """A valid Y4M (raw YUV 4:2:0) file written by PyAV, then its header patched to claim ``width`` x ``height``.
+
+    Only the ``W`` and ``H`` tokens of the text header change; the frame data stays the small
+    frames', so the file is tiny however large the size it declares (a decompression bomb header).
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="yuv4mpegpipe") as container:
+        stream = container.add_stream("rawvideo", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    header, rest = buffer.getvalue().split(b"\n", 1)
+    assert header.startswith(b"YUV4MPEG2 "), header
+    header = re.sub(rb" W\d+", b" W%d" % width, header)
+    header = re.sub(rb" H\d+", b" H%d" % height, header)
+    path.write_bytes(header + b"\n" + rest)
+    return path
+
+
+def png_declaring_size(frame: np.ndarray, width: int, height: int) -> bytes:
+    """A PNG of ``frame`` whose IHDR chunk claims ``width`` x ``height`` (its CRC recomputed, so it parses)."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"IHDR")
+    data[start + 4 : start + 12] = struct.pack(">II", width, height)
+    data[start + 17 : start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 17])))
+    return bytes(data)

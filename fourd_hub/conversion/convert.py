@@ -13,7 +13,9 @@ leaves no partial output. The converter renders no card: it returns the provenan
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +30,7 @@ from ..processing import video_processor_for_config
 from ..provenance import ConversionProvenance
 from ..registry import FamilySpec, families, family_of, get_family
 from . import heads
-from .core import ConversionError, MappedTensor, check_mapping, convert_arrays, map_checkpoint
+from .core import ConversionError, MappedTensor, check_mapping, check_no_empty_arrays, convert_arrays, map_checkpoint
 from .npz import NpzCheckpoint
 from .safetensors_io import TensorPlan, iter_safetensors, write_sharded_safetensors
 
@@ -75,19 +77,48 @@ class ConversionResult:
     entry: CatalogEntry | None = None
 
 
+_SIZE_UNITS = {"GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
+# Digits with an optional fraction, then an optional unit: no sign, exponent, "inf" or "nan".
+_SIZE_PATTERN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(" + "|".join(_SIZE_UNITS) + r")?")
+SIZE_FORMS = (
+    "a positive number of bytes (1000000) or a number with a unit: B, KB, MB, GB (powers of 1000) or "
+    "KiB, MiB, GiB (powers of 1024), e.g. '2GB', '500MB', '1.5GiB'"
+)
+
+
 def parse_size(size: int | str) -> int:
-    """``"2GB"``, ``"500MB"``, ``"1.5GiB"`` or an int -> bytes."""
-    if isinstance(size, int):
-        return size
+    """A shard size in bytes from ``"2GB"``, ``"500MB"``, ``"1.5GiB"``, ``"1000000"`` or an int.
+
+    Args:
+        size: a positive int (bytes), or a string: digits (bytes) or a number followed by one of
+            B, KB, MB, GB (powers of 1000), KiB, MiB, GiB (powers of 1024); case and spaces ignored.
+
+    Returns:
+        The size in bytes, at least 1.
+
+    Raises:
+        ValueError: zero, negative, infinite, NaN, fractional byte counts below 1 or unreadable
+            text; the message lists the accepted forms.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, str)) and not hasattr(size, "__index__"):
+        raise ValueError(f"cannot read size {size!r} ({type(size).__name__}); use {SIZE_FORMS}")
+    if not isinstance(size, str):
+        value = int(size.__index__())
+        if value < 1:
+            raise ValueError(f"size must be positive, got {value}; use {SIZE_FORMS}")
+        return value
     text = size.strip().upper().replace(" ", "")
-    units = {"GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            try:
-                return int(float(text[: -len(unit)]) * factor)
-            except ValueError:
-                break
-    raise ValueError(f"cannot read size {size!r}; use e.g. '2GB', '500MB' or a number of bytes")
+    match = _SIZE_PATTERN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"cannot read size {size!r}; use {SIZE_FORMS}")
+    number, unit = match.groups()
+    if unit is None and "." in number:
+        raise ValueError(f"cannot read size {size!r}: a byte count is a whole number; use {SIZE_FORMS}")
+    # Exact decimal arithmetic: "1.1GB" is 1100000000 bytes, not a float's approximation of it.
+    value = int(Decimal(number) * _SIZE_UNITS[unit or "B"])
+    if value < 1:
+        raise ValueError(f"size {size!r} is {value} bytes; it must be at least 1 byte; use {SIZE_FORMS}")
+    return value
 
 
 def _hinted_family(entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[FamilySpec, str] | None:
@@ -139,8 +170,19 @@ def _detect_family(shapes: dict[str, tuple[int, ...]], hint: tuple[FamilySpec, s
         return candidates[0], True
     if hinted is not None:
         return hinted, False  # its own converter says what the file lacks
-    reasons = "; ".join(f"not a {s.display_name} checkpoint (no {s.load('converter').MARKERS})" for s in families())
+    reasons = "; ".join(f"not a {s.display_name} checkpoint ({_why_not(s, shapes)})" for s in families())
+    head = heads.explain_missing_anchor(shapes)
+    if head is not None:
+        reasons += f"; not a standalone head: {head}"
     raise ConversionError(f"no model family recognises the file: {reasons}. First keys: {', '.join(list(shapes)[:5])}")
+
+
+def _why_not(family: FamilySpec, shapes: dict[str, tuple[int, ...]]) -> str:
+    """Why ``family``'s detector refuses the file: its ``explain(shapes)`` (naming a missing marker
+    key) where the converter has one, else the markers it looks for."""
+    converter = family.load("converter")
+    explain = getattr(converter, "explain", None)
+    return explain(shapes) if callable(explain) else f"no {converter.MARKERS}"
 
 
 def _base_config(family: FamilySpec, entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[Any, str]:
@@ -163,6 +205,7 @@ def _plan_from_shapes(
     shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any
 ) -> tuple[str, Any, type, list[MappedTensor]]:
     """Layout, config, model class and key mapping from array shapes alone, strictly checked."""
+    check_no_empty_arrays(shapes)
     family, head_only = _detect_family(shapes, _hinted_family(entry, preset, config))
     base, what = _base_config(family, entry, preset, config)
     if head_only:
@@ -177,7 +220,7 @@ def _plan_from_shapes(
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     if head_only:  # a standalone head fills its task model's head; the backbone comes from elsewhere
         expected = {name: shape for name, shape in expected.items() if name.startswith(heads.HEAD_PREFIX)}
-    check_mapping(mapped, expected)
+    check_mapping(mapped, expected, layout.sections)
     return layout.description, model_config, model_class, mapped
 
 
@@ -261,9 +304,11 @@ def convert_checkpoint(
     torch_dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if torch_dtype not in _DTYPES.values():
         raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    max_shard_bytes = parse_size(max_shard_size)
+    try:
+        max_shard_bytes = parse_size(max_shard_size)
+    except ValueError as err:
+        raise ValueError(f"max_shard_size (CLI: --max-shard-size): {err}") from None
+    check_output_dir(output_dir, overwrite)
     plan = plan_conversion(source, name=name, preset=preset, config=config)
     if progress:
         tqdm.write(f"Converting {plan.source.name}: {plan.layout_description} -> {plan.model_class.__name__}")
@@ -293,6 +338,37 @@ def convert_checkpoint(
         if on_staged is not None:
             on_staged(staging, result)
     return result
+
+
+def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuse, before the (possibly large) source is read, an output the conversion could not replace.
+
+    Only a directory is ever replaced (``overwrite``): a file at ``output_dir`` or a symbolic link
+    (to a directory or not) is refused with the path even with ``overwrite``, since replacing the
+    link would delete the link instead of writing into its target, and a file is not a
+    conversion's output.
+
+    Raises:
+        FileExistsError: ``output_dir`` exists and ``overwrite`` is false, or it is a symbolic link.
+        NotADirectoryError: ``output_dir`` is an existing file.
+    """
+    if output_dir.is_symlink():
+        raise FileExistsError(
+            f"refusing to write the converted model to {output_dir}: it is a symbolic link (to {os.readlink(output_dir)}); "
+            "--overwrite replaces a directory, not a link; remove the link or pass the directory it points to"
+        )
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(
+            f"cannot write the converted model to {output_dir}: it is an existing file, not a directory; "
+            "remove it or choose another output directory"
+        )
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    parent = output_dir.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the directories up to the first existing one are created
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot create {output_dir}: {parent} is a file, not a directory")
 
 
 def _write_weights(plan: ConversionPlan, directory: Path, dtype: torch.dtype, max_shard_bytes: int, progress: bool) -> list[str]:

@@ -25,6 +25,90 @@ class ConversionError(CheckpointError):
     """The original checkpoint and the target model do not correspond."""
 
 
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+def array_shape(shapes: Shapes, key: str, rank: int | tuple[int, ...] | None = None, *, what: str = "") -> tuple[int, ...]:
+    """The shape of original array ``key``, checked: present, of the expected rank, no empty axis.
+
+    Config inference reads every shape through this (or :func:`optional_shape`), so a file that
+    lacks an array or stores it with another rank fails with a :class:`ConversionError` naming
+    the array, instead of a ``KeyError`` or a "not enough values to unpack" from deep inside.
+
+    Args:
+        shapes: ``{original key: shape}`` of the file (its headers).
+        key: the full original key.
+        rank: the rank (or the ranks) the array must have; ``None``: any.
+        what: what the array is, for the message (e.g. ``"the patch embedding (t, h, w, C, D)"``).
+
+    Raises:
+        ConversionError: the array is missing, has another rank, or has an axis of length 0.
+    """
+    about = f" ({what})" if what else ""
+    shape = shapes.get(key)
+    if shape is None:
+        raise ConversionError(
+            f"original array {key!r}{about} is missing from the checkpoint; the file is incomplete or not the "
+            "architecture it looks like (re-download or re-export it)"
+        )
+    return _checked(key, tuple(int(s) for s in shape), rank, about)
+
+
+def optional_shape(shapes: Shapes, key: str, rank: int | tuple[int, ...] | None = None, *, what: str = "") -> tuple[int, ...] | None:
+    """:func:`array_shape` of an array the file may lack: ``None`` when absent, else checked the same way."""
+    shape = shapes.get(key)
+    if shape is None:
+        return None
+    return _checked(key, tuple(int(s) for s in shape), rank, f" ({what})" if what else "")
+
+
+def _checked(key: str, shape: tuple[int, ...], rank: int | tuple[int, ...] | None, about: str) -> tuple[int, ...]:
+    ranks = (rank,) if isinstance(rank, int) else rank
+    if ranks is not None and len(shape) not in ranks:
+        expected = " or ".join(str(r) for r in ranks)
+        raise ConversionError(
+            f"original array {key!r}{about} has shape {shape}, rank {len(shape)}, expected rank {expected}; "
+            "the file is corrupt or not the architecture it looks like"
+        )
+    if 0 in shape:
+        raise ConversionError(f"original array {key!r}{about} has shape {shape}: an empty axis; the file is corrupt")
+    return shape
+
+
+def check_numbered(found: set[int] | list[int], what: str, key_of: Callable[[int], str]) -> list[int]:
+    """``found`` sorted, if it is 0..n-1; else a :class:`ConversionError` naming the arrays of the
+    missing numbers (``key_of(i)``: an array every block ``i`` has), e.g. a deleted middle layer."""
+    numbers = sorted(set(found))
+    missing = [i for i in range(numbers[-1] + 1) if i not in set(numbers)] if numbers else []
+    if missing:
+        keys = ", ".join(repr(key_of(i)) for i in missing[:5])
+        raise ConversionError(f"{what} must be numbered 0..n-1, found {numbers}: {keys} missing")
+    return numbers
+
+
+def check_no_empty_arrays(shapes: Shapes) -> None:
+    """Refuse arrays with an axis of length 0: no released weight is empty, and such an axis would
+    otherwise reach the config (a width of 0) or a division far from the array that caused it."""
+    empty = [f"{key} {tuple(shape)}" for key, shape in shapes.items() if 0 in tuple(shape)]
+    if empty:
+        raise ConversionError(f"{len(empty)} original array(s) have an empty axis (the file is corrupt): {_listing(empty)}")
+
+
+def build_config(config_class: type, values: Mapping, what: str):
+    """``config_class(**values)``, a config validation error turned into a :class:`ConversionError`.
+
+    The values come from the file's shapes merged with ``what`` (a preset, a catalog entry, a
+    given config); a combination the config refuses (a width of 0, strides that do not fit the
+    file's conv count) is a checkpoint problem to report as such, not a bare ``ValueError``.
+    """
+    try:
+        return config_class(**values)
+    except (ValueError, TypeError) as err:
+        raise ConversionError(
+            f"the checkpoint's shapes with {what} give an invalid {config_class.__name__}: {err}"
+        ) from None
+
+
 # ----------------------------------------------------------------------------------------------
 # Named tensor transforms (Flax layout -> PyTorch layout), each with its shape function so a whole
 # conversion can be planned and checked from the file's headers before any data is read.
@@ -156,10 +240,37 @@ def map_checkpoint(shapes: Mapping[str, tuple[int, ...]], sections: list[Section
     return mapped
 
 
-def check_mapping(mapped: list[MappedTensor], expected: Mapping[str, tuple[int, ...]]) -> None:
-    """Every model parameter filled exactly once, with its exact shape; raise listing all problems."""
+def original_key_for(target: str, sections: list[Section]) -> str | None:
+    """The original key a section's table reads ``target`` from (``None`` if no rule writes it)."""
+    for section in sections:
+        if not target.startswith(section.target_prefix):
+            continue
+        relative = target[len(section.target_prefix) :]
+        for rule in section.rules:
+            pattern = re.escape(rule.target).replace(re.escape("{i}"), r"(?P<i>\d+)") + "$"
+            match = re.match(pattern, relative)
+            if match:
+                original = rule.original.replace("{i}", match.group("i")) if "{i}" in rule.original else rule.original
+                return section.original_prefix + original
+    return None
+
+
+def check_mapping(
+    mapped: list[MappedTensor], expected: Mapping[str, tuple[int, ...]], sections: list[Section] | None = None
+) -> None:
+    """Every model parameter filled exactly once, with its exact shape; raise listing all problems.
+
+    With the ``sections`` the mapping came from, a parameter nothing filled is reported with the
+    original array it is read from (the key missing from the file).
+    """
     produced = {m.target: m for m in mapped}
     missing = sorted(set(expected) - set(produced))
+    if sections is not None:
+        named = []
+        for name in missing:
+            original = original_key_for(name, sections)
+            named.append(f"{name} (original array {original!r})" if original is not None else name)
+        missing = named
     unexpected = sorted(set(produced) - set(expected))
     mismatched = [
         f"{name}: model {tuple(expected[name])} vs converted {produced[name].shape} (from {produced[name].source} "
@@ -169,7 +280,7 @@ def check_mapping(mapped: list[MappedTensor], expected: Mapping[str, tuple[int, 
     ]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} model parameter(s) not filled by the checkpoint: {_listing(missing)}")
+        problems.append(f"{len(missing)} model parameter(s) missing from the checkpoint (not filled): {_listing(missing)}")
     if unexpected:
         problems.append(f"{len(unexpected)} converted tensor(s) the model does not have: {_listing(unexpected)}")
     if mismatched:

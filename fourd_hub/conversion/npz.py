@@ -92,13 +92,20 @@ class NpzCheckpoint:
         return list(self._members)
 
     def info(self, key: str) -> ArrayInfo:
+        """The header of array ``key``; a :class:`CheckpointError` naming it if the file lacks it."""
+        self._require(key)
         return self._info[key]
+
+    def _require(self, key: str) -> None:
+        if key not in self._members:
+            raise CheckpointError(f"array {key!r} is missing from checkpoint {self.path} ({len(self._members)} arrays in it)")
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {key: info.shape for key, info in self._info.items()}
 
     def load(self, key: str) -> np.ndarray:
         """Read one array (and only it) from the archive, without pickle."""
+        self._require(key)
         try:
             with self._zip.open(self._members[key]) as handle:
                 array = np.lib.format.read_array(handle, allow_pickle=False)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ...conversion.core import ConversionError, KeyRule, Layout, Section
-from ...conversion.heads import READOUT_ANCHOR, infer_readout_fields, merge_fields, tracking_task
+from ...conversion.core import ConversionError, KeyRule, Layout, Section, array_shape, build_config, check_numbered
+from ...conversion.heads import READOUT_ANCHOR, build_readout, infer_readout_fields, merge_fields, tracking_task
 from ...conversion.tables import LEARNED_QUERY_HEAD_RULES, TRACKING_HEAD_RULES, dense_rules, norm_rules
-from ...readout import ReadoutConfig
 from ...registry import get_family
 from ...tasks import get_task
 from .configuration_fourds import FourDSConfig
@@ -55,6 +54,19 @@ def detect(shapes: Shapes) -> bool:
     return any(root + "processor/layers_0/attention/query/kernel" in shapes for root in roots)
 
 
+def explain(shapes: Shapes) -> str:
+    """Why :func:`detect` does not recognise ``shapes``, naming the marker key that is missing."""
+    roots = sorted({key[: -len(_BACKBONE_ANCHOR)] for key in shapes if key.endswith(_BACKBONE_ANCHOR)})
+    query = "processor/layers_0/attention/query/kernel"
+    if not roots:
+        # The blocks are there but not the patch embedding: name the anchor the file lacks.
+        cores = sorted({key[: -len(query)] for key in shapes if key.endswith(query)})
+        if cores:
+            return "; ".join(f"{root + query!r} is there but {root + _BACKBONE_ANCHOR!r} is missing" for root in cores)
+        return f"no {MARKERS}"
+    return "; ".join(f"{root + _BACKBONE_ANCHOR!r} is there but {root + query!r} is missing" for root in roots)
+
+
 def plan(shapes: Shapes, base: FourDSConfig | None, what: str) -> tuple[Layout, FourDSConfig, type]:
     """The layout of a 4DS file, the converted config (shapes first, then ``base``) and the class to build."""
     bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
@@ -85,6 +97,12 @@ def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
     details: dict[str, Any] = {"backbone_root": backbone_root}
     parts = [f"4DS backbone under {backbone_root!r}" if backbone_root else "4DS backbone at the top level"]
     if not readout_roots:
+        partial = sorted({k[: -len("key_embedding/kernel")] for k in rest if k.endswith("key_embedding/kernel")})
+        if partial:  # a readout's other arrays are there: name the anchor it lacks
+            raise ConversionError(
+                f"the readout under {partial[0]!r} is incomplete: {partial[0] + READOUT_ANCHOR!r} is missing; "
+                "the file is truncated or was exported without it"
+            )
         if rest:
             raise ConversionError(
                 f"{len(rest)} key(s) belong neither to the 4DS backbone nor to a readout: {', '.join(rest[:8])}"
@@ -99,7 +117,10 @@ def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
     elif readout_root + "query" in shapes:
         head_root, kind, rules = readout_root, "learned-query", LEARNED_QUERY_HEAD_RULES
     else:
-        raise ConversionError(f"the readout under {readout_root!r} has neither learned queries nor a query initialiser")
+        raise ConversionError(
+            f"the readout under {readout_root!r} has neither learned queries ({readout_root + 'query'!r} is missing) "
+            "nor a query initialiser (attention_readout/ + query_initializer/)"
+        )
     details.update(head_root=head_root, head_kind=kind)
     task = _infer_task(shapes, head_root, kind, query_fourier_bases)
     parts.append(f"{task} readout ({'query-coordinate' if kind == 'tracking' else 'learned'} queries) under {head_root!r}")
@@ -113,9 +134,9 @@ def detect_layout(shapes: Shapes, query_fourier_bases: int = 16) -> Layout:
 def _infer_task(shapes: Shapes, head_root: str, kind: str, query_fourier_bases: int) -> str:
     if kind == "tracking":
         return tracking_task(shapes, head_root, query_fourier_bases)
-    num_queries = shapes[head_root + "query"][0]
-    num_outputs = shapes[head_root + "Dense_1/kernel"][1]
-    num_frames = shapes[head_root + READOUT_ANCHOR][0]
+    num_queries = array_shape(shapes, head_root + "query", 3, what="learned readout queries (Q, heads, head_dim)")[0]
+    num_outputs = array_shape(shapes, head_root + "Dense_1/kernel", 2, what="readout output (in, out)")[1]
+    num_frames = array_shape(shapes, head_root + READOUT_ANCHOR, 3, what="readout temporal embedding (T, 1, D)")[0]
     if num_queries > 1:
         return "depth"
     return "camera_pose" if (num_outputs == 12 and num_frames == 2) else "classification"
@@ -123,18 +144,14 @@ def _infer_task(shapes: Shapes, head_root: str, kind: str, query_fourier_bases: 
 
 def infer_backbone_fields(shapes: Shapes, root: str) -> dict[str, Any]:
     """Every FourDSConfig field the backbone tensors determine."""
-    kernel = shapes[root + _BACKBONE_ANCHOR]
-    if len(kernel) != 5:
-        raise ConversionError(f"{root + _BACKBONE_ANCHOR} has shape {kernel}; a 4DS patch embedding is (t, h, w, C, D)")
-    pt, ph, pw, channels, width = kernel
-    posenc = shapes.get(root + "encoder/posenc/embeddings")
-    if posenc is None or len(posenc) != 4:
-        raise ConversionError(f"missing or malformed {root}encoder/posenc/embeddings (expected (t, h, w, D))")
+    pt, ph, pw, channels, width = array_shape(shapes, root + _BACKBONE_ANCHOR, 5, what="the 4DS patch embedding (t, h, w, C, D)")
+    posenc = array_shape(shapes, root + "encoder/posenc/embeddings", 4, what="the position embedding (t, h, w, D)")
     layer_ids = {int(m.group(1)) for k in shapes if (m := re.match(re.escape(root) + r"processor/layers_(\d+)/", k))}
-    if not layer_ids or layer_ids != set(range(len(layer_ids))):
-        raise ConversionError(f"4DS blocks must be numbered 0..L-1, found {sorted(layer_ids)}")
-    query = shapes[root + "processor/layers_0/attention/query/kernel"]
-    mlp = shapes[root + "processor/layers_0/mlp/dense_in/kernel"]
+    if not layer_ids:
+        raise ConversionError(f"the 4DS file has no blocks under {root + 'processor/'!r} ('processor/layers_0/...' missing)")
+    check_numbered(layer_ids, "4DS blocks", lambda i: f"{root}processor/layers_{i}/attention/query/kernel")
+    query = array_shape(shapes, root + "processor/layers_0/attention/query/kernel", 3, what="attention query (D, heads, head_dim)")
+    mlp = array_shape(shapes, root + "processor/layers_0/mlp/dense_in/kernel", 2, what="MLP input (D, mlp)")
     return dict(
         hidden_size=width,
         num_hidden_layers=len(layer_ids),
@@ -162,7 +179,7 @@ def resolve_config(shapes: Shapes, layout: Layout, base: FourDSConfig | None, wh
             shapes, layout.details["head_root"], layout.details["head_kind"], layout.task, base_readout
         )
         readout = merge_fields(inferred_readout, base_readout, f"{what} (readout)")
-        values["readout"] = ReadoutConfig.for_task(layout.task, readout).to_dict()
+        values["readout"] = build_readout(layout.task, readout, what).to_dict()
         model_class = get_family("fourds").task_model(get_task(layout.task).name)
         if layout.task == "classification":
             values["num_labels"] = readout["num_classes"]
@@ -172,4 +189,4 @@ def resolve_config(shapes: Shapes, layout: Layout, base: FourDSConfig | None, wh
         values.pop(key, None)
     if layout.task == "classification":
         values["id2label"] = {i: f"LABEL_{i}" for i in range(values.pop("num_labels"))}
-    return FourDSConfig(**values), model_class
+    return build_config(FourDSConfig, values, what), model_class

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ...conversion.core import ConversionError, KeyRule, Layout, Section
+from ...conversion.core import ConversionError, KeyRule, Layout, Section, array_shape, build_config, check_numbered, optional_shape
 from ...conversion.tables import dense_rules, norm_rules, prefixed
 from .configuration_moog import MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec
 from .modeling_moog import MooGModel
@@ -83,6 +83,18 @@ def detect(shapes: Shapes) -> bool:
     return any(key.startswith(root + _CORE_MARKER) for root in roots for key in shapes)
 
 
+def explain(shapes: Shapes) -> str:
+    """Why :func:`detect` does not recognise ``shapes``, naming what is missing."""
+    roots = sorted({key[: -len(_ANCHOR)] for key in shapes if key.endswith(_ANCHOR)})
+    if not roots:
+        # The core is there but not the encoder's first conv: name the anchor the file lacks.
+        cores = sorted({key[: key.index(_CORE_MARKER)] for key in shapes if _CORE_MARKER in key})
+        if cores:
+            return "; ".join(f"the {root + _CORE_MARKER!r} core is there but {root + _ANCHOR!r} is missing" for root in cores)
+        return f"no {MARKERS}"
+    return "; ".join(f"{root + _ANCHOR!r} is there but the {root + _CORE_MARKER!r} core is missing" for root in roots)
+
+
 def plan(shapes: Shapes, base: MooGConfig | None, what: str) -> tuple[Layout, MooGConfig, type]:
     """The layout of a MooG file, the converted config (shapes first, then ``base``) and the class to build."""
     layout = detect_layout(shapes)
@@ -121,9 +133,7 @@ def detect_layout(shapes: Shapes) -> Layout:
 
 def _layer_ids(shapes: Shapes, prefix: str) -> list[int]:
     ids = {int(m.group(1)) for k in shapes if (m := re.match(re.escape(prefix) + r"layer_(\d+)/", k))}
-    if ids != set(range(len(ids))):
-        raise ConversionError(f"MooG blocks under {prefix!r} must be numbered 0..L-1, found {sorted(ids)}")
-    return sorted(ids)
+    return check_numbered(ids, f"MooG blocks under {prefix!r}", lambda i: f"{prefix}layer_{i}/MLP_in/kernel")
 
 
 def infer_transformer(shapes: Shapes, prefix: str) -> dict[str, Any]:
@@ -132,22 +142,22 @@ def infer_transformer(shapes: Shapes, prefix: str) -> dict[str, Any]:
     With zero blocks, only ``num_layers`` and ``hidden_size`` are known (qkv size, heads and MLP
     width then come from the given config).
     """
-    if prefix + "norm_encoder/scale" not in shapes:
-        raise ConversionError(f"missing {prefix}norm_encoder/scale: not a MooG transformer")
+    array_shape(shapes, prefix + "norm_encoder/scale", 1, what="a MooG transformer's final norm (D,)")
     layers = _layer_ids(shapes, prefix)
     fields: dict[str, Any] = {"num_layers": len(layers)}
-    dense_in = shapes.get(prefix + "Dense_0/kernel")
+    dense_in = optional_shape(shapes, prefix + "Dense_0/kernel", 2, what="input projection (in, D)")
     fields["hidden_size"] = dense_in[1] if dense_in is not None else None
     if layers:
-        has_self = prefix + "layer_0/self_att/dense_query/kernel" in shapes
+        # Any self-attention array makes it a self-attention block (then its query must be there).
+        has_self = any(key.startswith(prefix + "layer_0/self_att/") for key in shapes)
         attention = "self_att" if has_self else "cross_att"
-        query = shapes.get(f"{prefix}layer_0/{attention}/dense_query/kernel")
-        if query is None or len(query) != 3:
-            raise ConversionError(f"{prefix}layer_0 has no attention query kernel of shape (in, heads, head_dim)")
+        query = array_shape(
+            shapes, f"{prefix}layer_0/{attention}/dense_query/kernel", 3, what="attention query (in, heads, head_dim)"
+        )
         fields.update(
             num_heads=query[1],
             qkv_size=query[1] * query[2],
-            mlp_size=shapes[prefix + "layer_0/MLP_in/kernel"][1],
+            mlp_size=array_shape(shapes, prefix + "layer_0/MLP_in/kernel", 2, what="MLP input (D, mlp)")[1],
             cross_attention_only=not has_self,
         )
     return fields
@@ -155,14 +165,19 @@ def infer_transformer(shapes: Shapes, prefix: str) -> dict[str, Any]:
 
 def _input_width(shapes: Shapes, prefix: str) -> int:
     """Width of the tokens entering an ImprovedTransformer (before its optional input Dense)."""
-    dense_in = shapes.get(prefix + "Dense_0/kernel")
-    return dense_in[0] if dense_in is not None else shapes[prefix + "norm_encoder/scale"][0]
+    dense_in = optional_shape(shapes, prefix + "Dense_0/kernel", 2, what="input projection (in, D)")
+    if dense_in is not None:
+        return dense_in[0]
+    return array_shape(shapes, prefix + "norm_encoder/scale", 1, what="a MooG transformer's final norm (D,)")[0]
 
 
-def _fourier_bases(extra_width: int, what: str) -> int:
+def _fourier_bases(extra_width: int, what: str, source: str) -> int:
     bases, remainder = divmod(extra_width, 4)
     if remainder or bases < 1:
-        raise ConversionError(f"{what}: {extra_width} position channels is not 4 * Fourier bases")
+        raise ConversionError(
+            f"{what}: {extra_width} position channels ({source}) is not 4 * Fourier bases; an array is missing or "
+            "has the wrong shape"
+        )
     return bases
 
 
@@ -172,12 +187,11 @@ def infer_fields(shapes: Shapes, layout: Layout) -> dict[str, Any]:
     convs = sorted(
         int(m.group(1)) for k in shapes if (m := re.match(re.escape(root) + r"encoder/backbone/Conv_(\d+)/kernel$", k))
     )
-    if convs != list(range(len(convs))):
-        raise ConversionError(f"encoder convs must be numbered 0..n-1, found {convs}")
-    kernels = [shapes[f"{root}encoder/backbone/Conv_{i}/kernel"] for i in convs]
-    if any(len(k) != 4 for k in kernels):
-        raise ConversionError("MooG encoder conv kernels must be (kh, kw, in, out)")
-    hidden_size = shapes[root + "state_layer_norm/scale"][0]
+    check_numbered(convs, "encoder convs", lambda i: f"{root}encoder/backbone/Conv_{i}/kernel")
+    kernels = [
+        array_shape(shapes, f"{root}encoder/backbone/Conv_{i}/kernel", 4, what="encoder conv (kh, kw, in, out)") for i in convs
+    ]
+    hidden_size = array_shape(shapes, root + "state_layer_norm/scale", 1, what="state norm (D,)")[0]
     conv_out = kernels[-1][3]
     fields: dict[str, Any] = dict(
         hidden_size=hidden_size,
@@ -185,26 +199,34 @@ def infer_fields(shapes: Shapes, layout: Layout) -> dict[str, Any]:
         encoder_kernel_size=kernels[0][0],
         encoder_conv_features=[k[3] for k in kernels],
     )
-    encoder_pe = shapes.get(root + "encoder/pos_embedding/dense_pe/kernel")
+    encoder_pe = optional_shape(shapes, root + "encoder/pos_embedding/dense_pe/kernel", 2, what="encoder position projection (in, D)")
     if encoder_pe is not None:
-        fields.update(encoder_position_update="project_add", encoder_fourier_bases=_fourier_bases(encoder_pe[0], "encoder"))
+        source = f"the input of {root}encoder/pos_embedding/dense_pe/kernel"
+        fields.update(encoder_position_update="project_add", encoder_fourier_bases=_fourier_bases(encoder_pe[0], "encoder", source))
     else:
         width = _input_width(shapes, root + "encoder/transformer/")
-        fields.update(encoder_position_update="concat", encoder_fourier_bases=_fourier_bases(width - conv_out, "encoder"))
+        source = (
+            f"the encoder transformer's input width {width} ({root}encoder/transformer/Dense_0/kernel, else its "
+            f"norm_encoder/scale) minus the {conv_out} channels of {root}encoder/backbone/Conv_{convs[-1]}/kernel"
+        )
+        fields.update(encoder_position_update="concat", encoder_fourier_bases=_fourier_bases(width - conv_out, "encoder", source))
     fields["encoder_transformer"] = infer_transformer(shapes, root + "encoder/transformer/")
     fields["predictor"] = infer_transformer(shapes, root + "predictor_sa/")
     fields["corrector"] = infer_transformer(shapes, root + "predictor_ca/")
     if layout.details["has_decoder"]:
         prefix = root + "decoder/"
         decoder = infer_transformer(shapes, prefix + "transformer/")
-        recon = shapes.get(prefix + "recon/kernel")
-        if recon is None:
-            raise ConversionError(f"the decoder under {prefix!r} has no recon Dense")
-        decoder_pe = shapes.get(prefix + "pos_embedding/dense_pe/kernel")
+        recon = array_shape(shapes, prefix + "recon/kernel", 2, what="the decoder's recon Dense (in, channels)")
+        decoder_pe = optional_shape(shapes, prefix + "pos_embedding/dense_pe/kernel", 2, what="decoder position projection (in, D)")
         if decoder_pe is not None:
-            decoder.update(position_update="project_add", fourier_bases=_fourier_bases(decoder_pe[0], "decoder"))
+            source = f"the input of {prefix}pos_embedding/dense_pe/kernel"
+            decoder.update(position_update="project_add", fourier_bases=_fourier_bases(decoder_pe[0], "decoder", source))
         else:
-            decoder.update(position_update="concat", fourier_bases=_fourier_bases(recon[0] - hidden_size, "decoder"))
+            source = (
+                f"the input {recon[0]} of {prefix}recon/kernel minus the state width {hidden_size} of "
+                f"{root}state_layer_norm/scale"
+            )
+            decoder.update(position_update="concat", fourier_bases=_fourier_bases(recon[0] - hidden_size, "decoder", source))
         decoder["output_channels"] = recon[1]
         fields["decoder"] = decoder
     else:
@@ -248,11 +270,11 @@ def resolve_config(shapes: Shapes, layout: Layout, base: MooGConfig | None, what
         values.pop(key, None)
     # Fill spec fields a zero-layer transformer does not determine from the base, then validate.
     for name in ("encoder_transformer", "predictor", "corrector"):
-        MooGTransformerSpec(**values[name])
+        build_config(MooGTransformerSpec, values[name], f"{what} ({name})")
     if values["decoder"] is not None:
-        MooGPixelDecoderSpec(**values["decoder"])
+        build_config(MooGPixelDecoderSpec, values["decoder"], f"{what} (decoder)")
     layout.description += (
         f"; encoder strides {values['encoder_strides']} and {values['num_tokens']} state tokens from {what} "
         "(not stored in the file)"
     )
-    return MooGConfig(**values), MooGModel
+    return build_config(MooGConfig, values, what), MooGModel

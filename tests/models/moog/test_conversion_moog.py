@@ -14,7 +14,7 @@ import torch
 import fourd_hub
 from fourd_hub import FourDSConfig, MooGConfig, MooGForBoxTracking, MooGForNextFramePrediction, MooGForPointTracking, MooGModel
 from fourd_hub.cli import main as cli_main
-from fourd_hub.conversion import ConversionError, convert_checkpoint, convert_state_dict
+from fourd_hub.conversion import CheckpointError, ConversionError, convert_checkpoint, convert_state_dict
 from fourd_hub.conversion.convert import _plan_from_shapes
 from fourd_hub.modeling_utils import read_head_directory
 
@@ -180,3 +180,88 @@ def test_a_head_directory_loads_with_auto_classes_pushes_and_runs_a_pipeline(ref
     assert main(["push", str(tmp_path / "head"), "me/points-head", "--quiet"]) == 0
     assert {"config.json", "model.safetensors", "README.md"} <= set(uploaded)
     assert json.loads(uploaded["config.json"])["use_pretrained_backbone"] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Clear errors (issue 14 item 4): missing or mis-ranked arrays read by config inference
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "pretrained_model/state_layer_norm/scale",
+        "pretrained_model/predictor_sa/layer_0/MLP_in/kernel",
+        "pretrained_model/decoder/transformer/layer_0/MLP_in/kernel",
+        "pretrained_model/decoder/recon/kernel",
+    ],
+)
+def test_missing_backbone_array_is_named(reference, case, tmp_path, key):
+    name, _ = case
+    arrays = load_npz(reference / f"{name}_backbone_checkpoint.npz")
+    assert key in arrays
+    del arrays[key]
+    with pytest.raises(CheckpointError, match="missing") as caught:
+        convert_checkpoint(_save(tmp_path / "c.npz", arrays), tmp_path / "out", progress=False)
+    assert key in str(caught.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "key, rank",
+    [
+        ("pretrained_model/encoder/backbone/Conv_0/kernel", 3),
+        ("pretrained_model/predictor_sa/layer_0/self_att/dense_query/kernel", 2),
+        ("pretrained_model/state_layer_norm/scale", 2),
+        ("pretrained_model/decoder/recon/kernel", 1),
+    ],
+)
+def test_misranked_backbone_array_is_named(reference, case, tmp_path, key, rank):
+    name, _ = case
+    arrays = load_npz(reference / f"{name}_backbone_checkpoint.npz")
+    arrays[key] = arrays[key].reshape(*arrays[key].shape[: rank - 1], -1) if rank > 1 else arrays[key].reshape(-1)
+    with pytest.raises(CheckpointError, match=rf"rank {rank}, expected rank") as caught:
+        convert_checkpoint(_save(tmp_path / "c.npz", arrays), tmp_path / "out", progress=False)
+    assert key in str(caught.value)
+
+
+def test_head_file_missing_or_misranked_arrays_are_named(reference, case, tmp_path, capsys):
+    name, _ = case
+    head = load_npz(reference / f"{name}_points_checkpoint.npz")
+    key = "attention_readout/key_embedding/kernel"
+    flat = dict(head, **{key: head[key].reshape(head[key].shape[0], -1)})  # was "not enough values to unpack"
+    with pytest.raises(CheckpointError, match=rf"{key}.*rank 2, expected rank 3"):
+        convert_checkpoint(_save(tmp_path / "flat.npz", flat), tmp_path / "out", progress=False)
+    for missing in (key, "attention_readout/LayerNorm_0/scale", "query_initializer/layers_1/Dense_1/kernel"):
+        lacking = {k: v for k, v in head.items() if k != missing}
+        with pytest.raises(CheckpointError, match="missing") as caught:
+            convert_checkpoint(_save(tmp_path / "m.npz", lacking), tmp_path / "out", progress=False)
+        assert missing in str(caught.value)
+    # The CLI prints the same as one line (it used to print the bare key of a KeyError).
+    assert cli_main(["convert", str(tmp_path / "m.npz"), str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and "query_initializer/layers_1/Dense_1/kernel" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_deleted_or_reshaped_array_is_a_checkpoint_error(reference, case):
+    """Fuzz over the fixture files' keys: planning raises CheckpointError naming the key, never a KeyError or unpacking error."""
+    name, _ = case
+    for file in ("backbone", "points", "boxes"):
+        shapes = {k: v.shape for k, v in load_npz(reference / f"{name}_{file}_checkpoint.npz").items()}
+        _plan_from_shapes(dict(shapes), None, None, None)
+        last_conv = max(k for k in shapes if "encoder/backbone/Conv_" in k and k.endswith("/kernel")) if file == "backbone" else None
+        for key in shapes:
+            for variant in (None, (3,), (*shapes[key], 2)):
+                corrupted = dict(shapes)
+                if variant is None:
+                    del corrupted[key]
+                elif variant == tuple(shapes[key]):
+                    continue
+                else:
+                    corrupted[key] = variant
+                with pytest.raises(CheckpointError) as caught:
+                    _plan_from_shapes(corrupted, None, None, None)
+                if key == last_conv and variant is None:
+                    # Without its last conv the file is a shallower encoder: the strides of the preset then do not fit.
+                    assert "encoder_strides" in str(caught.value)
+                    continue
+                assert key in str(caught.value), (file, key, variant, str(caught.value))
