@@ -19,6 +19,7 @@ what every fourd_hub model has, whatever its family:
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from torch.nn.modules.module import register_module_parameter_registration_hook
 from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.utils import logging
 
 from .hub.push import push_model
 from .hub.resolve import resolve_model_dir
@@ -38,6 +40,8 @@ from .config_checks import check_field_types
 from .readout import ReturnDictMixin
 from .registry import get_family
 from .weight_files import TensorHeader, WeightFiles, WeightsError, find_weights, verify_checksums
+
+logger = logging.get_logger(__name__)
 
 __all__ = [
     "FourDConfig",
@@ -165,13 +169,16 @@ class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
         if kwargs.get("state_dict") is not None:
             raise ValueError("fourd_hub loads the directory's own weights; load a state_dict with model.load_state_dict(strict=True)")
         weights = find_weights(directory)
+        same_head = saved_class is None or issubclass(cls, saved_class)
+        base = get_family(cls.config_class.model_type).load("base_model")
+        if not same_head and saved_class is not base and cls is not base:
+            return _from_another_task(cls, directory, base, saved_class, **kwargs)
         config = kwargs.get("config")
         if not isinstance(config, PreTrainedConfig):
             own_fields = set(cls.config_class.__dataclass_fields__) - set(PreTrainedConfig.__dataclass_fields__)
             overrides = {key: value for key, value in kwargs.items() if key in own_fields}
             config = cls.config_class.from_pretrained(directory, **overrides)
-        same_head = saved_class is None or issubclass(cls, saved_class)
-        check_weights_fit(cls, config, weights, same_head=same_head)
+        check_weights_fit(cls, config, weights, saved_class=saved_class)
         verify_checksums(weights)
         loaded = super().from_pretrained(directory, *model_args, use_safetensors=True, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
@@ -184,6 +191,41 @@ class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
         See :func:`fourd_hub.hub.push_model` for the arguments.
         """
         return push_model(self, repo_id, **kwargs)
+
+
+def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kwargs):
+    """A task model from a directory saved for another task: its backbone, and a fresh head.
+
+    transformers' ``AutoModelForX`` rule, without loading a single weight of the other head (its
+    names may coincide with ours): the backbone is loaded as strictly as any directory, this
+    class is built on a copy of its config whose head hyper-parameters are this task's defaults,
+    and the backbone's weights are moved in.
+    """
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the backbone's own load report would name parts this model does not have
+    try:
+        backbone = base._from_directory(directory, saved_class=saved_class, **kwargs)
+    finally:
+        logging.set_verbosity(verbosity)
+    config = copy.deepcopy(backbone.config)
+    if "readout" in cls.config_class.__dataclass_fields__:
+        config.readout = None  # the other task's head hyper-parameters
+    config.architectures = [cls.__name__]
+    model = cls(config)
+    target = model.base_model.state_dict()
+    source = backbone.state_dict()
+    missing = sorted(set(target) - set(source))
+    if missing:
+        raise WeightsError(f"{directory}: the backbone lacks {_list(missing)} that {cls.__name__} needs; re-convert the model")
+    model.base_model.load_state_dict({key: source[key] for key in target}, strict=True, assign=True)
+    model.to(device=backbone.device, dtype=backbone.dtype)
+    fresh = sorted(key for key in model.state_dict() if not key.startswith(cls.base_model_prefix + "."))
+    logger.warning(
+        f"Some weights of {cls.__name__} were not initialized from the model checkpoint at {directory} "
+        f"(saved as {saved_class.__name__}) and are newly initialized: {_list(fresh)}\n"
+        "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference."
+    )
+    return model
 
 
 def _refuse_pickle_loading(kwargs: dict[str, Any]) -> None:
@@ -359,19 +401,31 @@ def _list(keys: list[str], limit: int = 6) -> str:
     return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: WeightFiles, *, same_head: bool = True) -> dict[str, str]:
+def _build_on_meta(model_class: type, config: PreTrainedConfig, weights: WeightFiles) -> torch.nn.Module:
+    """``model_class(config)`` on the meta device, within the parameter budget of ``weights``."""
+    path = weights.directory / "config.json"
+    try:
+        with torch.device("meta"), parameter_budget(len(weights.tensors) + PARAMETER_SLACK, f"{path}"):
+            return model_class(config)
+    except (WeightsError, ValueError, TypeError):
+        raise
+    except (RuntimeError, AttributeError, KeyError, IndexError, OverflowError) as err:
+        raise WeightsError(f"{path} does not describe a buildable {model_class.__name__}: {err}") from None
+
+
+def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: WeightFiles, *, saved_class: type | None = None) -> dict[str, str]:
     """Compare the weights' headers with the ``model_class`` that ``config`` describes, built on the meta device.
 
-    transformers' prefix rule applies (a base model loads the backbone of a task checkpoint; a task
-    model on a backbone checkpoint gets a fresh head); otherwise every weight must be present,
-    used, of the model's shape, and floating point where the model's is.
+    transformers' prefix rule applies: a base model loads the backbone of a task checkpoint (the
+    parts the task model's backbone never had, such as MooG's pixel decoder, are fresh), a task
+    model on a backbone checkpoint gets a fresh head. Otherwise every weight must be present, used,
+    of the model's shape, and floating point where the model's is.
 
     Args:
         model_class: the class to be loaded.
         config: its configuration.
         weights: the directory's checked weight files.
-        same_head: the checkpoint was saved for ``model_class``: its head must match too. Else the
-            file's head (another task's) is ignored and the model's is fresh.
+        saved_class: the class the directory was saved as, if known.
 
     Returns:
         model key -> file key of every weight loaded from the file.
@@ -381,38 +435,23 @@ def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: Weig
             first few of each), or the parameter budget exceeded.
     """
     directory = weights.directory
-    limit = len(weights.tensors) + PARAMETER_SLACK
-    try:
-        with torch.device("meta"), parameter_budget(limit, f"{directory / 'config.json'}"):
-            model = model_class(config)
-    except (WeightsError, ValueError, TypeError):
-        raise
-    except (RuntimeError, AttributeError, KeyError, IndexError, OverflowError) as err:
-        raise WeightsError(f"{directory / 'config.json'} does not describe a buildable {model_class.__name__}: {err}") from None
+    model = _build_on_meta(model_class, config, weights)
     expected = {key: (tuple(tensor.shape), tensor.dtype) for key, tensor in model.state_dict().items()}
     prefix = model_class.base_model_prefix + "."
     model_is_base = not hasattr(model, model_class.base_model_prefix)
     file_has_prefix = any(key.startswith(prefix) for key in weights.tensors)
-    file_keys: dict[str, str] = {}  # model key -> file key
-    ignored: list[str] = []  # file keys of another head, not loaded
     fresh: set[str] = set()  # model keys initialised instead of loaded
-    if model_is_base and file_has_prefix:  # the backbone of a task checkpoint
-        for key in weights.tensors:
-            if key.startswith(prefix):
-                file_keys[key[len(prefix):]] = key
-            else:
-                ignored.append(key)
+    if model_is_base and file_has_prefix:  # the backbone of a task checkpoint; its head is not read
+        file_keys = {key[len(prefix):]: key for key in weights.tensors if key.startswith(prefix)}
+        if saved_class is not None and saved_class is not model_class:
+            saved = _build_on_meta(saved_class, config, weights)
+            had = {key[len(prefix):] for key in saved.state_dict() if key.startswith(prefix)}
+            fresh = {key for key in expected if key not in had}
     elif not model_is_base and not file_has_prefix:  # a task model on a backbone checkpoint
         file_keys = {prefix + key: key for key in weights.tensors}
         fresh = {key for key in expected if not key.startswith(prefix)}
     else:
-        for key in weights.tensors:
-            if not same_head and not key.startswith(prefix):
-                ignored.append(key)
-            else:
-                file_keys[key] = key
-        if not same_head:
-            fresh = {key for key in expected if not key.startswith(prefix)}
+        file_keys = {key: key for key in weights.tensors}
     missing = sorted(
         key for key in expected
         if key not in file_keys and key not in fresh and not _matches(model_class._keys_to_ignore_on_load_missing, key)

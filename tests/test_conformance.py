@@ -61,6 +61,8 @@ def check_family_pieces(spec: FamilySpec) -> None:
     assert isinstance(spec.load("debug_config")(), config_class), "debug_config"
     if spec.pretraining_model is not None:
         assert issubclass(spec.load("pretraining_model"), base_pretrained), "pretraining_model"
+        # Pretraining draws each clip's random inputs from (seed, sample index) through the model class.
+        assert callable(getattr(spec.load("pretraining_model"), "clip_random_inputs", None)), "pretraining_model.clip_random_inputs"
     from fourd_hub.training.recipes import RECIPES
 
     for name in spec.recipes:
@@ -99,6 +101,46 @@ def test_family_declares_every_piece(family):
 @pytest.mark.parametrize(("family", "task"), FAMILY_TASKS)
 def test_save_load_round_trip(family, task, tmp_path):
     check_round_trip(FAMILIES[family], task, tmp_path / "model")
+
+
+def _head_tasks(spec: FamilySpec) -> list[str]:
+    base = spec.load("base_model")
+    return [task for task in spec.tasks if spec.task_model(task) is not base and not getattr(spec.task_model(task), "loads_from_base_model", False)]
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_building_task_models_leaves_the_config_as_it_was(family):
+    spec = FAMILIES[family]
+    config = spec.load("debug_config")()
+    before = config.to_dict()
+    for task in _head_tasks(spec):
+        spec.task_model(task)(config)  # every task's model from the one config, in turn
+        assert config.to_dict() == before, f"building the {task} model changed the config"
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_a_directory_saved_for_one_task_loads_as_another_with_a_fresh_head(family, tmp_path, caplog):
+    """AutoModelForX's rule: the backbone's weights are used, the other task's head is not read."""
+    spec = FAMILIES[family]
+    saved_task, *others = _head_tasks(spec)
+    model = build_task_model(spec, saved_task)
+    model.save_pretrained(tmp_path / "model")
+    prefix = model.base_model_prefix
+    loaded_tasks = []
+    for task in others:
+        cls = spec.task_model(task)
+        with caplog.at_level("WARNING"):
+            try:
+                loaded = cls.from_pretrained(tmp_path / "model")
+            except ValueError as err:  # the task's default head does not fit this tiny config: said so
+                assert "readout" in str(err) or "head" in str(err) or "divisible" in str(err), err
+                continue
+        assert type(loaded) is cls
+        backbone, got = getattr(model, prefix).state_dict(), getattr(loaded, prefix).state_dict()
+        assert all(torch.equal(got[k], backbone[k]) for k in got)
+        assert f"Some weights of {cls.__name__} were not initialized" in caplog.text and "newly initialized" in caplog.text
+        loaded_tasks.append(task)
+    assert loaded_tasks, f"no other task of {family} loaded from the {saved_task} directory"
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)

@@ -115,7 +115,7 @@ def _by_clip(batches: list[dict], values: list[torch.Tensor]) -> dict[int, torch
     return {int(i): v for batch, value in zip(batches, values) for i, v in zip(batch["sample_index"], value)}
 
 
-@pytest.mark.parametrize("name, key", [("debug", "mask"), ("debug-moog", "initial_state")])
+@pytest.mark.parametrize("name, key", [("debug", "mask"), ("debug-moog", "initial_state"), ("debug-moog", "subsample_offsets")])
 def test_clip_random_inputs_do_not_depend_on_the_grouping(name, key):
     """The clips of one step (global batch 8), grouped as 1 micro-batch of 8, 2 of 4 or 4 of 2 in
     one process, or 2 of 2 in each of 2 processes: every clip gets the same random input, bit for bit."""
@@ -133,22 +133,26 @@ def test_clip_random_inputs_do_not_depend_on_the_grouping(name, key):
         assert all(torch.equal(per_clip[i], reference[i]) for i in range(8)), (micro_batch_size, world_size)
 
 
-def test_a_model_class_may_draw_its_own_clip_inputs(monkeypatch):
-    """A pretraining model class with a static clip_random_inputs(config, generator) is asked
-    instead of the trainer's own list, clip by clip, and has nothing left that depends on grouping."""
-    from fourd_hub import MooGForNextFramePrediction
-    from fourd_hub.training.pretrain import grouping_dependent_draws
-
-    def own(config, generator):
-        return {"initial_state": torch.full((1, config.num_tokens, config.hidden_size), float(torch.rand(1, generator=generator)))}
+def test_every_pretraining_model_draws_its_clip_inputs_itself():
+    """The trainer asks the model class for a clip's random inputs (no list of families in the
+    trainer), and a class without clip_random_inputs is refused by name."""
+    from fourd_hub.models.moog.modeling_moog import MooGForNextFramePrediction
 
     model = build_model(get_recipe("debug-moog"))
-    assert grouping_dependent_draws(model) == "MooG's pixel subsample offsets"
-    monkeypatch.setattr(MooGForNextFramePrediction, "clip_random_inputs", staticmethod(own), raising=False)
-    states = clip_random_inputs(model, torch.tensor([3, 4]), seed=0)["initial_state"]
-    assert states.shape == (2, 16, 32)
-    assert states[0, 0, 0] == torch.rand(1, generator=clip_generator(0, 3)) and states[1, 0, 0] != states[0, 0, 0]
-    assert grouping_dependent_draws(model) is None
+    inputs = clip_random_inputs(model, torch.tensor([3, 4]), seed=0)
+    assert inputs["initial_state"].shape == (2, 16, 32) and inputs["subsample_offsets"].shape == (2, model.config.num_frames, 2)
+    own = MooGForNextFramePrediction.clip_random_inputs(model.config, clip_generator(0, 3))
+    assert torch.equal(inputs["initial_state"][:1], own["initial_state"]) and torch.equal(inputs["subsample_offsets"][:1], own["subsample_offsets"])
+    assert not torch.equal(inputs["initial_state"][0], inputs["initial_state"][1])
+
+
+def test_a_pretraining_model_without_clip_inputs_is_refused(monkeypatch):
+    from fourd_hub.models.moog.modeling_moog import MooGForNextFramePrediction
+
+    model = build_model(get_recipe("debug-moog"))
+    monkeypatch.delattr(MooGForNextFramePrediction, "clip_random_inputs")
+    with pytest.raises(TypeError, match="MooGForNextFramePrediction has no per-clip random inputs"):
+        clip_random_inputs(model, torch.tensor([0]), seed=0)
 
 
 def test_step_loss_does_not_depend_on_the_grouping():
@@ -169,10 +173,11 @@ def test_step_loss_does_not_depend_on_the_grouping():
     assert torch.allclose(whole, halves, rtol=1e-6, atol=0), (whole.item(), halves.item())
 
 
-def test_resume_with_another_micro_batch_size_follows_the_run(tmp_path):
+@pytest.mark.parametrize("name", ["debug", "debug-moog"])
+def test_resume_with_another_micro_batch_size_follows_the_run(name, tmp_path):
     """docs/training.md: a resumed run may change micro_batch_size; its losses are those of the
-    uninterrupted run up to float rounding (here float32: within 1e-6)."""
-    recipe = get_recipe("debug", max_steps=4, checkpoint_every=2, mixed_precision="fp32")
+    uninterrupted run up to float rounding (here float32: within 1e-6), for every family."""
+    recipe = get_recipe(name, max_steps=4, checkpoint_every=2, mixed_precision="fp32")
     reference = pretrain(recipe, tmp_path / "run", progress=False, export=False).losses
     for micro_batch_size in (1, 8):
         copy = tmp_path / f"resumed-{micro_batch_size}"
@@ -182,15 +187,6 @@ def test_resume_with_another_micro_batch_size_follows_the_run(tmp_path):
         assert sorted(resumed) == [2, 3]
         for step in resumed:
             assert resumed[step] == pytest.approx(reference[step], rel=1e-6, abs=0), (micro_batch_size, step)
-
-
-def test_moog_resume_with_another_micro_batch_size_warns(tmp_path):
-    """MooG's pixel subsample offsets are still drawn per micro-batch: regrouping says so."""
-    recipe = get_recipe("debug-moog", max_steps=2, checkpoint_every=1)
-    pretrain(recipe, tmp_path, progress=False, export=False)
-    shutil.rmtree(tmp_path / "checkpoints" / "step_00000002")
-    with pytest.warns(UserWarning, match="subsample offsets"):
-        pretrain(recipe.replace(micro_batch_size=4), tmp_path, progress=False, export=False)
 
 
 def test_training_flops_match_the_analytic_count():

@@ -110,17 +110,11 @@ def clip_generator(seed: int, sample_index: int) -> torch.Generator:
 def clip_random_inputs(model: torch.nn.Module, sample_indices: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
     """The random inputs of a micro-batch, drawn clip by clip and stacked (CPU tensors).
 
-    Clip ``i`` of the micro-batch gets what the model would draw for a batch of one from
-    :func:`clip_generator` ``(seed, sample_indices[i])``, so its inputs are the same bits whichever
-    micro-batch, rank or step size it is trained in:
-
-    * ``FourDSForPreTraining``: ``mask`` (B, N) bool, ``random_patch_mask`` per clip;
-    * ``MooGForNextFramePrediction``: ``initial_state`` (B, num_tokens, hidden_size) float32,
-      ``MooGModel.initial_state`` per clip (the model casts it to its compute dtype).
-
-    A pretraining model class may define its own static ``clip_random_inputs(config, generator)``
-    (the forward keyword arguments of a batch of one, every tensor with a leading dimension of 1);
-    it is then used instead of the list above.
+    Clip ``i`` of the micro-batch gets what its pretraining model class's static
+    ``clip_random_inputs(config, generator)`` draws from :func:`clip_generator`
+    ``(seed, sample_indices[i])`` (4DS: its patch mask; MooG: its initial state and pixel
+    subsample offsets), so its inputs are the same bits whichever micro-batch, rank or step size
+    it is trained in.
 
     Args:
         model: the pretraining model (FSDP-wrapped or not).
@@ -132,44 +126,15 @@ def clip_random_inputs(model: torch.nn.Module, sample_indices: torch.Tensor, see
         Keyword arguments for the model's ``forward``.
 
     Raises:
-        TypeError: the model's class has no per-clip random inputs.
+        TypeError: the model's class does not draw per-clip random inputs.
     """
     config = model.config
     model_class = ckpt.pretraining_model_class(config)
-    own = getattr(model_class, "clip_random_inputs", None)
-    per_clip = []
-    for index in sample_indices.tolist():
-        generator = clip_generator(seed, index)
-        per_clip.append(own(config, generator) if own is not None else _known_clip_random_inputs(model, model_class, generator))
+    draw = getattr(model_class, "clip_random_inputs", None)
+    if draw is None:
+        raise TypeError(f"{model_class.__name__} has no per-clip random inputs: give it a static clip_random_inputs(config, generator)")
+    per_clip = [draw(config, clip_generator(seed, index)) for index in sample_indices.tolist()]
     return {key: torch.cat([inputs[key] for inputs in per_clip]) for key in per_clip[0]} if per_clip else {}
-
-
-def _known_clip_random_inputs(model: torch.nn.Module, model_class: type, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    # The random inputs of one clip for the models that do not (yet) say so themselves: what each
-    # forward accepts in place of its own draw. Drawn by the models' own functions.
-    from ..models.fourds.modeling_fourds import FourDSForPreTraining, random_patch_mask
-    from ..models.moog.modeling_moog import MooGForNextFramePrediction
-
-    config = model.config
-    if issubclass(model_class, FourDSForPreTraining):
-        return {"mask": random_patch_mask(1, math.prod(config.token_grid), config.mask_ratio, generator)}
-    if issubclass(model_class, MooGForNextFramePrediction):
-        return {"initial_state": model.moog.initial_state(1, generator=generator, device="cpu", dtype=torch.float32)}
-    raise TypeError(
-        f"{model_class.__name__} has no per-clip random inputs: give it a static clip_random_inputs(config, generator)"
-    )
-
-
-def grouping_dependent_draws(model: torch.nn.Module) -> str | None:
-    """What the model still draws per micro-batch (so depends on the grouping of clips), or None."""
-    from ..models.moog.modeling_moog import MooGForNextFramePrediction
-
-    model_class = ckpt.pretraining_model_class(model.config)
-    if getattr(model_class, "clip_random_inputs", None) is not None:
-        return None  # the model draws everything per clip itself
-    if issubclass(model_class, MooGForNextFramePrediction) and model.moog.decoder.spec.subsample_factor > 1:
-        return "MooG's pixel subsample offsets"
-    return None
 
 
 def build_model(recipe: PretrainingRecipe, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -226,7 +191,8 @@ def train_step(model, optimizer, micro_batches, step: int, recipe: PretrainingRe
         video = batch["pixel_values_videos"].to(ctx.device, non_blocking=True)
         # Per clip, so regrouping clips (another micro-batch size or world size) keeps every input.
         inputs = clip_random_inputs(model, batch["sample_index"], recipe.seed)
-        generator = micro_batch_generator(recipe.seed, step, ctx.rank, i)  # only what the model draws per batch
+        # Every random input is per clip (above); the generator only serves a model that would draw more.
+        generator = micro_batch_generator(recipe.seed, step, ctx.rank, i)
         loss = model(video, generator=generator, return_dict=True, **inputs).loss  # float32
         (loss / len(micro_batches)).backward()
         losses.append(loss.detach())
@@ -325,20 +291,6 @@ def _check_resume(saved: dict[str, Any], recipe: PretrainingRecipe) -> None:
             f"cannot resume: the checkpoint was trained with another recipe ({', '.join(changed)} differ: "
             f"{ {k: saved.get(k) for k in changed} }); use the same recipe, or a new --output-dir"
         )
-
-
-def _warn_if_regrouped(saved: dict[str, Any], recipe: PretrainingRecipe, world_size: int, model) -> None:
-    """Say so when a resume regroups clips and the model still draws something per micro-batch."""
-    draws = grouping_dependent_draws(model)
-    before = (saved["recipe"].get("micro_batch_size"), saved.get("world_size"))
-    if draws is None or before == (recipe.micro_batch_size, world_size):
-        return
-    warnings.warn(
-        f"resuming with micro_batch_size {recipe.micro_batch_size} x {world_size} processes (the checkpoint used "
-        f"{before[0]} x {before[1]}): {draws} are drawn per micro-batch, so they differ from an uninterrupted run "
-        "(same distribution, other draws); keep both to continue bit for bit",
-        stacklevel=3,
-    )
 
 
 def _write_run_record(output_dir: Path, recipe: PretrainingRecipe) -> None:
@@ -444,7 +396,6 @@ def _pretrain(recipe, output_dir: Path, ctx: DistributedContext, resume, export,
         ckpt.load_checkpoint(latest, model, optimizer)
         start_step = saved_state["step"]
         if ctx.is_main:
-            _warn_if_regrouped(saved_state, recipe, ctx.world_size, model)
             print(f"resumed from {latest} at step {start_step}", flush=True)
 
     # Step s reads micro-batches [s * accumulation, (s + 1) * accumulation) of this rank's stream:

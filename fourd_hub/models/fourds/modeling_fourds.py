@@ -10,6 +10,8 @@ no mean/std normalisation. Pixel coordinates at the API are continuous, (x, y) o
 
 from __future__ import annotations
 
+import copy
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -358,6 +360,15 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
         """Inputs to pass when counting FLOPs on the meta device: a real mask (its patch count is data-dependent)."""
         return {"mask": random_patch_mask(1, math.prod(config.token_grid), config.mask_ratio, generator)}
 
+    @staticmethod
+    def clip_random_inputs(config: FourDSConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Every random input of one training clip, drawn from ``generator``: its ``mask`` (1, N) bool.
+
+        Pretraining draws it clip by clip from (seed, global sample index), so a clip's mask does
+        not depend on how clips are grouped into micro-batches or ranks.
+        """
+        return {"mask": random_patch_mask(1, math.prod(config.token_grid), config.mask_ratio, generator)}
+
     def __init__(self, config: FourDSConfig):
         if config.num_decoder_layers > config.num_hidden_layers:
             raise ValueError(
@@ -441,13 +452,19 @@ class _FourDSTaskModel(FourDSPreTrainedModel):
     readout_task: str = ""
 
     def __init__(self, config: FourDSConfig):
+        # The caller's config is left as it was (a second task model from it must build): the
+        # resolved head hyper-parameters go into this model's own copy, so save_pretrained keeps them.
+        config = copy.deepcopy(config)
+        config.readout = self.resolve_readout(config).to_dict()
         super().__init__(config)
         self.readout_config = config.readout_config(self.readout_task)
-        # Persist the resolved head hyper-parameters so save_pretrained round-trips them.
-        config.readout = self.readout_config.to_dict()
         self.fourds = FourDSModel(config)
         self.head = self.build_head(self.readout_config)
         self.post_init()
+
+    def resolve_readout(self, config: FourDSConfig) -> ReadoutConfig:
+        """The head's hyper-parameters: the task's defaults updated with ``config.readout``."""
+        return config.readout_config(self.readout_task)
 
     def build_head(self, readout: ReadoutConfig) -> nn.Module:
         raise NotImplementedError
@@ -587,9 +604,8 @@ class FourDSForVideoClassification(_FourDSTaskModel):
 
     readout_task = "classification"
 
-    def __init__(self, config: FourDSConfig):
-        config.readout = {**(config.readout or {}), "num_classes": config.num_labels}
-        super().__init__(config)
+    def resolve_readout(self, config: FourDSConfig) -> ReadoutConfig:
+        return ReadoutConfig.for_task(self.readout_task, {**(config.readout or {}), "num_classes": config.num_labels})
 
     def build_head(self, readout: ReadoutConfig) -> nn.Module:
         return ClassificationReadoutHead(readout, self.config.hidden_size, self.config.num_frames)

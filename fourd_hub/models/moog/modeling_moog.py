@@ -23,6 +23,8 @@ Input convention (HF): ``pixel_values_videos`` of shape (B, T, C, H, W), float i
 
 from __future__ import annotations
 
+import copy
+
 import math
 import os
 from dataclasses import dataclass
@@ -250,12 +252,17 @@ def subsample_pixel_indices(
     factor: int,
     generator: torch.Generator | None = None,
     device: torch.device | None = None,
+    offsets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The original's random-roll subsampling: rows and columns of one pixel in ``factor`` per axis.
 
     The original rolls each image by a random offset in [0, factor) per axis and takes every
     factor-th pixel with ``jax.image.resize(..., "nearest")`` (index ``factor * j + factor // 2``),
     so it decodes rows ``(factor * j + factor // 2 - offset) mod H``.
+
+    Args:
+        offsets: (*batch_shape, 2) (row, column) rolls in [0, factor), instead of drawing them
+            from ``generator`` (pretraining draws them per clip, see ``clip_random_inputs``).
 
     Returns:
         rows (*batch_shape, H / factor) and cols (*batch_shape, W / factor), int64.
@@ -266,7 +273,14 @@ def subsample_pixel_indices(
             f"subsampling by {factor} needs the image size to be divisible by it, got {height}x{width}; "
             "crop or resize the video, or set subsample_factor=1"
         )
-    offsets = torch.randint(0, factor, (*batch_shape, 2), generator=generator).to(device)
+    if offsets is None:
+        offsets = torch.randint(0, factor, (*batch_shape, 2), generator=generator)
+    elif tuple(offsets.shape) != (*batch_shape, 2) or offsets.dtype.is_floating_point or bool(((offsets < 0) | (offsets >= factor)).any()):
+        raise ValueError(
+            f"subsample_offsets must be integers of shape {(*batch_shape, 2)} in [0, {factor}), "
+            f"got {offsets.dtype} of shape {tuple(offsets.shape)}"
+        )
+    offsets = offsets.to(device=device, dtype=torch.long)
     grids = [
         (factor * torch.arange(size // factor, device=device) + factor // 2 - offsets[..., axis : axis + 1]) % size
         for axis, size in enumerate((height, width))
@@ -534,6 +548,22 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         """Inputs to pass when counting FLOPs on the meta device: none (MooG draws its state from ``generator``)."""
         return {}
 
+    @staticmethod
+    def clip_random_inputs(config: MooGConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Every random input of one training clip, drawn from ``generator`` (CPU tensors, batch of one).
+
+        Pretraining draws them clip by clip from (seed, global sample index), so a clip's inputs do
+        not depend on how clips are grouped into micro-batches or ranks.
+
+        Returns:
+            ``initial_state`` (1, num_tokens, hidden_size) float32 and ``subsample_offsets``
+            (1, num_frames, 2) int64: ``forward`` keywords.
+        """
+        noise = torch.randn((1, config.num_tokens, config.hidden_size), generator=generator)
+        factor = config.decoder_spec("decoder").subsample_factor
+        offsets = torch.randint(0, factor, (1, config.num_frames, 2), generator=generator)
+        return {"initial_state": config.initial_state_scale * noise, "subsample_offsets": offsets}
+
     def __init__(self, config: MooGConfig):
         super().__init__(config)
         if config.decoder is None:
@@ -560,6 +590,7 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         subsample_factor: int | None = None,
         return_loss: bool | None = None,
         return_dict: bool | None = None,
+        subsample_offsets: torch.LongTensor | None = None,
         **kwargs,
     ) -> MooGNextFramePredictionOutput | tuple:
         r"""
@@ -573,6 +604,8 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
                 config's factor in training, 1 in eval.
             return_loss (`bool`, *optional*): compute the loss (default: in training or when
                 ``labels`` are given).
+            subsample_offsets (`torch.LongTensor` of shape `(B, T, 2)`, *optional*): the (row, column)
+                roll of each frame's subsampling in [0, factor), instead of drawing it from ``generator``.
         """
         out = self.moog(pixel_values_videos, initial_state=initial_state, generator=generator, return_dict=True)
         batch, frames, _, height, width = pixel_values_videos.shape
@@ -583,7 +616,9 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
             raise ValueError(f"labels must have the video's shape {tuple(pixel_values_videos.shape)}, got {tuple(targets.shape)}")
         rows = cols = None
         if subsample_factor > 1:
-            rows, cols = subsample_pixel_indices((batch, frames), (height, width), subsample_factor, generator, out.state.device)
+            rows, cols = subsample_pixel_indices(
+                (batch, frames), (height, width), subsample_factor, generator, out.state.device, offsets=subsample_offsets
+            )
             channels_last = targets.flatten(0, 1).permute(0, 2, 3, 1)
             targets = gather_pixels(channels_last, rows.flatten(0, 1), cols.flatten(0, 1))
             targets = targets.permute(0, 3, 1, 2).unflatten(0, (batch, frames))
@@ -604,8 +639,10 @@ class _MooGReadoutModel(MooGPreTrainedModel):
     readout_task: str = ""
 
     def __init__(self, config: MooGConfig):
-        super().__init__(config)
-        self.moog = MooGModel(config, add_decoder=False)
+        # build_head records the resolved head hyper-parameters in the config (so save_pretrained
+        # keeps them): in this model's own copy, never in the caller's.
+        super().__init__(copy.deepcopy(config))
+        self.moog = MooGModel(self.config, add_decoder=False)
         self.head = self.build_head()
         self.post_init()
 
