@@ -319,8 +319,15 @@ def test_existing_output_needs_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         convert_checkpoint(source, tmp_path / "out", progress=False)
     assert (tmp_path / "out" / "keep.txt").exists()
-    convert_checkpoint(source, tmp_path / "out", overwrite=True, progress=False)
-    assert not (tmp_path / "out" / "keep.txt").exists() and (tmp_path / "out" / "model.safetensors").exists()
+    # --overwrite replaces only an empty directory or an earlier model, never unrelated files.
+    with pytest.raises(FileExistsError, match=r"not a model directory.*keep\.txt"):
+        convert_checkpoint(source, tmp_path / "out", overwrite=True, progress=False)
+    assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
+    (tmp_path / "out" / "keep.txt").unlink()
+    convert_checkpoint(source, tmp_path / "out", overwrite=True, progress=False)  # empty: written
+    (tmp_path / "out" / "stale.txt").write_text("from an earlier conversion")
+    convert_checkpoint(source, tmp_path / "out", overwrite=True, progress=False)  # a model: replaced
+    assert not (tmp_path / "out" / "stale.txt").exists() and (tmp_path / "out" / "model.safetensors").exists()
 
 
 # ---------------------------------------------------------------------------------------------

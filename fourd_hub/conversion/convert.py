@@ -343,7 +343,9 @@ def convert_checkpoint(
 def check_output_dir(output_dir: Path, overwrite: bool) -> None:
     """Refuse, before the (possibly large) source is read, an output the conversion could not replace.
 
-    Only a directory is ever replaced (``overwrite``): a file at ``output_dir`` or a symbolic link
+    Only an empty directory or a model directory (one with ``config.json``) is ever replaced
+    (``overwrite``): one holding anything else is refused, so that a mistyped output never
+    deletes unrelated files. A file at ``output_dir`` or a symbolic link
     (to a directory or not) is refused with the path even with ``overwrite``, since replacing the
     link would delete the link instead of writing into its target, and a file is not a
     conversion's output.
@@ -364,6 +366,15 @@ def check_output_dir(output_dir: Path, overwrite: bool) -> None:
         )
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "config.json").is_file():
+        # --overwrite deletes the old directory: only ever a model directory (say, an earlier
+        # conversion), never one that holds something else (`fourd-hub convert x.npz ~ --overwrite`).
+        names = sorted(p.name for p in output_dir.iterdir())
+        raise FileExistsError(
+            f"refusing to replace {output_dir}: it is not a model directory (no config.json; it holds "
+            f"{', '.join(names[:4])}{' ...' if len(names) > 4 else ''}); --overwrite replaces only an empty directory or "
+            "an earlier model; choose another output directory"
+        )
     parent = output_dir.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent  # the directories up to the first existing one are created

@@ -3,14 +3,15 @@
 * ``torchrun -m fourd_hub.training.pretrain`` (or :func:`fourd_hub.training.pretrain.pretrain`): 4DS masked auto-encoding and MooG
   next-frame prediction from a :class:`PretrainingRecipe` (:data:`RECIPES`: ``debug``,
   ``debug-moog``, ``4ds-s`` ... ``4ds-j``, ``moog-movi``), with sharded checkpoints, exact resume
-  and :func:`export_checkpoint` to a ``save_pretrained`` directory.
+  and :func:`export_checkpoint` to a ``save_pretrained`` directory (:func:`verify_checkpoint` refuses
+  a truncated checkpoint in one line).
 * :class:`ReadoutTrainer` / :func:`readout_training_arguments`: the paper's readout protocol (A.2),
   frozen or fine-tuned, with :func:`make_compute_metrics`.
 * Metrics: :func:`abs_rel`, :func:`average_jaccard`, :func:`mean_iou`, :func:`pose_end_point_error`,
   :func:`top1_accuracy`.
 """
 
-from .checkpoint import export_checkpoint, latest_checkpoint
+from .checkpoint import export_checkpoint, latest_checkpoint, verify_checkpoint
 from .metrics import abs_rel, average_jaccard, box_iou, make_compute_metrics, mean_iou, pose_end_point_error, top1_accuracy
 # The module ``pretrain`` stays a module (``python -m fourd_hub.training.pretrain``); its function is
 # ``fourd_hub.training.pretrain.pretrain``.
@@ -36,4 +37,5 @@ __all__ = [
     "pose_end_point_error",
     "readout_training_arguments",
     "top1_accuracy",
+    "verify_checkpoint",
 ]
