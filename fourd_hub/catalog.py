@@ -136,12 +136,14 @@ _ENTRIES: list[CatalogEntry] = [
         description="MooG point-tracking readout head",
         num_parameters=11_338_760, input_spec=_MOOG_INPUT,
         original_file="moog_ego4d_point_track_head_ckpt_164335139.npz", base_model="moog-ego4d",
+        config_overrides={"readout": {"task": "points", "num_frames": 16}},  # the head's 16-frame temporal embedding
     ),
     CatalogEntry(
         name="moog-ego4d-box-tracking", family="moog", architecture="MooGForBoxTracking", preset="ego4d",
         description="MooG box-tracking readout head",
         num_parameters=11_424_832, input_spec=_MOOG_INPUT,
         original_file="moog_ego4d_box_track_head_ckpt_164335139.npz", base_model="moog-ego4d",
+        config_overrides={"readout": {"task": "boxes", "num_frames": 16}},
     ),
 ]
 

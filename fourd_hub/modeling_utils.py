@@ -33,7 +33,6 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import logging
 
 from .hub.push import push_model
-from .hub.resolve import resolve_model_dir
 from .hub.settings import catalog_entry_for, split_hub_kwargs
 from .loading import LoadPlan, plan_load, read_model_config
 from .config_checks import check_field_types
@@ -106,10 +105,11 @@ class FourDConfig(PreTrainedConfig):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """``transformers``' ``from_pretrained``, plus catalog names.
+        """``transformers``' ``from_pretrained``, plus catalog names, which never download weights.
 
-        A config-only catalog entry (a 4DS size without released weights) gives its preset; an
-        entry with weights resolves like the model (:func:`fourd_hub.hub.resolve_model_dir`).
+        A catalog name gives the ``config.json`` of a converted copy already on this machine (the
+        Hugging Face cache), else the configuration the catalog describes (:meth:`from_catalog`):
+        ``FourDSConfig.from_pretrained("4ds-e")`` reads no 14 GB file.
         """
         entry = catalog_entry_for(pretrained_model_name_or_path)
         if entry is None:
@@ -121,9 +121,28 @@ class FourDConfig(PreTrainedConfig):
                 f"{family.load('config_class').__name__}"
             )
         hub_kwargs = split_hub_kwargs(kwargs)
-        if not entry.has_weights:
-            return cls.from_preset(entry.preset, **{**entry.config_overrides, **kwargs})
-        return super().from_pretrained(resolve_model_dir(entry.name, **hub_kwargs), **kwargs)
+        converted = _converted_copy(entry, hub_kwargs)
+        if converted is not None:
+            return super().from_pretrained(converted, **kwargs)
+        return cls.from_catalog(entry, **kwargs)
+
+    @classmethod
+    def from_catalog(cls, entry: Any, **overrides) -> "FourDConfig":
+        """The configuration a catalog entry describes, built from the catalog alone (nothing is read or downloaded).
+
+        Its preset, the entry's ``config_overrides`` and, for a standalone head, the backbone it
+        reads: the same model shapes as converting the released file (``tests/test_manifests.py``).
+        """
+        family = get_family(entry.family)
+        values = {**entry.config_overrides, **overrides}
+        model_class = family.model_class(entry.architecture)
+        task = next((t for t, path in family.task_models.items() if path.rpartition(".")[2] == entry.architecture), None)
+        if entry.base_model is not None and task in family.standalone_head_tasks:
+            values.setdefault("use_pretrained_backbone", True)
+            values.setdefault("backbone", entry.base_model)
+        config = cls.from_preset(entry.preset, **values)
+        config.architectures = [model_class.__name__ if model_class is not None else entry.architecture]
+        return config
 
 
 class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
@@ -226,6 +245,22 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
         "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference."
     )
     return model
+
+
+def _converted_copy(entry: Any, hub_kwargs: dict[str, Any]) -> Path | None:
+    """A directory of ``entry`` already on this machine (its Hub repo in the HF cache, or our conversion), else None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from .hub.cache import find_converted
+    from .hub.settings import hub_org
+
+    cache_dir, revision = hub_kwargs.get("cache_dir"), hub_kwargs.get("revision")
+    found = try_to_load_from_cache(entry.hub_repo_id(hub_org()), "config.json", cache_dir=cache_dir, revision=revision)
+    if isinstance(found, str):
+        return Path(found).parent
+    if revision is None:
+        return find_converted(entry, cache_dir=cache_dir)
+    return None
 
 
 def _refuse_pickle_loading(kwargs: dict[str, Any]) -> None:

@@ -85,3 +85,37 @@ def test_every_moog_manifest_converts_exactly(reference):
             assert entry.num_parameters == manifest_count, entry.name
             assert config.readout["task"] == ("points" if "point" in entry.name else "boxes")
     assert seen_decoder == 1 and seen_no_decoder == 1
+
+
+def test_configs_by_name_describe_the_released_files_without_reading_them(reference, tmp_path, monkeypatch):
+    """``<Config>.from_pretrained(name)`` downloads nothing and reads no weights (issue 15): from the
+    catalog alone it describes the model the released file converts to, tensor for tensor."""
+    from fourd_hub.hub import download
+    from fourd_hub.registry import get_family
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a config by name must not download anything")
+
+    monkeypatch.setattr(download, "download_file", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    checked = set()
+    for family in ("fourds", "moog"):
+        for manifest_name, keys in json.loads((reference / "manifests" / f"{family}.json").read_text()).items():
+            file_name = manifest_name.split(" ")[0]
+            if "no decoder" in manifest_name:
+                continue  # the demo's view of the backbone file; the file itself holds the decoder
+            entry = entry_for_file(file_name) if file_name.endswith(".npz") else CATALOG["moog-ego4d"] if family == "moog" else None
+            if entry is None:
+                continue  # sizes without a released file
+            shapes = {key: tuple(shape) for key, shape in keys.items()}
+            _, planned, model_class, _ = _plan_from_shapes(shapes, entry, None, None)
+            config = get_family(entry.family).load("config_class").from_pretrained(entry.name, cache_dir=tmp_path / "empty-cache")
+            assert config.architectures == [entry.architecture]
+            assert bool(config.use_pretrained_backbone) == bool(planned.use_pretrained_backbone), entry.name
+            with torch.device("meta"):
+                expected = {k: tuple(v.shape) for k, v in model_class(planned).state_dict().items()}
+                got = {k: tuple(v.shape) for k, v in model_class(config).state_dict().items()}
+            assert got == expected, entry.name
+            checked.add(entry.name)
+    assert {name for name, entry in CATALOG.items() if entry.has_weights} <= checked

@@ -88,10 +88,18 @@ def _is_remote(url: str) -> bool:
 
 
 def catalog_entry_for(name_or_path: Any) -> CatalogEntry | None:
-    """The catalog entry a string names (case-insensitive), unless it is an existing path."""
+    """The catalog entry a string names (case-insensitive), unless it is an existing path.
+
+    ``"4ds-e"`` and the Hub repo id of its converted copy (``"fourd-hub/4ds-e"``, or under
+    ``$FOURD_HUB_ORG``) name the same entry, so both resolve the same way (Hub copy, else the
+    original file converted into the cache).
+    """
     if not isinstance(name_or_path, (str, os.PathLike)) or Path(name_or_path).expanduser().exists():
         return None
     text = str(name_or_path)
+    org, slash, name = text.rpartition("/")
+    if slash and org.lower() in {hub_org().lower(), DEFAULT_HUB_ORG.lower()}:
+        text = name
     return CATALOG.get(text) or CATALOG.get(text.lower())
 
 
@@ -103,8 +111,6 @@ def _say(message: str, progress: bool) -> None:
         tqdm.write(message, file=sys.stderr)
     else:
         logger.info(message)
-
-
 
 
 def split_hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
