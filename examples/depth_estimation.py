@@ -3,9 +3,11 @@
 
     python examples/depth_estimation.py clip.mp4 --model ./4ds-b-dist-e-scannet-depth --output depth.mp4
 
---model: a converted depth model (`fourd-hub convert scaling4d_dist_b_depth.npz ./4ds-b-dist-e-scannet-depth`,
-the file's URL is in `fourd-hub list`), a catalog name or a Hub repo id. The output video shows the
-input beside its coloured depth; --arrays also saves the depth maps as .npz.
+--model: a catalog name (`4ds-b-dist-e-scannet-depth`: its original file is downloaded and
+converted into the Hugging Face cache once), a Hub repo id, or a converted directory
+(`fourd-hub convert scaling4d_dist_b_depth.npz ./4ds-b-dist-e-scannet-depth`; the file lives under
+https://storage.googleapis.com/representations4d/checkpoints/, see the README's Models table).
+The output video shows the input beside its coloured depth; --arrays also saves the depth maps as .npz.
 """
 
 import argparse

@@ -33,7 +33,11 @@ class TaskSpec:
         cli: the ``fourd-hub`` command running the pipeline (``None``: no command).
         has_pipeline: ``fourd_hub.pipeline(name)`` exists.
         hub_tag: the tag of the task on model cards.
-        pipeline_tag: the Hub's closest ``pipeline_tag`` (``None``: the Hub has none that fits).
+        pipeline_tag: the Hub's ``pipeline_tag``, only where the Hub has a *video* task that fits
+            (``video-classification``). The Hub's ``depth-estimation``, ``keypoint-detection``,
+            ``object-detection`` and ``feature-extraction`` tags bring an image (or text) widget and
+            inference API that would send a single image (or a sentence) to a video model, so
+            those cards carry none; the task stays searchable through ``hub_tag`` and ``video``.
         metric: the headline metric and whether higher is better (``None``: no metric).
         auto_class: the transformers Auto class whose registry takes the task model
             (``None``: transformers has no Auto class for the task).
@@ -68,18 +72,18 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="depth-estimation", key="depth", readout_key="depth", aliases=("video-depth-estimation",),
             transformers_pipeline="video-depth-estimation", cli="depth-estimation", hub_tag="depth-estimation",
-            pipeline_tag="depth-estimation", metric=("abs_rel", False), auto_class="AutoModelForDepthEstimation",
+            metric=("abs_rel", False), auto_class="AutoModelForDepthEstimation",
             description="depth (T, H, W) in metres per frame",
         ),
         TaskSpec(
             name="point-tracking", key="points", readout_key="points", transformers_pipeline="point-tracking",
-            cli="point-tracking", hub_tag="point-tracking", pipeline_tag="keypoint-detection",
+            cli="point-tracking", hub_tag="point-tracking",
             metric=("average_jaccard", True), output_extensions=(".mp4", ".npz", ".json", ""),
             description="tracks (T, Q, 2) pixel (x, y) + visibility",
         ),
         TaskSpec(
             name="box-tracking", key="boxes", readout_key="boxes", transformers_pipeline="box-tracking",
-            cli="box-tracking", hub_tag="box-tracking", pipeline_tag="object-detection", metric=("mean_iou", True),
+            cli="box-tracking", hub_tag="box-tracking", metric=("mean_iou", True),
             output_extensions=(".mp4", ".npz", ".json", ""), description="boxes (T, Q, 4) pixel (x1, y1, x2, y2)",
         ),
         TaskSpec(
@@ -98,7 +102,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             name="video-feature-extraction", key="features", readout_key=None, aliases=("feature-extraction",),
             transformers_pipeline="video-feature-extraction", cli="features", hub_tag="feature-extraction",
-            pipeline_tag="feature-extraction", auto_class="AutoModel", output_extensions=(".npz",),
+            auto_class="AutoModel", output_extensions=(".npz",),
             description="per-frame features (layout documented per family)",
         ),
         TaskSpec(

@@ -272,3 +272,21 @@ def test_a_registered_broken_family_fails_the_suite():
     finally:
         unregister_family("broken4d")
     assert "broken4d" not in FAMILIES and import_object("fourd_hub.registry.FAMILIES") is FAMILIES
+
+
+def test_the_auto_class_table_of_docs_hub_lists_every_registration():
+    """docs/hub.md's table of Auto classes is what _auto.register_auto_classes registers, family by family."""
+    table = {}
+    for line in (Path(__file__).resolve().parents[1] / "docs" / "hub.md").read_text().splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `Auto"):
+            table[cells[0]] = cells[1:]
+    names = [spec.name for spec in families()]
+    for spec in families():
+        column = names.index(spec.name)
+        registrations = [("AutoModel", spec.base_model)]
+        registrations += [(get_task(t).auto_class, p) for t, p in spec.task_models.items() if get_task(t).auto_class]
+        registrations += list(spec.auto_classes.items())
+        for auto_name, path in registrations:
+            class_name = path.rpartition(".")[2]
+            assert table.get(auto_name, [""] * len(names))[column] == class_name, f"docs/hub.md: {auto_name} -> {class_name} ({spec.name})"
