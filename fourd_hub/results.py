@@ -4,18 +4,26 @@ Every result covers the processed frames of one video (``frame_indices`` into th
 their ``fps``) at the input's ``image_size`` (H, W), in pixels with (x, y) order. ``save(path)``
 picks the format from the extension (``.npz``, ``.json``, ``.mp4``, or a directory of PNG frames)
 and writes atomically; ``render()`` yields visualisation frames, re-decoding the input lazily.
+
+Results behave like transformers' ``ModelOutput`` for reading: ``result["tracks"] is result.tracks``,
+``result.keys()``, ``"tracks" in result``, ``dict(result)``; an unknown name raises ``KeyError``
+naming the available ones. ``repr()`` summarises arrays as ``dtype[shape]``, e.g.
+``DepthEstimationResult(depth=float32[16, 480, 640], model_depth=float32[16, 224, 224],
+frame_indices=int64[16], fps=24.0, image_size=(480, 640))``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ._files import write_atomic
 from .processing import FrameGeometry
@@ -65,9 +73,22 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
-@dataclass
+def _summary(value: Any) -> str:
+    """``float32[16, 224, 224]`` for an array or tensor, ``repr`` for anything else."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype.name}[{', '.join(map(str, value.shape))}]"
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')}[{', '.join(map(str, value.shape))}]"
+    return repr(value)
+
+
+@dataclass(repr=False)
 class VideoTaskResult:
     """What every pipeline returns: predictions for the processed frames of one video.
+
+    Fields are read as attributes or by name, as transformers' ``ModelOutput``:
+    ``result["fps"] is result.fps``; :meth:`keys` lists the names (the task's outputs, then the
+    common fields below), ``name in result`` tests one, and ``dict(result)`` copies them all.
 
     Attributes:
         task: the pipeline task.
@@ -91,11 +112,62 @@ class VideoTaskResult:
                 yield frame
 
     # Subclasses name their fields: every array field goes to .npz; json_fields also to .json
-    # (rounded to json_decimals), with json_notes (conventions) alongside.
+    # (rounded to json_decimals), with json_notes (conventions) alongside. computed_fields are
+    # properties readable by name (keys()) too; aliases are keys left out of repr().
     array_fields: ClassVar[tuple[str, ...]] = ()
     json_fields: ClassVar[tuple[str, ...]] = ()
     json_decimals: ClassVar[int] = 3
     json_notes: ClassVar[dict[str, str]] = {}
+    computed_fields: ClassVar[tuple[str, ...]] = ()
+    aliases: ClassVar[tuple[str, ...]] = ()
+    _common_fields: ClassVar[tuple[str, ...]] = ("task", "frame_indices", "fps", "image_size")
+
+    # -- read by name, as transformers' ModelOutput -------------------------------------------------
+
+    def keys(self) -> tuple[str, ...]:
+        """The names readable with ``result[name]``: the task's outputs first, then the common fields.
+
+        Internal fields (the frame geometry, the input source) are not keys.
+        """
+        own = [f.name for f in fields(self) if f.repr and not f.name.startswith("_") and f.name not in self._common_fields]
+        return (*self.computed_fields, *own, *self._common_fields)
+
+    def __getitem__(self, name: str) -> Any:
+        """``result[name]`` is ``getattr(result, name)`` for every name of :meth:`keys`.
+
+        Raises:
+            KeyError: ``name`` is not one of :meth:`keys` (the message lists them).
+        """
+        if isinstance(name, str) and name in self.keys():
+            return getattr(self, name)
+        hint = " (results are read by field name, not by position)" if isinstance(name, (int, slice)) else ""
+        raise KeyError(f"{name!r} is not a field of {type(self).__name__}{hint}; available: {', '.join(self.keys())}")
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``result[name]``, or ``default`` for a name that is not a field."""
+        return self[name] if name in self else default
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(name, value)`` for every name of :meth:`keys` (computed fields are computed)."""
+        return [(name, self[name]) for name in self.keys()]
+
+    def values(self) -> list[Any]:
+        """The values of :meth:`items`."""
+        return [value for _, value in self.items()]
+
+    def _repr_summary(self, name: str) -> str:
+        """How ``repr`` shows a field; computed fields override it to avoid computing anything."""
+        return _summary(getattr(self, name))
+
+    def __repr__(self) -> str:
+        shown = [name for name in self.keys() if name not in self.aliases and name != "task"]
+        return f"{type(self).__name__}({', '.join(f'{name}={self._repr_summary(name)}' for name in shown)})"
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The result as named numpy arrays (what ``save('.npz')`` writes)."""
@@ -140,29 +212,91 @@ class VideoTaskResult:
         return write_png_frames(path, self.render(), overwrite=overwrite)
 
 
-@dataclass
+@dataclass(repr=False)
 class DepthEstimationResult(VideoTaskResult):
     """Depth per processed frame.
 
     ``model_depth`` (T, h, w) is what the model predicted on its own grid; :attr:`depth` resamples
-    it to the input's (T, H, W) on access (bilinear, pixel centres; NaN outside a centre crop), and
-    :meth:`iter_depth` does it frame by frame for videos too long to hold at full resolution.
+    it to the input's (T, H, W) on first access (bilinear, pixel centres; NaN outside a centre
+    crop) and keeps it, and :meth:`iter_depth` does it frame by frame, keeping nothing, for videos
+    too long to hold at full resolution.
+
+    What ``transformers.pipeline("depth-estimation")`` users know, without breaking our names:
+    transformers returns ``{"predicted_depth": tensor, "depth": PIL image}`` per image, but our
+    ``depth`` has always been the metric array, so it stays one. :attr:`predicted_depth` is the
+    same data as a torch tensor (T, H, W) sharing its memory (no copy), and ``result["predicted_depth"]``
+    works; transformers' PIL ``depth`` image is :meth:`depth_image` (one frame) or
+    :attr:`depth_images` (all frames). ``result["depth"] is result.depth``.
     """
 
     model_depth: np.ndarray | None = None
     geometry: FrameGeometry | None = field(default=None, repr=False)
     array_fields = ("depth",)
+    computed_fields = ("depth", "predicted_depth")
+    aliases = ("predicted_depth",)
 
     def iter_depth(self) -> Iterator[np.ndarray]:
-        """Depth maps (H, W) float32 metres, one per processed frame."""
+        """Depth maps (H, W) float32 metres, one per processed frame (the kept :attr:`depth` if computed)."""
+        if "depth" in self.__dict__:
+            yield from self.__dict__["depth"]
+            return
         for start in range(0, len(self.model_depth), 16):
             chunk = self.geometry.dense_to_input(torch.from_numpy(self.model_depth[start : start + 16]))
             yield from chunk.numpy()
 
-    @property
+    @cached_property
     def depth(self) -> np.ndarray:
-        """(T, H, W) float32 depth in metres at the input resolution."""
+        """(T, H, W) float32 depth in metres at the input resolution (computed once, then kept)."""
         return np.stack(list(self.iter_depth())) if len(self.model_depth) else np.zeros((0, *self.image_size), np.float32)
+
+    @cached_property
+    def predicted_depth(self) -> torch.Tensor:
+        """(T, H, W) float32 tensor of :attr:`depth` (transformers' name), sharing its memory: no copy."""
+        return torch.from_numpy(self.depth)
+
+    def depth_image(self, t: int, mode: str = "L") -> Image.Image:
+        """Frame ``t``'s depth as a PIL image, normalised as transformers' depth-estimation pipeline does.
+
+        Per frame, ``(depth - min) / (max - min)`` times 255 truncated to ``uint8`` (``mode="L"``, what
+        transformers gives), or times 65535 to ``uint16`` (``mode="I;16"``, finer steps). Our depth
+        is in metres, so bright is far (relative-depth models such as DPT output disparity, where
+        bright is near). NaN (outside a centre crop) is 0; a constant frame is all 0. For a
+        visualisation with one colour scale over the video, use :meth:`render`.
+
+        Args:
+            t: position in the processed frames, 0 to T - 1 (not an index into the input video:
+                that is ``frame_indices[t]``).
+            mode: ``"L"`` (8-bit) or ``"I;16"`` (16-bit).
+
+        Returns:
+            A PIL image of the input's size (W x H).
+        """
+        if mode not in ("L", "I;16"):
+            raise ValueError(f"depth_image mode must be 'L' (8-bit, as transformers) or 'I;16' (16-bit), got {mode!r}")
+        count = len(self.model_depth)
+        if not isinstance(t, (int, np.integer)) or not -count <= t < count:
+            raise IndexError(f"frame position {t!r} is out of range for {count} processed frames (0 to {count - 1})")
+        if "depth" in self.__dict__:
+            depth = self.__dict__["depth"][t]
+        else:
+            depth = self.geometry.dense_to_input(torch.from_numpy(self.model_depth[t][None]))[0].numpy()
+        finite = np.isfinite(depth)
+        low, high = (depth[finite].min(), depth[finite].max()) if finite.any() else (0.0, 0.0)
+        scaled = (depth - low) / (high - low) if high > low else np.zeros_like(depth)
+        scaled = np.where(finite, scaled, 0.0)
+        if mode == "L":
+            return Image.fromarray((scaled * 255).astype(np.uint8))
+        return Image.fromarray((scaled * 65535).astype(np.uint16))
+
+    @property
+    def depth_images(self) -> list[Image.Image]:
+        """Every frame's :meth:`depth_image` (mode ``"L"``): transformers' PIL ``depth``, one per frame."""
+        return [self.depth_image(t) for t in range(len(self.model_depth))]
+
+    def _repr_summary(self, name: str) -> str:
+        if name == "depth" and "depth" not in self.__dict__ and self.model_depth is not None:
+            return f"{self.model_depth.dtype.name}[{len(self.model_depth)}, {self.image_size[0]}, {self.image_size[1]}]"
+        return super()._repr_summary(name)
 
     def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """The input frame beside its coloured depth (near = warm), one colour scale for the video."""
@@ -172,7 +306,7 @@ class DepthEstimationResult(VideoTaskResult):
         return render_depth_video(frames if frames is not None else self.input_frames(), self.iter_depth(), near, far)
 
 
-@dataclass
+@dataclass(repr=False)
 class PointTrackingResult(VideoTaskResult):
     """Point tracks.
 
@@ -197,7 +331,7 @@ class PointTrackingResult(VideoTaskResult):
         )
 
 
-@dataclass
+@dataclass(repr=False)
 class BoxTrackingResult(VideoTaskResult):
     """Box tracks: ``boxes`` (T, Q, 4) pixel (x1, y1, x2, y2); ``query_boxes`` (Q, 5) (t, x1, y1, x2, y2)."""
 
@@ -212,7 +346,7 @@ class BoxTrackingResult(VideoTaskResult):
         return render_boxes(frames if frames is not None else self.input_frames(), self.boxes, query_frames=query_positions)
 
 
-@dataclass
+@dataclass(repr=False)
 class CameraPoseResult(VideoTaskResult):
     """Camera poses at key frames, chained window by window.
 
@@ -241,7 +375,7 @@ class CameraPoseResult(VideoTaskResult):
         return render_pose_video(frames if frames is not None else self.input_frames(), self.poses, positions)
 
 
-@dataclass
+@dataclass(repr=False)
 class FeatureExtractionResult(VideoTaskResult):
     """Per-frame features.
 
@@ -258,7 +392,7 @@ class FeatureExtractionResult(VideoTaskResult):
     array_fields = ("features", "layout")
 
 
-@dataclass
+@dataclass(repr=False)
 class VideoReconstructionResult(VideoTaskResult):
     """MooG's prediction of each frame from the state before it (frame 0 from the initial state).
 
@@ -269,16 +403,26 @@ class VideoReconstructionResult(VideoTaskResult):
     model_frames: np.ndarray | None = None
     geometry: FrameGeometry | None = field(default=None, repr=False)
     array_fields = ("frames",)
+    computed_fields = ("frames",)
 
     def iter_frames(self) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 predicted frames at the input resolution, one at a time (the kept :attr:`frames` if computed)."""
+        if "frames" in self.__dict__:
+            yield from self.__dict__["frames"]
+            return
         for frame in self.model_frames:
             channels = self.geometry.dense_to_input(torch.from_numpy(frame).permute(2, 0, 1)).nan_to_num(0.0)
             yield (channels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
-    @property
+    @cached_property
     def frames(self) -> np.ndarray:
-        """(T, H, W, 3) uint8 predicted frames at the input resolution."""
+        """(T, H, W, 3) uint8 predicted frames at the input resolution (computed once, then kept)."""
         return np.stack(list(self.iter_frames()))
+
+    def _repr_summary(self, name: str) -> str:
+        if name == "frames" and "frames" not in self.__dict__ and self.model_frames is not None:
+            return f"uint8[{len(self.model_frames)}, {self.image_size[0]}, {self.image_size[1]}, 3]"
+        return super()._repr_summary(name)
 
     def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
         from .visualization import side_by_side

@@ -1,8 +1,9 @@
 """Video input/output: lazy decoding of files and in-memory frames, frame selection, atomic writing.
 
 Every model in this hub consumes RGB videos as ``(T, H, W, 3)`` ``uint8`` frames. This module turns
-whatever the user has (a file path, encoded bytes, a file object, a numpy array, a torch tensor or a
-list of PIL images) into that form through one interface, :class:`VideoReader`, and writes results
+whatever the user has (a file path, encoded bytes, a file object, a numpy array, a torch tensor, a
+list of PIL images, a directory of frame images or a glob pattern such as ``"frames/*.jpg"``) into
+that form through one interface, :class:`VideoReader`, and writes results
 back as mp4 files (:class:`VideoWriter`, :func:`write_video`) or PNG sequences
 (:func:`write_png_frames`). Decoding and encoding use PyAV (FFmpeg bindings); there is no dependency
 on torchvision, OpenCV or an ``ffmpeg`` binary.
@@ -13,7 +14,8 @@ Design:
   first frame, see "Rotation") to count the frames and read their timestamps; frames are decoded
   only by :meth:`VideoReader.iter_frames`, in one forward pass, keeping one frame at a time. In-memory
   arrays are never copied as a whole: each frame is converted when it is yielded, so a memory-mapped
-  ten-minute video costs one frame of memory.
+  ten-minute video costs one frame of memory. Image sequences likewise: opening reads each image's
+  header only (size and EXIF orientation), and each frame is decoded when it is yielded.
 * **Exact frame counts.** ``num_frames`` is the number of video packets the demuxer returns, which
   for every common container is the number of decodable frames. A reader never yields silently fewer
   frames than it promised: a file whose packets stop before what its header declares, or contain a
@@ -41,6 +43,16 @@ clockwise ``rotate`` stream tag, which is used as a fallback). Rotations are rou
 90 degrees; the mirroring part of a display matrix (rare; it comes from EXIF-style flips) is ignored
 because PyAV does not expose it.
 
+Image sequences: a directory is read as the image files directly inside it (``.png``, ``.jpg``,
+``.jpeg``, ``.bmp``, ``.tif``, ``.tiff``, ``.webp``, ``.ppm``, ``.pgm``; hidden files and other files are
+skipped); a path that does not exist but contains ``*``, ``?`` or ``[`` is a glob pattern (``**``
+recursive), every file it matches a frame. Frames are sorted in natural order (``frame2``
+before ``frame10``; the full path for a glob), decoded with Pillow, turned upright by their EXIF
+orientation (as transformers' ``load_image`` does), and converted to RGB (16-bit greyscale is
+scaled to 8 bits, not clipped). They have no timestamps of their own: the rate is ``fps=`` or
+:data:`DEFAULT_FPS`. A directory without images, a pattern matching nothing, an unreadable image or
+one whose size differs from the first frame's is refused, naming it, when the sequence is opened.
+
 Writing: :class:`VideoWriter` encodes H.264 (``libx264``) into mp4 with ``+faststart`` (index at the
 front, so the file streams in browsers and on the Hub). Frames with an odd width or height are padded
 to even sizes by replicating the last row/column, because 4:2:0 chroma subsampling needs even
@@ -55,6 +67,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import io
 import math
 import os
@@ -62,6 +75,7 @@ import re
 import secrets
 import shutil
 import struct
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -74,7 +88,9 @@ import torch
 from PIL import Image
 
 __all__ = [
+    "DEFAULT_FPS",
     "DEFAULT_MAX_FRAME_PIXELS",
+    "IMAGE_SUFFIXES",
     "VideoError",
     "VideoMetadata",
     "VideoReader",
@@ -90,8 +106,12 @@ __all__ = [
 #: 100 MB per RGB frame. Larger frames are almost always a mistake (or a decompression bomb).
 DEFAULT_MAX_FRAME_PIXELS = 8192 * 8192 // 2
 
-#: The in-memory frame rate used when ``fps=`` is not given.
+#: The frame rate of in-memory frames and image sequences (directories, glob patterns) when
+#: ``fps=`` is not given; also the fallback for files whose rate cannot be read.
 DEFAULT_FPS = 30.0
+
+#: File suffixes (lower case) read as frames from a directory (a glob pattern takes any match).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 VideoSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, np.ndarray, torch.Tensor, Sequence[Image.Image]]
 
@@ -117,18 +137,20 @@ class VideoMetadata:
             found by demuxing (no decoding).
         fps: Average frame rate. For files, ``num_frames / duration`` with the duration measured from
             the frame timestamps (the stream's average rate when that is not possible); for in-memory
-            frames, the ``fps`` given to :func:`open_video` (default 30.0).
+            frames and image sequences, the ``fps`` given to :func:`open_video` (default
+            :data:`DEFAULT_FPS`, 30.0).
         width: Display width in pixels, after rotation.
         height: Display height in pixels, after rotation.
         duration: Duration in seconds (first frame to the end of the last one), or ``None`` when the
             file does not say.
         rotation: Counter-clockwise rotation in degrees (0, 90, 180 or 270) applied to decoded frames
-            so that they display upright; always 0 for in-memory inputs.
-        codec: FFmpeg codec name, e.g. ``"h264"``; ``None`` for in-memory inputs.
+            so that they display upright; always 0 for in-memory inputs and image sequences (whose
+            EXIF orientation is applied per image).
+        codec: FFmpeg codec name, e.g. ``"h264"``; ``None`` for in-memory inputs and image sequences.
         has_audio: Whether the file has an audio stream (it is ignored).
         variable_frame_rate: Whether frame intervals differ by more than 1% from their median.
-        source: The file path, or ``"<bytes>"``, ``"<file object>"``, ``"<array>"``, ``"<tensor>"``,
-            ``"<PIL images>"``.
+        source: The file path, the directory or the glob pattern of an image sequence, or
+            ``"<bytes>"``, ``"<file object>"``, ``"<array>"``, ``"<tensor>"``, ``"<PIL images>"``.
     """
 
     num_frames: int
@@ -581,8 +603,148 @@ class _PILFrames(_MemoryFrames):
         self._images = images
 
     def frame(self, index: int) -> np.ndarray:
-        # .convert("RGB") handles every mode (L, P, RGBA, CMYK, I;16, ...); alpha is dropped.
-        return np.ascontiguousarray(np.asarray(self._images[index].convert("RGB"), dtype=np.uint8))
+        return _pil_to_rgb(self._images[index])
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """One PIL image of any mode -> contiguous (H, W, 3) uint8 RGB; alpha is dropped.
+
+    ``.convert("RGB")`` handles every mode (L, P, RGBA, CMYK, ...) except 16-bit greyscale, which it
+    clips to 255 (a 16-bit PNG would turn white): that is scaled to 8 bits instead.
+    """
+    if image.mode.startswith("I;16"):
+        grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+# EXIF orientation -> the transpose that makes the image upright (as PIL.ImageOps.exif_transpose).
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_GLOB_CHARACTERS = re.compile(r"[*?[]")
+
+
+def _natural_key(text: str) -> tuple[list[Any], str]:
+    """Sort key putting ``frame2`` before ``frame10`` (digit runs compare as numbers, case ignored)."""
+    parts = re.split(r"(\d+)", text)
+    return [int(part) if i % 2 else part.casefold() for i, part in enumerate(parts)], text
+
+
+def _image_sequence(source: str | os.PathLike) -> list[Path] | None:
+    """The frame files of a directory or glob pattern, naturally sorted; ``None`` for any other path.
+
+    Raises:
+        VideoError: A directory without image files.
+        FileNotFoundError: A glob pattern that matches no file.
+    """
+    path = Path(source)
+    if path.is_dir():
+        entries = [entry for entry in path.iterdir() if not entry.name.startswith(".") and entry.is_file()]
+        images = [entry for entry in entries if entry.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            others = sorted((entry.name for entry in entries), key=_natural_key)
+            held = f"it holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}" if others else "it is empty"
+            hint = f"; to read a video inside it, pass its path (e.g. {path / others[0]})" if others else ""
+            raise VideoError(
+                f"{source} is a directory with no image files to read as frames ({held}); frames are files "
+                f"ending in {', '.join(IMAGE_SUFFIXES)}{hint}"
+            )
+        return sorted(images, key=lambda entry: _natural_key(entry.name))
+    if path.exists() or not _GLOB_CHARACTERS.search(os.fspath(source)):
+        return None
+    pattern = os.fspath(source)
+    matches = [Path(match) for match in glob.glob(pattern, recursive=True)]
+    files = [match for match in matches if match.is_file()]
+    if not files:
+        found = f" (only the directories {', '.join(sorted(map(str, matches))[:3])})" if matches else ""
+        raise FileNotFoundError(
+            f"no files match the pattern {pattern!r}{found}: it is read as a glob of frame images "
+            f"(e.g. 'frames/*.png'); check the directory and the extension, and quote the pattern in a shell"
+        )
+    return sorted(files, key=lambda match: _natural_key(str(match)))
+
+
+class _ImageFrames(_MemoryFrames):
+    """Image files (a directory or glob pattern): headers read on opening, each decoded when yielded."""
+
+    def __init__(self, paths: list[Path], label: str, fps: float | None, max_frame_pixels: int) -> None:
+        self._label = label
+        self._max_frame_pixels = max_frame_pixels
+        self._paths = paths
+        self._transposes: list[Image.Transpose | None] = []
+        size: tuple[int, int] | None = None
+        for i, path in enumerate(paths):
+            width, height, transpose = self._header(path)
+            if size is None:
+                size = (width, height)
+                _check_frame_pixels(width, height, max_frame_pixels, str(path))
+            elif (width, height) != size:
+                raise VideoError(
+                    f"{path} is {width}x{height} but the first frame of {label} ({paths[0].name}) is "
+                    f"{size[0]}x{size[1]}: all frames of a video must have the same size; resize or remove it"
+                )
+            self._transposes.append(transpose)
+        assert size is not None
+        super().__init__(len(paths), size[1], size[0], fps, label)
+
+    def _unreadable(self, path: Path, reason: str) -> VideoError:
+        return VideoError(
+            f"{path} (a frame of {self._label}) is not an image Pillow can read ({reason}); remove it from "
+            f"the frames or re-save it as PNG"
+        )
+
+    def _header(self, path: Path) -> tuple[int, int, Image.Transpose | None]:
+        """(width, height) upright, and the transpose that makes the image upright; nothing decoded."""
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns about large images; the frame-size guard below decides, with its own message.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    width, height = image.size
+                    # The base class's getexif reads only the header (PngImageFile's decodes the image).
+                    orientation = Image.Image.getexif(image).get(0x0112, 1)
+        except Image.DecompressionBombError as error:
+            with open(path, "rb") as handle:
+                declared = _declared_frame_size(handle.read(_HEADER_BYTES))
+            if declared is not None:
+                _check_frame_pixels(*declared, self._max_frame_pixels, str(path))
+            raise VideoError(
+                f"{path}: Pillow refuses to open it as a possible decompression bomb ({error}); downscale the frames, "
+                "or raise PIL.Image.MAX_IMAGE_PIXELS if they are genuine"
+            ) from None
+        except FileNotFoundError:
+            raise FileNotFoundError(f"frame image not found: {path} (was it removed after {self._label} was listed?)") from None
+        except (OSError, SyntaxError, ValueError) as error:  # UnidentifiedImageError is an OSError
+            raise self._unreadable(path, str(error)) from None
+        transpose = _EXIF_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+        if orientation in (5, 6, 7, 8):  # a quarter turn: the upright image is the other way round
+            width, height = height, width
+        return width, height, transpose
+
+    def frame(self, index: int) -> np.ndarray:
+        path = self._paths[index]
+        try:
+            with Image.open(path) as image:
+                transpose = self._transposes[index]
+                upright = image.transpose(transpose) if transpose is not None else image
+                frame = _pil_to_rgb(upright)
+        except FileNotFoundError:
+            raise VideoError(f"frame {index} of {self._label}, {path}, was removed after the frames were listed") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise self._unreadable(path, f"decoding failed: {error}") from None
+        if frame.shape[:2] != (self.metadata.height, self.metadata.width):
+            raise VideoError(
+                f"frame {index} of {self._label}, {path}, changed size after the frames were listed "
+                f"({frame.shape[1]}x{frame.shape[0]}, not {self.metadata.width}x{self.metadata.height})"
+            )
+        return frame
 
 
 class _SeekMissed(Exception):
@@ -1030,9 +1192,15 @@ class VideoReader:
 
 
 def _make_source(source: Any, fps: float | None, max_frame_pixels: int) -> _FrameSource:
+    images = _image_sequence(source) if isinstance(source, (str, os.PathLike)) else None
+    if images is not None:
+        return _ImageFrames(images, os.fspath(source), fps, max_frame_pixels)
     in_memory = isinstance(source, (np.ndarray, torch.Tensor, list, tuple))
     if fps is not None and not in_memory:
-        raise VideoError("fps= is only for in-memory frames; files carry their own rate")
+        raise VideoError(
+            "fps= is only for in-memory frames and image sequences (a directory or glob of frames); "
+            "video files carry their own rate"
+        )
     if isinstance(source, np.ndarray):
         return _ArrayFrames(source, fps, max_frame_pixels)
     if isinstance(source, torch.Tensor):
@@ -1044,8 +1212,9 @@ def _make_source(source: Any, fps: float | None, max_frame_pixels: int) -> _Fram
     if isinstance(source, Image.Image):
         raise TypeError("a single PIL image is not a video: pass a list of PIL images, e.g. [image]")
     raise TypeError(
-        f"unsupported video source of type {type(source).__name__}: pass a file path, the bytes of an encoded "
-        f"video, a binary file object, a numpy array, a torch tensor or a list of PIL images"
+        f"unsupported video source of type {type(source).__name__}: pass a file path, a directory or glob "
+        f"pattern of frame images, the bytes of an encoded video, a binary file object, a numpy array, a torch "
+        f"tensor or a list of PIL images"
     )
 
 
@@ -1059,13 +1228,16 @@ def open_video(
     """Open a video for lazy, sequential frame access.
 
     Args:
-        source: A path (``str`` / ``os.PathLike``); ``bytes`` / ``bytearray`` / ``memoryview`` holding
+        source: A path (``str`` / ``os.PathLike``) of a video file; a directory of frame images, or
+            a glob pattern of them (``"frames/*.jpg"``), read in natural order (see "Image
+            sequences" in the module docstring); ``bytes`` / ``bytearray`` / ``memoryview`` holding
             an encoded video file; a binary file object (non-seekable ones are read into memory
             first); a numpy array or torch tensor of frames, ``(T, H, W, 3)`` / ``(T, H, W, 4)``
             (alpha dropped) / ``(T, H, W, 1)`` / ``(T, H, W)`` (greyscale), ``uint8`` or float in
             ``[0, 1]`` (tensors may also be ``(T, C, H, W)`` when unambiguous); or a list/tuple of
             PIL images of one size.
-        fps: Frame rate of in-memory frames (default 30.0). An error for files, which carry their own.
+        fps: Frame rate of in-memory frames and image sequences (default :data:`DEFAULT_FPS`,
+            30.0). An error for video files, which carry their own.
         max_frame_pixels: Refuse frames with more pixels than this (checked before decoding or
             copying anything). The default refuses e.g. 10000x10000.
         min_frames: Refuse videos with fewer frames.
@@ -1074,9 +1246,11 @@ def open_video(
         A :class:`VideoReader`; use it as a context manager or call ``close()``.
 
     Raises:
-        FileNotFoundError: The path does not exist.
+        FileNotFoundError: The path does not exist, or a glob pattern matches no file.
         TypeError: The source is of an unsupported type.
-        VideoError: The source is not a readable video (see the messages), is too large, or too short.
+        VideoError: The source is not a readable video (see the messages), is too large, or too short;
+            a directory holds no image files; an image of a sequence is unreadable or of another
+            size than the first.
     """
     return VideoReader(source, fps=fps, max_frame_pixels=max_frame_pixels, min_frames=min_frames)
 
@@ -1102,7 +1276,8 @@ def load_video(
         fps: Resample to this frame rate (the *selection* rate, as in :func:`select_frames`).
         start: First frame of the range to select from.
         end: One past the last frame of the range (default: the end of the video).
-        source_fps: Frame rate of in-memory frames (``open_video(fps=...)``); an error for files.
+        source_fps: Frame rate of in-memory frames and image sequences (``open_video(fps=...)``);
+            an error for video files.
         max_frame_pixels: See :func:`open_video`.
         min_frames: See :func:`open_video` (applies to the whole source, not the selection).
 

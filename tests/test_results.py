@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from fourd_hub.processing import FrameGeometry
-from fourd_hub.results import DepthEstimationResult, FeatureExtractionResult, PointTrackingResult
+from fourd_hub.results import (
+    BoxTrackingResult,
+    CameraPoseResult,
+    DepthEstimationResult,
+    FeatureExtractionResult,
+    PointTrackingResult,
+    VideoReconstructionResult,
+)
 
 
 def _tracks() -> PointTrackingResult:
@@ -135,3 +142,95 @@ def test_outputs_of_the_wrong_kind_or_links_are_refused_before_writing(tmp_path,
         result.save(tmp_path / "mixed", overwrite=True)
     assert (tmp_path / "file").read_text() == "mine" and (tmp_path / "mixed" / "notes.txt").exists()
     assert not list((tmp_path / "real").iterdir()) and (tmp_path / "link").is_symlink()
+
+
+def _depth(mode: str = "resize") -> DepthEstimationResult:
+    geometry = FrameGeometry.create((20, 30), (8, 8), mode)
+    model_depth = 1 + np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    return DepthEstimationResult(
+        task="depth-estimation", frame_indices=np.arange(0, 6, 2), fps=10.0, image_size=(20, 30),
+        model_depth=model_depth, geometry=geometry,
+    )
+
+
+def _every_result() -> list:
+    common = dict(frame_indices=np.arange(2), fps=5.0, image_size=(4, 6))
+    geometry = FrameGeometry.create((4, 6), (4, 4), "resize")
+    poses = dict(poses=np.stack([np.eye(4)] * 2), pose_frames=np.arange(2), relative_poses=np.eye(4)[None])
+    return [
+        _depth(),
+        _tracks(),
+        BoxTrackingResult(
+            task="box-tracking", **common, boxes=np.zeros((2, 1, 4), np.float32), query_boxes=np.zeros((1, 5), np.float32)
+        ),
+        CameraPoseResult(task="camera-pose", **common, **poses),
+        FeatureExtractionResult(
+            task="video-feature-extraction", **common, features=np.zeros((2, 3, 5), np.float32), layout="(T, N, D)"
+        ),
+        VideoReconstructionResult(
+            task="video-reconstruction", **common, model_frames=np.zeros((2, 4, 4, 3), np.float32), geometry=geometry
+        ),
+    ]
+
+
+@pytest.mark.parametrize("result", _every_result(), ids=lambda result: type(result).__name__)
+def test_results_are_read_by_field_name_like_model_outputs(result):
+    assert result.keys()[-4:] == ("task", "frame_indices", "fps", "image_size")
+    for name in result.keys():
+        assert result[name] is getattr(result, name) and name in result
+    assert list(result) == list(result.keys()) and dict(result).keys() == set(result.keys())
+    assert "geometry" not in result and "_source" not in result and 0 not in result
+    with pytest.raises(KeyError, match=rf"'nope' is not a field of {type(result).__name__}; available: .*frame_indices"):
+        result["nope"]
+    with pytest.raises(KeyError, match="by field name, not by position"):
+        result[0]
+    assert result.get("nope", 7) == 7 and result.get("fps") is result.fps
+
+
+@pytest.mark.parametrize("result", _every_result(), ids=lambda result: type(result).__name__)
+def test_repr_summarises_shapes_without_computing(result):
+    text = repr(result)
+    assert text.startswith(f"{type(result).__name__}(") and "array(" not in text and "\n" not in text
+    assert "frame_indices=int64[" in text and "image_size=(" in text
+    assert "depth" not in result.__dict__ and "frames" not in result.__dict__  # nothing resampled for repr
+
+
+def test_repr_examples():
+    assert repr(_depth()) == (
+        "DepthEstimationResult(depth=float32[3, 20, 30], model_depth=float32[3, 8, 8], frame_indices=int64[3], "
+        "fps=10.0, image_size=(20, 30))"
+    )
+    assert repr(_tracks()) == (
+        "PointTrackingResult(tracks=float32[5, 2, 2], visible=bool[5, 2], query_points=float32[2, 3], "
+        "frame_indices=int64[5], fps=12.5, image_size=(20, 30))"
+    )
+
+
+def test_depth_offers_what_transformers_depth_pipeline_users_know():
+    result = _depth()
+    assert result["depth"] is result.depth and result.depth.shape == (3, 20, 30)
+    predicted = result["predicted_depth"]
+    assert isinstance(predicted, torch.Tensor) and predicted.shape == (3, 20, 30) and predicted.dtype == torch.float32
+    assert np.shares_memory(predicted.numpy(), result.depth)  # the same data, not a copy
+    assert "predicted_depth=" not in repr(result)  # an alias of depth
+    images = result.depth_images
+    assert len(images) == 3 and all(image.mode == "L" and image.size == (30, 20) for image in images)
+    for t, image in enumerate(images):  # transformers' DepthEstimationPipeline.postprocess, per frame
+        depth = result.depth[t]
+        expected = ((depth - depth.min()) / (depth.max() - depth.min()) * 255).astype("uint8")
+        np.testing.assert_array_equal(np.asarray(image), expected)
+    wide = np.asarray(result.depth_image(1, mode="I;16"))
+    assert result.depth_image(1, mode="I;16").mode == "I;16" and wide.max() == 65535 and wide.min() == 0
+    # Without the full-resolution depth kept, one frame is resampled on its own, to the same image.
+    np.testing.assert_array_equal(np.asarray(_depth().depth_image(2)), np.asarray(images[2]))
+    with pytest.raises(IndexError, match="out of range for 3 processed frames"):
+        result.depth_image(3)
+    with pytest.raises(ValueError, match="'L'"):
+        result.depth_image(0, mode="RGB")
+
+
+def test_depth_image_outside_a_centre_crop_is_zero():
+    result = _depth("crop")
+    assert np.isnan(result.depth).any()
+    image = np.asarray(result.depth_image(0))
+    assert (image[np.isnan(result.depth[0])] == 0).all() and image.max() == 255

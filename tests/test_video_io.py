@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 import tracemalloc
 import types
@@ -17,9 +18,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fourd_hub.video_io import (
+    DEFAULT_FPS,
     VideoError,
     VideoMetadata,
     VideoReader,
@@ -33,6 +35,7 @@ from fourd_hub.video_io import (
 from video_factory import (
     moving_shapes_frames,
     png_declaring_size,
+    write_image_frames,
     write_test_video,
     write_vfr_test_video,
     write_y4m_declaring_size,
@@ -341,7 +344,7 @@ def test_in_memory_fps(frames: np.ndarray) -> None:
 
 
 def test_fps_is_refused_for_files(video_path: Path) -> None:
-    with pytest.raises(VideoError, match="fps= is only for in-memory frames; files carry their own rate"):
+    with pytest.raises(VideoError, match=r"fps= is only for in-memory frames and image sequences .*; video files carry their"):
         open_video(video_path, fps=10)
 
 
@@ -930,3 +933,99 @@ def test_reading_late_frames_seeks_to_the_keyframe_before_them(tmp_path):
         everything = reader.read()
         for indices in ([30], [8, 9, 40], [59], [6, 7, 8, 13, 14]):
             np.testing.assert_array_equal(reader.read(indices), everything[indices])
+
+
+# --------------------------------------------------------------------------------------------------
+# Image sequences: a directory of frames or a glob pattern
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_directory_and_a_glob_of_pngs_read_as_the_frames_written(tmp_path: Path) -> None:
+    frames = moving_shapes_frames(3, 12, 16)
+    write_image_frames(tmp_path / "frames", frames)
+    (tmp_path / "frames" / "notes.txt").write_text("not a frame")  # other files in a directory are skipped
+    for source in (tmp_path / "frames", str(tmp_path / "frames" / "*.png")):
+        with open_video(source) as reader:
+            assert reader.metadata.num_frames == 3 and (reader.metadata.height, reader.metadata.width) == (12, 16)
+            assert reader.metadata.fps == DEFAULT_FPS and reader.metadata.source == os.fspath(source)
+            np.testing.assert_array_equal(reader.read(), frames)  # PNG is lossless
+        np.testing.assert_array_equal(load_video(source, stride=2)[0], frames[::2])
+    video, metadata = load_video(tmp_path / "frames", source_fps=12.5)
+    assert metadata.fps == 12.5 and metadata.codec is None and metadata.duration == pytest.approx(3 / 12.5)
+
+
+def test_frames_are_sorted_in_natural_order(tmp_path: Path) -> None:
+    frames = moving_shapes_frames(4, 8, 8)
+    write_image_frames(tmp_path, frames, ["frame10.png", "frame2.png", "Frame1.png", "frame9.jpg"])
+    (tmp_path / "._frame0.png").write_bytes(b"macOS metadata, hidden")  # hidden files are skipped
+    order = [2, 1, 3, 0]  # Frame1, frame2, frame9, frame10
+    with open_video(tmp_path) as reader:
+        decoded = reader.read()
+    np.testing.assert_array_equal(decoded[[0, 1, 3]], frames[[2, 1, 0]])
+    assert mean_abs_error(decoded[2], frames[3]) < MAX_MEAN_ABS_ERROR  # the JPEG, third
+    assert [int(np.argmin([mean_abs_error(d, f) for f in frames])) for d in decoded] == order
+    np.testing.assert_array_equal(load_video(str(tmp_path / "frame*.png"))[0], frames[[1, 0]])  # glob: case matters
+
+
+def test_image_sequence_errors_name_the_input_and_the_fix(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VideoError, match=f"{empty} is a directory with no image files .*it is empty.*\\.png"):
+        open_video(empty)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(b"x")
+    with pytest.raises(VideoError, match=r"no image files .*holds clip\.mp4.*pass its path \(e\.g\. .*clip\.mp4\)"):
+        open_video(videos)
+    pattern = str(tmp_path / "missing" / "*.jpg")
+    with pytest.raises(FileNotFoundError, match=f"no files match the pattern '{re.escape(pattern)}'"):
+        open_video(pattern)
+    frames = moving_shapes_frames(3, 8, 8)
+    write_image_frames(tmp_path / "mixed", frames, ["a1.png", "a2.png", "a3.png"])
+    write_image_frames(tmp_path / "mixed", moving_shapes_frames(2, 6, 8), ["a10.png", "a11.png"])
+    with pytest.raises(VideoError, match=r"a10\.png is 8x6 but the first frame of .*mixed \(a1\.png\) is 8x8.*same size"):
+        open_video(tmp_path / "mixed")
+    broken = tmp_path / "broken"
+    write_image_frames(broken, frames)
+    (broken / "frame_1.png").write_bytes(b"not a png")
+    with pytest.raises(VideoError, match=r"frame_1\.png \(a frame of .*broken\) is not an image Pillow can read"):
+        open_video(broken)
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    (bomb / "f0.png").write_bytes(png_declaring_size(frames[0], 100_000, 100_000))
+    with pytest.raises(VideoError, match=r"f0\.png: frames of 100000x100000 pixels .*max_frame_pixels="):
+        open_video(bomb)
+    with pytest.raises(VideoError, match=r"a1\.png: frames of 8x8 pixels"):
+        open_video(tmp_path / "mixed" / "a[12].png", max_frame_pixels=10)  # the guard holds for globs too
+    with pytest.raises(VideoError, match="min_frames=2"):
+        open_video(str(tmp_path / "mixed" / "a1.*"), min_frames=2)
+    with pytest.raises(VideoError, match="video files carry their own rate"):
+        open_video(write_test_video(tmp_path / "v.mp4", moving_shapes_frames(2, 16, 16)), fps=10)
+
+
+def test_image_frames_are_decoded_lazily_upright_and_as_rgb(tmp_path: Path) -> None:
+    frames = moving_shapes_frames(3, 8, 12)
+    paths = write_image_frames(tmp_path, frames)
+    reader = open_video(tmp_path)
+    paths[2].write_bytes(b"damaged after opening")  # only read when frame 2 is decoded
+    np.testing.assert_array_equal(reader.read([0, 1]), frames[:2])
+    with pytest.raises(VideoError, match=r"frame_2\.png \(a frame of .*\) is not an image Pillow can read \(decoding failed"):
+        reader.read([2])
+    # EXIF orientation 6 (rotate 90 degrees clockwise to display) is applied, as PIL.ImageOps.exif_transpose does.
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(frames[0]).save(rotated / "f.png", exif=exif)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(rotated / "f.png")).convert("RGB"))
+    with open_video(rotated) as rotated_reader:
+        assert (rotated_reader.metadata.width, rotated_reader.metadata.height) == (8, 12)
+        np.testing.assert_array_equal(rotated_reader.read()[0], upright)
+    # 16-bit greyscale is scaled to 8 bits (Pillow's convert("RGB") would clip it to 255).
+    grey = tmp_path / "grey16"
+    grey.mkdir()
+    Image.fromarray(np.full((4, 4), 0x8000, np.uint16)).save(grey / "g.png")
+    with open_video(grey) as grey_reader:
+        assert (grey_reader.read() == 128).all()
+    with open_video([Image.open(grey / "g.png")]) as pil_reader:  # and so is a list of PIL images
+        assert (pil_reader.read() == 128).all()

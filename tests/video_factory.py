@@ -23,6 +23,7 @@ from PIL import Image
 __all__ = [
     "moving_shapes_frames",
     "png_declaring_size",
+    "write_image_frames",
     "write_test_video",
     "write_vfr_test_video",
     "write_y4m_declaring_size",
@@ -234,3 +235,23 @@ def png_declaring_size(frame: np.ndarray, width: int, height: int) -> bytes:
     data[start + 4 : start + 12] = struct.pack(">II", width, height)
     data[start + 17 : start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start : start + 17])))
     return bytes(data)
+
+
+def write_image_frames(directory: str | os.PathLike, frames: np.ndarray, names: Sequence[str] | None = None) -> list[Path]:
+    """Save each frame as an image file with Pillow (the format from each name's extension).
+
+    Args:
+        directory: Existing or new directory.
+        frames: ``(T, H, W, 3)`` ``uint8`` RGB frames.
+        names: One file name per frame (default ``frame_0.png``, ``frame_1.png``, ...).
+
+    Returns:
+        The paths written, in the order of ``frames``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = [f"frame_{i}.png" for i in range(len(frames))] if names is None else list(names)
+    paths = [directory / name for name in names]
+    for frame, path in zip(frames, paths):
+        Image.fromarray(np.ascontiguousarray(frame)).save(path)
+    return paths
