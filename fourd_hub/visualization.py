@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -175,14 +176,16 @@ def _check_colors(colors: Any, count: int) -> np.ndarray:
 
 
 def _check_query_frames(query_frames: Any, count: int) -> np.ndarray:
-    """(count,) int64 first frame of each track; ``None`` -> every track starts at frame 0."""
+    """(count,) int64 query frame of each track; ``None`` -> -1 (no track has a query frame to mark)."""
     if query_frames is None:
-        return np.zeros(count, dtype=np.int64)
+        return np.full(count, -1, dtype=np.int64)
     values = np.asarray(query_frames)
     if not np.issubdtype(values.dtype, np.integer):
         raise TypeError(f"query_frames must be integer frame indices; got dtype {values.dtype}")
     if values.shape != (count,):
         raise ValueError(f"query_frames must have shape ({count},), one per track; got {values.shape}")
+    if values.size and values.min() < 0:
+        raise ValueError(f"query_frames must be >= 0; got {int(values.min())}")
     return values.astype(np.int64)
 
 
@@ -212,6 +215,77 @@ def _paired(
 
 
 _EXHAUSTED = object()
+
+
+# ---------------------------------------------------------------------------------------- text
+
+# Text (tick labels, box labels, scale bars) follows the frame size so that it stays readable on
+# large videos, but never goes below 10 px, the size of PIL's default font.
+_MIN_FONT_SIZE = 10
+_TEXT_COLOR = (225, 225, 225)
+# Background of the panels drawn here (colour bar strip, trajectory plot): dark, not black,
+# so that they read as panels next to a video frame.
+_PLOT_BACKGROUND = (24, 24, 28)
+
+
+def _font_size(side: int) -> int:
+    """Font size in pixels for a frame or panel whose shorter side is ``side`` pixels."""
+    return max(_MIN_FONT_SIZE, round(side / 40))
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """PIL's default font at ``size`` pixels, built once per size (decoding it is not free)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        # Pillow < 10.1 has only the fixed-size bitmap font.
+        return ImageFont.load_default()
+
+
+def _text_extent(font: Any, text: str) -> tuple[int, int, int, int]:
+    """Ink box (left, top, right, bottom) of ``text`` drawn at (0, 0), right/bottom exclusive."""
+    return tuple(int(v) for v in font.getbbox(text))  # type: ignore[return-value]
+
+
+def _text_height(font: Any) -> int:
+    """Ink height of the digits in ``font``: the height that tick and scale labels take."""
+    _, top, _, bottom = _text_extent(font, "0123456789")
+    return bottom - top
+
+
+def _draw_text(draw: ImageDraw.ImageDraw, left: int, top: int, text: str, font: Any, fill: tuple[int, ...]) -> None:
+    """Draw ``text`` so that its ink box starts exactly at pixel (left, top)."""
+    ink_left, ink_top, _, _ = _text_extent(font, text)
+    draw.text((left - ink_left, top - ink_top), text, fill=fill, font=font)
+
+
+def _format_number(value: float) -> str:
+    """``value`` to three significant digits (all of its integer digits), no trailing zeros: 0.5, 2, 19.7, 1234."""
+    if value == 0:
+        return "0"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _nice_steps(largest: float, smallest: float) -> Iterator[float]:
+    """Steps 10^e, 5 * 10^(e-1), 2 * 10^(e-1), 10^(e-1), ... from about ``largest`` down to ``smallest``."""
+    exponent = math.floor(math.log10(largest)) + 1
+    while True:
+        for mantissa in (10.0, 5.0, 2.0):
+            step = mantissa * 10.0 ** (exponent - 1)
+            if step < smallest:
+                return
+            if step <= largest:
+                yield step
+        exponent -= 1
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is >= ``raw`` (> 0)."""
+    base = 10.0 ** math.floor(math.log10(raw))
+    return next(m * base for m in (1.0, 2.0, 5.0, 10.0) if m * base >= raw * (1 - 1e-9))
 
 
 # --------------------------------------------------------------------------------------- depth
@@ -423,22 +497,39 @@ _COLORIZE_OPTIONS = frozenset({"cmap", "invalid_color", "inverse"})
 
 
 def render_depth_video(
-    frames: Iterable[np.ndarray], depth: Iterable[np.ndarray], near: float, far: float, **colorize_kwargs: Any
+    frames: Iterable[np.ndarray],
+    depth: Iterable[np.ndarray],
+    near: float,
+    far: float,
+    *,
+    colorbar: bool = False,
+    **colorize_kwargs: Any,
 ) -> Iterator[np.ndarray]:
     """Each input frame beside its coloured depth map, one output frame per input frame (lazily).
 
     ``near`` and ``far`` are required (not estimated per frame) so every frame uses the same colours;
     :func:`depth_range` computes them from a whole video.
 
+    With ``colorbar=True`` a strip of width B is appended on the right: a vertical bar of the colour
+    map, ``far`` at the top and ``near`` at the bottom (depth grows upwards, as in most scenes, whose
+    top is far away), with tick labels in metres (PIL's default font) at the depth each colour
+    stands for. The ends are always labelled; nice values (1, 2, 5 times a power of ten) fill the
+    space between them. With ``inverse=True`` the bar's colours are evenly spaced in inverse depth,
+    so its metre ticks crowd towards the far end, exactly as the colours do in the depth map.
+
     Args:
         frames: iterable of (H, W, 3) uint8 frames.
         depth: iterable (or (T, H, W) array) of (H, W) depth maps, one per frame, at the frame's size.
         near: nearest depth of the colour range.
         far: farthest depth of the colour range.
+        colorbar: append the colour bar strip.
         **colorize_kwargs: ``cmap``, ``invalid_color``, ``inverse`` of :func:`colorize_depth`.
 
     Returns:
-        Iterator of (H, 2 * W, 3) uint8 frames. Reads one frame and one depth map per output frame.
+        Iterator of (H, 2 * W, 3) uint8 frames, or (H, 2 * W + B, 3) with ``colorbar=True``. B is even
+        (video encoders want even widths), depends only on H and the labels, so it is the same for
+        every frame of a video, and is about ``H / 5`` plus the widest label. Reads one frame and
+        one depth map per output frame.
 
     Raises:
         TypeError: unknown keyword, non-iterable inputs, bad dtypes (at iteration for frame data).
@@ -447,16 +538,23 @@ def render_depth_video(
     """
     unknown = set(colorize_kwargs) - _COLORIZE_OPTIONS
     if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; accepted: {sorted(_COLORIZE_OPTIONS)}")
+        raise TypeError(
+            f"unexpected keyword argument(s) {sorted(unknown)}; accepted: {sorted(_COLORIZE_OPTIONS | {'colorbar'})}"
+        )
+    if not isinstance(colorbar, bool):
+        raise TypeError(f"colorbar must be a bool; got {type(colorbar).__name__}")
     _lookup_table(colorize_kwargs.get("cmap", "turbo"))
     _check_color(colorize_kwargs.get("invalid_color", (0, 0, 0)), "invalid_color")
     near, far = _check_near_far(near, far, bool(colorize_kwargs.get("inverse", True)))
-    return _render_depth_video(_iterate(frames, "frames"), _iterate(depth, "depth"), near, far, colorize_kwargs)
+    return _render_depth_video(
+        _iterate(frames, "frames"), _iterate(depth, "depth"), near, far, colorbar, colorize_kwargs
+    )
 
 
 def _render_depth_video(
-    frames: Iterator[Any], depth: Iterator[Any], near: float, far: float, options: dict[str, Any]
+    frames: Iterator[Any], depth: Iterator[Any], near: float, far: float, colorbar: bool, options: dict[str, Any]
 ) -> Iterator[np.ndarray]:
+    strips: dict[int, np.ndarray] = {}  # colour bar per frame height: drawn once per video
     for index, frame, depth_map in _paired(frames, depth, "frames", "depth"):
         frame = _check_frame(frame, f"frames[{index}]")
         depth_map = _check_depth(depth_map, f"depth[{index}]", ndims=(2,))
@@ -464,7 +562,91 @@ def _render_depth_video(
             raise ValueError(
                 f"depth[{index}] has shape {depth_map.shape} but frames[{index}] is {frame.shape[:2]}; resize one first"
             )
-        yield side_by_side(frame, colorize_depth(depth_map, near, far, **options))
+        out = side_by_side(frame, colorize_depth(depth_map, near, far, **options))
+        if colorbar:
+            height = frame.shape[0]
+            if height not in strips:
+                strips[height] = _colorbar_strip(
+                    height, near, far, options.get("cmap", "turbo"), bool(options.get("inverse", True))
+                )
+            out = side_by_side(out, strips[height])
+        yield out
+
+
+def _colormap_position(depth: float, near: float, far: float, inverse: bool) -> float:
+    """Position in [0, 1] of ``depth`` in the colour map (0 = far, 1 = near), as in :func:`colorize_depth`."""
+    if inverse:
+        return (1.0 / depth - 1.0 / far) / (1.0 / near - 1.0 / far)
+    return (far - depth) / (far - near)
+
+
+def _depth_ticks(near: float, far: float, inverse: bool, length: int, min_gap: float) -> list[tuple[float, float]]:
+    """(depth, position along the bar in pixels from its top) of the labelled depths, top first.
+
+    The ends are always labelled. Between them, linear depth gets the multiples of one nice step
+    (1, 2 or 5 times a power of ten) aiming at a label every ``2 * min_gap`` pixels; inverse depth,
+    whose scale stretches near the camera and crowds far away, gets the values 1, 2 and 5 times a
+    power of ten (then 3, 4, 6, 7, 8, 9 times, then the linear ticks, while fewer than four labels
+    fit), each kept only when it is at least ``min_gap`` pixels from every label already kept.
+    """
+    def position(value: float) -> float:
+        return _colormap_position(value, near, far, inverse) * length
+
+    step = _nice_step((far - near) / max(1.0, length / (2 * min_gap)))
+    levels = [[k * step for k in range(math.floor(near / step) + 1, math.ceil(far / step))]]
+    if inverse:
+        exponents = range(math.floor(math.log10(near)), math.floor(math.log10(far)) + 1)
+        round_values = [
+            [m * 10.0**e for e in exponents for m in mantissas] for mantissas in ((1, 2, 5), (3, 4, 6, 7, 8, 9))
+        ]
+        # The even steps last: only ranges too narrow for the round values need them.
+        levels = round_values + levels
+    chosen = [(far, 0.0), (near, float(length))]
+    for level, values in enumerate(levels):
+        if level > 0 and len(chosen) >= 4:
+            break
+        for value in sorted(values):
+            where = position(value)
+            if near < value < far and all(abs(where - other) >= min_gap for _, other in chosen):
+                chosen.append((value, where))
+    return sorted(chosen, key=lambda item: item[1])
+
+
+def _colorbar_strip(height: int, near: float, far: float, cmap: str, inverse: bool) -> np.ndarray:
+    """The (height, B, 3) colour bar of :func:`render_depth_video`: gradient, ticks, metre labels."""
+    font = _font(_font_size(height))
+    text_height = _text_height(font)
+    pad = max(2, round(height / 100))
+    bar_width = max(6, round(height / 25))
+    tick_length = max(2, round(bar_width / 3))
+    # Half a label above the top end and below the bottom end, so the end labels fit.
+    top = pad + math.ceil(text_height / 2)
+    length = height - 1 - 2 * top  # rows top .. top + length, inclusive
+    labelled = length >= 2 * text_height
+    if not labelled:
+        # Too short for text: the bar alone, over the whole height.
+        top, length = 0, height - 1
+    ticks = _depth_ticks(near, far, inverse, length, 2.0 * text_height) if labelled else []
+    labels = [f"{_format_number(value)} m" for value, _ in ticks]
+    label_left = 2 * pad + bar_width + tick_length + pad
+    label_width = max((_text_extent(font, text)[2] - _text_extent(font, text)[0] for text in labels), default=0)
+    width = label_left + label_width + 2 * pad if labels else 2 * pad + bar_width
+    width += width % 2
+
+    image = Image.new("RGB", (width, height), _PLOT_BACKGROUND)
+    # Row top + i * length / 255 shows colour index i: index 0 (far) at the top, 255 (near) at the bottom.
+    rows = np.arange(top, top + length + 1)
+    indices = np.rint((rows - top) / max(length, 1) * 255).astype(np.intp)
+    pixels = np.array(image)
+    pixels[top : top + length + 1, 2 * pad : 2 * pad + bar_width] = _lookup_table(cmap)[indices][:, None]
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    for (_, position), text in zip(ticks, labels):
+        row = top + round(position)
+        draw.line([(2 * pad + bar_width, row), (2 * pad + bar_width + tick_length - 1, row)], fill=_TEXT_COLOR)
+        ink = _text_extent(font, text)
+        _draw_text(draw, label_left, row - (ink[3] - ink[1]) // 2, text, font, _TEXT_COLOR)
+    return np.array(image)
 
 
 # -------------------------------------------------------------------------------------- tracks
@@ -576,14 +758,18 @@ def render_tracks(
     colors: np.ndarray | None = None,
     first_frame: int = 0,
     query_frames: np.ndarray | None = None,
+    show_occluded: bool = True,
 ) -> Iterator[np.ndarray]:
     """Draw point tracks on frames, lazily.
 
-    Each track is a filled circle where visible and a hollow circle where occluded, with a trail
-    through its visible positions over the last ``trail_length`` frames: segments fade (thinner
-    and more transparent, alpha-blended through an RGBA overlay) with age, the newest one opaque.
-    A track is not drawn (point nor trail) before its query frame, where trackers' outputs are
-    meaningless. Points whose centre is outside the frame are skipped; trails are clipped.
+    Each track is a filled circle where visible and a hollow circle where occluded (or nothing,
+    with ``show_occluded=False``), with a trail through its visible positions over the last
+    ``trail_length`` frames: segments fade (thinner and more transparent, alpha-blended through an
+    RGBA overlay) with age, the newest one opaque. Every frame is drawn, before a track's query
+    frame as well as after it, as CoTracker's visualiser does: a tracker run backwards from the
+    query frame fills the frames before it, and one that was not leaves them NaN (not drawn). On
+    its query frame a track gets a white ring around its point. Points whose centre is outside the
+    frame or not finite are skipped; trails are clipped.
 
     Args:
         frames: iterable of (H, W, 3) uint8 frames; frame ``i`` shows track frame ``first_frame + i``.
@@ -595,7 +781,9 @@ def render_tracks(
         radius: point radius in pixels; default ``max(2, round(min(H, W) / 100))``.
         colors: (Q, 3) integer RGB in [0, 255]; default :func:`track_colors`.
         first_frame: track frame shown by the first input frame.
-        query_frames: (Q,) int, frame from which each track is drawn; default 0.
+        query_frames: (Q,) int >= 0, the track frame each track was queried on, marked with a ring;
+            default None (no ring).
+        show_occluded: draw occluded points as hollow circles (True) or not at all (False).
 
     Returns:
         Iterator of (H, W, 3) uint8 frames (new arrays; the inputs are not modified).
@@ -603,7 +791,8 @@ def render_tracks(
     Raises:
         TypeError: non-array inputs, ``visible`` not bool, non-integer colors/query_frames/options.
         ValueError: (at call) shapes of tracks, visible, colors, query_frames that do not match,
-            non-finite visible coordinates, negative trail_length/first_frame, radius <= 0;
+            non-finite visible coordinates, negative trail_length/first_frame/query_frames,
+            radius <= 0;
             (at iteration) more frames than tracks, a frame not (H, W, 3).
     """
     tracks = _check_track_array(tracks, "tracks", last=2)
@@ -630,49 +819,69 @@ def render_tracks(
             raise ValueError(f"radius must be > 0; got {radius}")
     colors = _check_colors(colors, num_tracks)
     first_frame = _check_int(first_frame, "first_frame", minimum=0)
-    starts = _check_query_frames(query_frames, num_tracks)
-    return _render_tracks(
-        _iterate(frames, "frames"), tracks, visible.copy(), trail_length, radius, colors, first_frame, starts
-    )
+    marked = _check_query_frames(query_frames, num_tracks)
+    if not isinstance(show_occluded, bool):
+        raise TypeError(f"show_occluded must be a bool; got {type(show_occluded).__name__}")
+    style = _TrackStyle(trail_length, radius, [tuple(int(c) for c in color) for color in colors], marked, show_occluded)
+    return _render_tracks(_iterate(frames, "frames"), tracks, visible.copy(), first_frame, style)
 
 
-
-def _numbered_frames(frames: Iterable[Any], first_frame: int, num_frames: int, what: str) -> Iterator[tuple[int, np.ndarray]]:
+def _numbered_frames(
+    frames: Iterable[Any], first_frame: int, num_frames: int, what: str
+) -> Iterator[tuple[int, np.ndarray]]:
     """(t, checked frame) with t = first_frame + i: frame i of a chunk is frame t of the annotations."""
     for index, frame in enumerate(frames):
         t = first_frame + index
         if t >= num_frames:
-            raise ValueError(f"frames has more frames than {what}: frame {index} is frame {t} of {what} with T={num_frames}")
+            raise ValueError(
+                f"frames has more frames than {what}: frame {index} is frame {t} of {what} with T={num_frames}"
+            )
         yield t, _check_frame(frame, f"frames[{index}]")
 
+
+@dataclass(frozen=True)
+class _TrackStyle:
+    """The validated drawing options of :func:`render_tracks`."""
+
+    trail_length: int
+    radius: float | None  # None: from the frame size
+    colors: list[tuple[int, ...]]
+    query_frames: np.ndarray  # (Q,) int64; -1: no ring
+    show_occluded: bool
+
+
+_QUERY_RING_COLOR = (255, 255, 255)
+
+
 def _render_tracks(
-    frames: Iterator[Any],
-    tracks: np.ndarray,
-    visible: np.ndarray,
-    trail_length: int,
-    radius: float | None,
-    colors: np.ndarray,
-    first_frame: int,
-    starts: np.ndarray,
+    frames: Iterator[Any], tracks: np.ndarray, visible: np.ndarray, first_frame: int, style: _TrackStyle
 ) -> Iterator[np.ndarray]:
-    color_tuples = [tuple(int(c) for c in color) for color in colors]
     for t, frame in _numbered_frames(frames, first_frame, tracks.shape[0], "tracks"):
         height, width = frame.shape[:2]
-        point_radius = radius if radius is not None else _default_radius(height, width)
+        point_radius = style.radius if style.radius is not None else _default_radius(height, width)
         # fromarray copies an RGB array (PIL stores RGB pixels in 4 bytes), so the input is untouched.
         image = Image.fromarray(frame)
-        if trail_length > 0:
-            image = _draw_trails(image, tracks, visible, t, trail_length, point_radius, color_tuples, starts)
+        if style.trail_length > 0:
+            image = _draw_trails(image, tracks, visible, t, style.trail_length, point_radius, style.colors)
         draw = ImageDraw.Draw(image)
         points = tracks[t]
         xs, ys = points[:, 0], points[:, 1]
         # NaN (occluded, untracked) compares False, so it is skipped here too.
-        inside = (starts <= t) & (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+        inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+        for q in np.flatnonzero(inside & (style.query_frames == t)):
+            # Under the point, so the point's own colour stays on top.
+            _draw_ring(draw, float(xs[q]), float(ys[q]), point_radius)
         # Occluded (hollow) first so visible points, the reliable ones, are drawn on top.
-        for filled in (False, True):
+        for filled in (False, True) if style.show_occluded else (True,):
             for q in np.flatnonzero(inside & (visible[t] == filled)):
-                _draw_circle(draw, float(xs[q]), float(ys[q]), point_radius, color_tuples[q], filled)
+                _draw_circle(draw, float(xs[q]), float(ys[q]), point_radius, style.colors[q], filled)
         yield np.array(image)
+
+
+def _draw_ring(draw: ImageDraw.ImageDraw, x: float, y: float, radius: float) -> None:
+    """The query-frame mark: a white ring a gap outside a point of ``radius`` at (x, y)."""
+    ring = radius + max(2.0, radius / 2)
+    draw.ellipse(_circle_box(x, y, ring), outline=_QUERY_RING_COLOR, width=max(1, round(radius / 2)))
 
 
 def _draw_trails(
@@ -683,13 +892,12 @@ def _draw_trails(
     trail_length: int,
     radius: float,
     colors: list[tuple[int, ...]],
-    starts: np.ndarray,
 ) -> Image.Image:
     """Alpha-blend the trails ending at track frame ``t`` onto ``image`` (RGB); returns a new image."""
     first = max(0, t - trail_length)
     frame_ids = np.arange(first, t + 1)
-    # (L, Q): positions that take part in the trail: visible and not before the track's query frame.
-    usable = visible[first : t + 1] & (frame_ids[:, None] >= starts[None, :])
+    # (L, Q): the visible positions take part in the trail (the query frame does not cut it).
+    usable = visible[first : t + 1]
     if not usable.any():
         return image
     # Each usable position is joined to the previous usable one of the same track (skipping occlusions).
@@ -730,18 +938,12 @@ def _draw_trails(
 # --------------------------------------------------------------------------------------- boxes
 
 
-@lru_cache(maxsize=1)
-def _label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    # PIL's default font, built once: load_default() decodes an embedded font on every call.
-    return ImageFont.load_default()
-
-
 def render_boxes(
     frames: Iterable[np.ndarray],
     boxes: np.ndarray,
     *,
     colors: np.ndarray | None = None,
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str] | str | None = "index",
     first_frame: int = 0,
     line_width: int | None = None,
     query_frames: np.ndarray | None = None,
@@ -752,18 +954,22 @@ def render_boxes(
     is drawn inside that area (``line_width`` pixels thick), so the interior is left untouched.
     Boxes partly outside the frame are clipped to it (the outline then runs along the frame edge),
     boxes entirely outside, with a non-finite coordinate or with ``x2 <= x1`` or ``y2 <= y1`` are
-    skipped, as are boxes before their query frame. Labels (PIL's default font, on a patch of the
-    box colour) sit above the box's top-left corner, or just inside it at the top of the frame.
+    skipped. Every frame is drawn, before a box's query frame as well as after it (tracked
+    backwards); on its query frame a box gets a white frame just outside its outline. Labels (PIL's
+    default font, sized to the frame, on a patch of the box colour) sit above the box's top-left
+    corner, or just inside it at the top of the frame; by default they are the query index.
 
     Args:
         frames: iterable of (H, W, 3) uint8 frames; frame ``i`` shows box frame ``first_frame + i``.
             It may stop before the boxes do (chunked rendering) but not run past them.
         boxes: (T, Q, 4) pixel (x1, y1, x2, y2), (0, 0) the top-left corner of the top-left pixel.
         colors: (Q, 3) integer RGB in [0, 255]; default :func:`track_colors`.
-        labels: Q strings drawn at each box's top-left corner (empty string: no label).
+        labels: ``"index"`` (default): each box's query index ``"0"``, ``"1"``, ...; or Q strings
+            (empty string: no label); or None: no labels.
         first_frame: box frame shown by the first input frame.
         line_width: outline width in pixels; default ``max(2, round(min(H, W) / 200))``.
-        query_frames: (Q,) int, frame from which each box is drawn; default 0.
+        query_frames: (Q,) int >= 0, the box frame each box was queried on, marked with a white
+            frame; default None (no mark).
 
     Returns:
         Iterator of (H, W, 3) uint8 frames (new arrays; the inputs are not modified).
@@ -771,25 +977,53 @@ def render_boxes(
     Raises:
         TypeError: non-array boxes, non-str labels, non-integer colors/query_frames/options.
         ValueError: (at call) shapes of boxes, colors, labels, query_frames that do not match,
-            line_width < 1; (at iteration) more frames than boxes, a frame not (H, W, 3).
+            line_width < 1, negative query_frames; (at iteration) more frames than boxes, a frame
+            not (H, W, 3).
     """
     boxes = _check_track_array(boxes, "boxes", last=4)
     num_tracks = boxes.shape[1]
     colors = _check_colors(colors, num_tracks)
-    if labels is not None:
-        if isinstance(labels, str) or not isinstance(labels, Sequence):
-            raise TypeError(f"labels must be a sequence of str, one per box; got {type(labels).__name__}")
-        if len(labels) != num_tracks:
-            raise ValueError(f"labels must have one entry per box ({num_tracks}); got {len(labels)}")
-        for label in labels:
-            if not isinstance(label, str):
-                raise TypeError(f"labels must be str; got {type(label).__name__}")
-        labels = list(labels)
+    labels = _check_labels(labels, num_tracks)
     first_frame = _check_int(first_frame, "first_frame", minimum=0)
     if line_width is not None:
         line_width = _check_int(line_width, "line_width", minimum=1)
-    starts = _check_query_frames(query_frames, num_tracks)
-    return _render_boxes(_iterate(frames, "frames"), boxes, colors, labels, first_frame, line_width, starts)
+    marked = _check_query_frames(query_frames, num_tracks)
+    return _render_boxes(_iterate(frames, "frames"), boxes, colors, labels, first_frame, line_width, marked)
+
+
+def _check_labels(labels: Any, count: int) -> list[str] | None:
+    """``count`` label strings, or None for no labels; ``"index"`` -> "0", "1", ..."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        if labels != "index":
+            raise TypeError(f"labels must be 'index', None or a sequence of str, one per box; got the str {labels!r}")
+        return [str(q) for q in range(count)]
+    if not isinstance(labels, Sequence):
+        raise TypeError(f"labels must be 'index', None or a sequence of str, one per box; got {type(labels).__name__}")
+    if len(labels) != count:
+        raise ValueError(f"labels must have one entry per box ({count}); got {len(labels)}")
+    for label in labels:
+        if not isinstance(label, str):
+            raise TypeError(f"labels must be str; got {type(label).__name__}")
+    return list(labels)
+
+
+def _box_pixels(current: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, 4) inclusive PIL pixel boxes of (Q, 4) boxes clipped to the frame, and the (Q,) drawable mask."""
+    x1, y1, x2, y2 = current.T
+    drawn = np.isfinite(current).all(axis=1) & (x2 > x1) & (y2 > y1)
+    # Entirely outside: clipping would collapse it onto an edge, past the last pixel or before the first.
+    drawn &= (x2 > 0) & (x1 < width) & (y2 > 0) & (y1 < height)
+    with np.errstate(invalid="ignore"):  # NaN boxes are computed, then never drawn
+        # Clip to the frame, then to the pixels whose centres are inside (inclusive PIL indices).
+        columns0 = np.minimum(np.ceil(np.clip(x1, 0, width) - 0.5), width - 1)
+        columns1 = np.floor(np.clip(x2, 0, width) - 0.5)
+        rows0 = np.minimum(np.ceil(np.clip(y1, 0, height) - 0.5), height - 1)
+        rows1 = np.floor(np.clip(y2, 0, height) - 0.5)
+        # A box that contains no pixel centre still gets the pixel(s) it touches.
+        pixels = np.stack([columns0, rows0, np.maximum(columns1, columns0), np.maximum(rows1, rows0)], axis=1)
+    return np.where(drawn[:, None], pixels, 0).astype(np.int64), drawn
 
 
 def _render_boxes(
@@ -799,7 +1033,7 @@ def _render_boxes(
     labels: list[str] | None,
     first_frame: int,
     line_width: int | None,
-    starts: np.ndarray,
+    marked: np.ndarray,
 ) -> Iterator[np.ndarray]:
     color_tuples = [tuple(int(c) for c in color) for color in colors]
     for t, frame in _numbered_frames(frames, first_frame, boxes.shape[0], "boxes"):
@@ -807,35 +1041,26 @@ def _render_boxes(
         thickness = line_width if line_width is not None else max(2, round(min(height, width) / 200))
         image = Image.fromarray(frame)  # a copy: the input frame is not modified
         draw = ImageDraw.Draw(image)
-        current = boxes[t]
-        x1, y1, x2, y2 = current.T
-        drawn = (starts <= t) & np.isfinite(current).all(axis=1) & (x2 > x1) & (y2 > y1)
-        # Clip to the frame, then to the pixels whose centres are inside (inclusive PIL indices).
-        columns0 = np.minimum(np.ceil(np.clip(x1, 0, width) - 0.5), width - 1)
-        columns1 = np.floor(np.clip(x2, 0, width) - 0.5)
-        rows0 = np.minimum(np.ceil(np.clip(y1, 0, height) - 0.5), height - 1)
-        rows1 = np.floor(np.clip(y2, 0, height) - 0.5)
-        # A box that contains no pixel centre still gets the pixel(s) it touches.
-        columns1 = np.maximum(columns1, columns0)
-        rows1 = np.maximum(rows1, rows0)
-        # Entirely outside: clipping collapsed it onto an edge, past the last pixel or before the first.
-        drawn &= (x2 > 0) & (x1 < width) & (y2 > 0) & (y1 < height)
-        to_label = []
+        pixels, drawn = _box_pixels(boxes[t], height, width)
+        for q in np.flatnonzero(drawn & (marked == t)):
+            left, top, right, bottom = (int(v) for v in pixels[q])
+            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), outline=_QUERY_RING_COLOR, width=1)
         for q in np.flatnonzero(drawn):
-            box = (int(columns0[q]), int(rows0[q]), int(columns1[q]), int(rows1[q]))
-            draw.rectangle(box, outline=color_tuples[q], width=thickness)
-            if labels is not None and labels[q]:
-                to_label.append((q, box))
-        # Labels after all outlines so no outline crosses a label.
-        for q, box in to_label:
-            _draw_label(draw, labels[q], box[0], box[1], color_tuples[q])
+            draw.rectangle(tuple(int(v) for v in pixels[q]), outline=color_tuples[q], width=thickness)
+        if labels is not None:
+            font = _font(_font_size(min(height, width)))
+            # Labels after all outlines so no outline crosses a label.
+            for q in np.flatnonzero(drawn):
+                if labels[q]:
+                    _draw_label(draw, labels[q], int(pixels[q, 0]), int(pixels[q, 1]), color_tuples[q], font)
         yield np.array(image)
 
 
-def _draw_label(draw: ImageDraw.ImageDraw, text: str, left: int, top: int, color: tuple[int, ...]) -> None:
-    font = _label_font()
-    text_left, text_top, text_right, text_bottom = draw.textbbox((0, 0), text, font=font)
-    pad = 1
+def _draw_label(
+    draw: ImageDraw.ImageDraw, text: str, left: int, top: int, color: tuple[int, ...], font: Any
+) -> None:
+    text_left, text_top, text_right, text_bottom = _text_extent(font, text)
+    pad = max(1, round((text_bottom - text_top) / 6))
     patch_width = text_right - text_left + 2 * pad
     patch_height = text_bottom - text_top + 2 * pad
     # Above the box when it fits in the frame, else just inside its top edge.
@@ -844,14 +1069,18 @@ def _draw_label(draw: ImageDraw.ImageDraw, text: str, left: int, top: int, color
     # Black on light colours, white on dark ones (Rec. 601 luma).
     luma = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
     text_color = (0, 0, 0) if luma > 140 else (255, 255, 255)
-    draw.text((left + pad - text_left, patch_top + pad - text_top), text, fill=text_color, font=font)
+    _draw_text(draw, left + pad, patch_top + pad, text, font, text_color)
 
 
 # -------------------------------------------------------------------------------- camera poses
 
-_PLOT_BACKGROUND = (24, 24, 28)
 _PATH_COLOR = (150, 150, 150)
 _CURRENT_COLOR = (255, 60, 60)
+_GRID_COLOR = (48, 48, 56)
+_AXIS_COLOR = (110, 110, 125)
+_FRAME_COLOR = (90, 90, 100)
+# Below this plot side (pixels) text would not fit: the plot is drawn bare, without axes or scale.
+_MIN_AXES_SIDE = 64
 
 
 def _check_poses(poses: Any) -> np.ndarray:
@@ -870,6 +1099,21 @@ def _check_size(size: Any) -> tuple[int, int]:
     return _check_int(size[0], "size[0] (height)", minimum=1), _check_int(size[1], "size[1] (width)", minimum=1)
 
 
+def _check_extent(extent: Any) -> tuple[float, float, float, float]:
+    if not isinstance(extent, (tuple, list)) or len(extent) != 4:
+        raise ValueError(f"extent must be (x_min, x_max, z_min, z_max); got {extent!r}")
+    x_min, x_max, z_min, z_max = (_check_real(v, "extent") for v in extent)
+    if x_max < x_min or z_max < z_min:
+        raise ValueError(f"extent must have x_min <= x_max and z_min <= z_max; got {tuple(extent)!r}")
+    return x_min, x_max, z_min, z_max
+
+
+def _check_unit(unit: Any) -> str:
+    if not isinstance(unit, str) or not unit.strip():
+        raise ValueError(f"unit must be a non-empty str such as 'm' or 'units'; got {unit!r}")
+    return unit
+
+
 def _plot_bounds(positions: np.ndarray) -> tuple[float, float, float, float] | None:
     """(x_min, x_max, z_min, z_max) of (K, 2) top-down positions, None when K == 0."""
     if len(positions) == 0:
@@ -879,29 +1123,154 @@ def _plot_bounds(positions: np.ndarray) -> tuple[float, float, float, float] | N
     return float(low[0]), float(high[0]), float(low[1]), float(high[1])
 
 
+@dataclass(frozen=True)
+class _TrajectoryView:
+    """A fixed top-down view: where x-z positions land in a plot image, and its static background.
+
+    The background (grid, axes through the origin, frame, scale bar) depends only on the plot size,
+    the extent and the unit, so a video draws it once and every frame shows the same axes.
+    """
+
+    background: np.ndarray  # (H, W, 3) uint8, read-only
+    centre: tuple[float, float]  # data (x, z) at the plot area's centre
+    pixel_centre: tuple[float, float]  # (u, v) of that centre, continuous pixel coordinates
+    scale: float  # pixels per unit
+    marker: float  # camera marker size in pixels
+
+    def to_pixels(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(K,) u and (K,) v of (K, 2) x-z positions; +z is up in the image."""
+        u = self.pixel_centre[0] + (positions[:, 0] - self.centre[0]) * self.scale
+        v = self.pixel_centre[1] - (positions[:, 1] - self.centre[1]) * self.scale
+        return u, v
+
+
+# A few views: a video needs one; each holds an H x W background (3 MB at 1080p).
+@lru_cache(maxsize=4)
+def _trajectory_view(
+    size: tuple[int, int], extent: tuple[float, float, float, float], unit: str, axes: bool
+) -> _TrajectoryView:
+    """The view that fits ``extent`` (x_min, x_max, z_min, z_max) into a plot of ``size`` (H, W)."""
+    height, width = size
+    side = min(height, width)
+    marker = max(3.0, 0.035 * side)
+    with_axes = axes and side >= _MIN_AXES_SIDE
+    font = _font(_font_size(side))
+    text_height = _text_height(font)
+    pad = max(2, round(side / 64))
+    if with_axes:
+        # Plot area (inclusive PIL box) inside a frame, with a row below it for the scale bar.
+        box = (pad, pad, width - 1 - pad, height - 1 - 2 * pad - text_height - pad)
+        # Room for the highlighted camera's tip (1.4 times its 1.6-times-larger marker) inside the frame.
+        margin = 2.3 * marker + 2.0
+    else:
+        box = (0, 0, width - 1, height - 1)
+        margin = 0.06 * side + 1.5 * marker
+    area_width, area_height = box[2] - box[0] + 1, box[3] - box[1] + 1
+    x_min, x_max, z_min, z_max = extent
+    span = max(x_max - x_min, z_max - z_min)
+    # A single position (or a camera that never moved) gets a view one unit either side.
+    span = span if span > 0 else 2.0
+    scale = max(min(area_width, area_height) - 2.0 * margin, 1.0) / span
+    centre = ((x_min + x_max) / 2, (z_min + z_max) / 2)
+    pixel_centre = (box[0] + area_width / 2, box[1] + area_height / 2)
+
+    image = Image.new("RGB", (width, height), _PLOT_BACKGROUND)
+    view = _TrajectoryView(np.zeros(0, np.uint8), centre, pixel_centre, scale, marker)
+    if with_axes:
+        draw = ImageDraw.Draw(image)
+        # One grid cell is about a quarter of the view: the scale bar's length.
+        step = _nice_step(min(area_width, area_height) / scale / 4)
+        _draw_grid_and_axes(draw, view, box, step, font)
+        draw.rectangle(box, outline=_FRAME_COLOR, width=1)
+        _draw_scale_bar(draw, step * scale, _length_label(step, unit), box, pad, font)
+    background = np.array(image)
+    background.flags.writeable = False
+    return _TrajectoryView(background, centre, pixel_centre, scale, marker)
+
+
+def _draw_grid_and_axes(
+    draw: ImageDraw.ImageDraw, view: _TrajectoryView, box: tuple[int, int, int, int], step: float, font: Any
+) -> None:
+    """Grid lines every ``step`` units, the x and z axes through the origin (brighter), their names."""
+    left, top, right, bottom = box
+    # Data range covered by the plot area, from its pixel edges.
+    x_low = view.centre[0] + (left - view.pixel_centre[0]) / view.scale
+    x_high = view.centre[0] + (right + 1 - view.pixel_centre[0]) / view.scale
+    z_low = view.centre[1] - (bottom + 1 - view.pixel_centre[1]) / view.scale
+    z_high = view.centre[1] - (top - view.pixel_centre[1]) / view.scale
+    for k in range(math.ceil(x_low / step), math.floor(x_high / step) + 1):
+        column = _pil_coordinate(view.pixel_centre[0] + (k * step - view.centre[0]) * view.scale)
+        draw.line([(column, top), (column, bottom)], fill=_AXIS_COLOR if k == 0 else _GRID_COLOR)
+        if k == 0:
+            _draw_text(draw, column + 3, top + 3, "z", font, _TEXT_COLOR)
+    for k in range(math.ceil(z_low / step), math.floor(z_high / step) + 1):
+        row = _pil_coordinate(view.pixel_centre[1] - (k * step - view.centre[1]) * view.scale)
+        draw.line([(left, row), (right, row)], fill=_AXIS_COLOR if k == 0 else _GRID_COLOR)
+        if k == 0:
+            ink = _text_extent(font, "x")
+            _draw_text(draw, right - 3 - (ink[2] - ink[0]), row - 3 - (ink[3] - ink[1]), "x", font, _TEXT_COLOR)
+
+
+def _length_label(length: float, unit: str) -> str:
+    """``"0.5 m"``, ``"2 units"``, ``"1 unit"``."""
+    number = _format_number(length)
+    return f"{number} {'unit' if unit == 'units' and number == '1' else unit}"
+
+
+def _draw_scale_bar(
+    draw: ImageDraw.ImageDraw, length: float, label: str, box: tuple[int, int, int, int], pad: int, font: Any
+) -> None:
+    """A bar of ``length`` pixels with end ticks and ``label`` to its left, below the plot area's right end."""
+    ink = _text_extent(font, label)
+    text_height = _text_height(font)
+    row = box[3] + 2 * pad + text_height // 2
+    right = box[2]
+    left = right - max(1, round(length)) + 1
+    draw.line([(left, row), (right, row)], fill=_TEXT_COLOR, width=max(1, round(text_height / 6)))
+    for column in (left, right):
+        draw.line([(column, row - text_height // 3), (column, row + text_height // 3)], fill=_TEXT_COLOR)
+    _draw_text(draw, left - pad - (ink[2] - ink[0]), row - (ink[3] - ink[1]) // 2, label, font, _TEXT_COLOR)
+
+
 def render_camera_trajectory(
-    poses: np.ndarray, size: tuple[int, int] = (256, 256), current: int | None = None
+    poses: np.ndarray,
+    size: tuple[int, int] = (256, 256),
+    current: int | None = None,
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    unit: str = "units",
+    axes: bool = True,
 ) -> np.ndarray:
     """A top-down plot of a camera trajectory.
 
     Looks down the reference frame's y axis: image right is +x and image up is +z (forward, for an
-    OpenCV-style camera-to-reference pose), both with one isotropic scale fitted to the positions
-    with a margin. The path is a grey polyline through the positions; each camera is a small triangle
-    pointing along its viewing direction (the rotation's third column projected on x-z; a dot when it
-    points straight up or down), coloured from dark to light along time (viridis), and the
-    ``current`` camera is larger and red.
+    OpenCV-style camera-to-reference pose), both with one isotropic scale that fits ``extent``
+    (default: the positions) with a margin. The path is a grey polyline through the positions; each
+    camera is a small triangle pointing along its viewing direction (the rotation's third column
+    projected on x-z; a dot when it points straight up or down), coloured from dark to light along
+    time (viridis), and the ``current`` camera is larger and red.
+
+    With ``axes`` (and a plot side of at least 64 pixels) the plot area is framed, with faint grid
+    lines every grid step, the x and z axes through the reference camera's position (the origin)
+    brighter and named at their positive ends, and below the frame a scale bar one grid step long
+    labelled with its length and ``unit``.
 
     Args:
         poses: (K, 4, 4) camera-to-reference matrices (only rows 0-2 are read, so (K, 3, 4) works
             too); translation ``poses[:, :3, 3]``. K may be 0 (empty plot).
         size: (height, width) of the plot in pixels.
         current: index of the camera to highlight, ``0 <= current < K``; None highlights none.
+        extent: (x_min, x_max, z_min, z_max) that the view must show, for a view that stays fixed
+            over a video (see :func:`render_pose_video`); default the positions' bounds.
+        unit: the translations' unit for the scale bar: ``"m"`` when they are metric, ``"units"``
+            (default) when their scale is unknown.
+        axes: draw the frame, grid, axes and scale bar.
 
     Returns:
-        (height, width, 3) uint8 RGB.
+        (height, width, 3) uint8 RGB. With K == 0 and no extent: the background colour only.
 
     Raises:
-        ValueError: non-finite poses, wrong shapes, bad size or current.
+        ValueError: non-finite poses, wrong shapes, bad size, current, extent or unit.
         TypeError: non-array poses or non-real dtype.
     """
     poses = _check_poses(poses)
@@ -910,36 +1279,28 @@ def render_camera_trajectory(
         current = _check_int(current, "current", minimum=0)
         if current >= len(poses):
             raise ValueError(f"current must be < K = {len(poses)}; got {current}")
+    unit = _check_unit(unit)
     positions = poses[:, [0, 2], 3]
-    return _draw_trajectory(positions, poses[:, [0, 2], 2], (height, width), current, _plot_bounds(positions))
+    bounds = _check_extent(extent) if extent is not None else _plot_bounds(positions)
+    if bounds is None:
+        return np.full((height, width, 3), _PLOT_BACKGROUND, dtype=np.uint8)
+    view = _trajectory_view((height, width), bounds, unit, bool(axes))
+    return _draw_trajectory(view, positions, poses[:, [0, 2], 2], current)
 
 
 def _draw_trajectory(
-    positions: np.ndarray,
-    directions: np.ndarray,
-    size: tuple[int, int],
-    current: int | None,
-    bounds: tuple[float, float, float, float] | None,
+    view: _TrajectoryView, positions: np.ndarray, directions: np.ndarray, current: int | None
 ) -> np.ndarray:
-    """Plot (K, 2) x-z positions and viewing directions scaled so that ``bounds`` fits the image."""
-    height, width = size
-    image = Image.new("RGB", (width, height), _PLOT_BACKGROUND)
-    if len(positions) == 0 or bounds is None:
+    """Cameras at (K, 2) x-z positions with (K, 2) viewing directions, on the view's background."""
+    image = Image.fromarray(view.background)  # a copy: the cached background stays as it is
+    if len(positions) == 0:
         return np.array(image)
     draw = ImageDraw.Draw(image)
-    side = min(height, width)
-    marker = max(3.0, 0.035 * side)
-    margin = 0.06 * side + 1.5 * marker
-    x_min, x_max, z_min, z_max = bounds
-    extent = max(x_max - x_min, z_max - z_min)
-    # A single position (or a camera that never moved) sits in the centre.
-    scale = max(side - 2.0 * margin, 0.0) / extent if extent > 0 else 0.0
-    u = width / 2 + (positions[:, 0] - (x_min + x_max) / 2) * scale
-    v = height / 2 - (positions[:, 1] - (z_min + z_max) / 2) * scale  # +z is up in the image
-
+    height, width = view.background.shape[:2]
+    u, v = view.to_pixels(positions)
     if len(positions) > 1:
         path = [(_pil_coordinate(a), _pil_coordinate(b)) for a, b in zip(u, v)]
-        draw.line(path, fill=_PATH_COLOR, width=max(1, round(side / 200)), joint="curve")
+        draw.line(path, fill=_PATH_COLOR, width=max(1, round(min(height, width) / 200)), joint="curve")
 
     palette = _lookup_table("viridis")
     count = len(positions)
@@ -948,9 +1309,11 @@ def _draw_trajectory(
             continue
         # Old cameras dark, recent ones light (skipping viridis' darkest, invisible on the background).
         shade = palette[64 + round(191 * k / max(count - 1, 1))]
-        _draw_camera(draw, u[k], v[k], directions[k], marker, tuple(int(c) for c in shade), None)
+        _draw_camera(draw, u[k], v[k], directions[k], view.marker, tuple(int(c) for c in shade), None)
     if current is not None:
-        _draw_camera(draw, u[current], v[current], directions[current], 1.6 * marker, _CURRENT_COLOR, (255, 255, 255))
+        _draw_camera(
+            draw, u[current], v[current], directions[current], 1.6 * view.marker, _CURRENT_COLOR, (255, 255, 255)
+        )
     return np.array(image)
 
 
@@ -975,28 +1338,39 @@ def _draw_camera(
     centre = np.array([u, v])
     tip = centre + 1.4 * size * forward
     back = centre - 0.6 * size * forward
-    corners = [tip, back + 0.7 * size * normal, back - 0.7 * size * normal]
+    # Twice as long as wide, so that the tip (the viewing direction) is unmistakable.
+    corners = [tip, back + 0.5 * size * normal, back - 0.5 * size * normal]
     draw.polygon([(_pil_coordinate(x), _pil_coordinate(y)) for x, y in corners], fill=color, outline=outline)
 
 
-def render_pose_video(frames: Iterable[np.ndarray], poses: np.ndarray, pose_frames: np.ndarray) -> Iterator[np.ndarray]:
+def render_pose_video(
+    frames: Iterable[np.ndarray],
+    poses: np.ndarray,
+    pose_frames: np.ndarray,
+    *,
+    unit: str = "units",
+    axes: bool = True,
+) -> Iterator[np.ndarray]:
     """Each input frame beside a square top-down plot of the camera trajectory known up to it, lazily.
 
     The plot (see :func:`render_camera_trajectory`) shows the poses whose frame index is ``<=`` the
-    frame's, the latest highlighted. Its scale is fitted to the whole trajectory once, so the plot
-    does not jump as the path grows. Frames before the first pose get an empty plot.
+    frame's, the latest highlighted. Its extent is fitted to the whole trajectory once, so the view,
+    its axes, grid and scale bar stay fixed while the path grows. Frames before the first pose get
+    the axes without cameras.
 
     Args:
         frames: iterable of (H, W, 3) uint8 frames; frame ``i`` is frame index ``i``.
         poses: (K, 4, 4) camera-to-reference matrices (or (K, 3, 4)).
         pose_frames: (K,) int, strictly increasing frame index of each pose.
+        unit: the translations' unit for the scale bar (``"m"``, or ``"units"`` when unknown).
+        axes: draw the frame, grid, axes and scale bar.
 
     Returns:
         Iterator of (H, W + H, 3) uint8 frames.
 
     Raises:
-        TypeError / ValueError: (at call) bad poses, pose_frames of the wrong dtype, shape or order;
-            (at iteration) a frame not (H, W, 3) uint8.
+        TypeError / ValueError: (at call) bad poses, pose_frames of the wrong dtype, shape or order,
+            bad unit; (at iteration) a frame not (H, W, 3) uint8.
     """
     poses = _check_poses(poses)
     if not isinstance(pose_frames, np.ndarray):
@@ -1007,12 +1381,16 @@ def render_pose_video(frames: Iterable[np.ndarray], poses: np.ndarray, pose_fram
         raise ValueError(f"pose_frames must have shape (K,) = ({len(poses)},), one per pose; got {pose_frames.shape}")
     if np.any(np.diff(pose_frames) <= 0):
         raise ValueError("pose_frames must be strictly increasing")
-    return _render_pose_video(_iterate(frames, "frames"), poses, pose_frames.astype(np.int64))
+    unit = _check_unit(unit)
+    return _render_pose_video(_iterate(frames, "frames"), poses, pose_frames.astype(np.int64), unit, bool(axes))
 
 
-def _render_pose_video(frames: Iterator[Any], poses: np.ndarray, pose_frames: np.ndarray) -> Iterator[np.ndarray]:
+def _render_pose_video(
+    frames: Iterator[Any], poses: np.ndarray, pose_frames: np.ndarray, unit: str, axes: bool
+) -> Iterator[np.ndarray]:
     positions = poses[:, [0, 2], 3]
     directions = poses[:, [0, 2], 2]
+    # The whole trajectory's bounds, once: a per-frame fit would make the view jump.
     bounds = _plot_bounds(positions)
     cached_key: tuple[int, int] | None = None
     plot = np.zeros((0, 0, 3), dtype=np.uint8)
@@ -1022,7 +1400,11 @@ def _render_pose_video(frames: Iterator[Any], poses: np.ndarray, pose_frames: np
         known = int(np.searchsorted(pose_frames, index, side="right"))
         # The plot only changes when a pose arrives (or the frame height changes).
         if (known, height) != cached_key:
-            current = known - 1 if known > 0 else None
-            plot = _draw_trajectory(positions[:known], directions[:known], (height, height), current, bounds)
+            if bounds is None:
+                plot = np.full((height, height, 3), _PLOT_BACKGROUND, dtype=np.uint8)
+            else:
+                view = _trajectory_view((height, height), bounds, unit, axes)
+                current = known - 1 if known > 0 else None
+                plot = _draw_trajectory(view, positions[:known], directions[:known], current)
             cached_key = (known, height)
         yield side_by_side(frame, plot)

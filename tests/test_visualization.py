@@ -290,6 +290,81 @@ def test_render_depth_video_errors():
         render_depth_video(frames, [np.ones((6, 8))] * 2, 2.0, 1.0)
 
 
+def colorbar_strip(height=200, width=40, near=1.0, far=4.0, frames=1, **kwargs) -> list[np.ndarray]:
+    """The colour bar strips (the columns right of the 2 * width panels) of a rendered depth video."""
+    depth = np.full((frames, height, width), 2.0)
+    outs = list(render_depth_video([black(height, width)] * frames, depth, near, far, colorbar=True, **kwargs))
+    return [out[:, 2 * width :] for out in outs]
+
+
+def bar_column(strip: np.ndarray) -> tuple[int, np.ndarray]:
+    """(first row, colours (N, 3)) of the gradient, read down the strip's middle-of-bar column."""
+    background = strip[0, 0]
+    column = int(np.flatnonzero((strip != background).any(axis=-1).any(axis=0))[0]) + 2
+    rows = np.flatnonzero((strip[:, column] != background).any(axis=-1))
+    return int(rows[0]), strip[rows[0] : rows[-1] + 1, column]
+
+
+@pytest.mark.parametrize("cmap", ["turbo", "gray"])
+def test_colorbar_shows_the_colour_map_far_at_top_near_at_bottom(cmap):
+    (strip,) = colorbar_strip(cmap=cmap)
+    _, colours = bar_column(strip)
+    table = colormap(cmap)
+    # Every bar row is a colour of the map, and the indices run 0 (far) .. 255 (near) downwards.
+    indices = np.array([int(np.flatnonzero((table == colour).all(axis=1))[0]) for colour in colours])
+    assert indices[0] == 0 and indices[-1] == 255
+    assert (np.diff(indices) >= 0).all()
+    assert len(colours) > 150  # most of the 200-pixel height
+
+
+def test_colorbar_ticks_sit_at_the_rows_of_their_colours():
+    near, far = 1.0, 4.0
+    (strip,) = colorbar_strip(near=near, far=far)
+    top, colours = bar_column(strip)
+    ticks = vis._depth_ticks(near, far, True, len(colours) - 1, 2.0 * 10)
+    values = [value for value, _ in ticks]
+    assert values[0] == far and values[-1] == near and 2.0 in values  # ends, and a round value between
+    table = colormap("turbo")
+    for value, position in ticks:
+        expected = int(np.flatnonzero((table == colorize_depth(np.array([[value]]), near, far)[0, 0]).all(axis=1))[0])
+        shown = int(np.flatnonzero((table == colours[round(position)]).all(axis=1))[0])
+        # One bar row spans 255 / (rows - 1) colour indices: the tick is within a row of its colour.
+        assert abs(shown - expected) <= 255 / (len(colours) - 1) + 1, (value, shown, expected)
+    # Label text (light on the dark strip) right of the bar, beside each tick.
+    light = (strip.astype(int).min(axis=-1) > 150)
+    text_columns = np.flatnonzero(light.any(axis=0))
+    assert text_columns.min() > 8 and light.sum() > 50
+    for _, position in ticks:
+        row = top + round(position)
+        assert light[max(row - 6, 0) : row + 7].sum() > 5, row
+
+
+def test_depth_ticks_are_nice_and_apart():
+    for near, far, inverse in [(0.6, 20.6, True), (0.6, 20.6, False), (2.0, 3.1, True), (0.05, 0.4, False)]:
+        ticks = vis._depth_ticks(near, far, inverse, 200, 20.0)
+        positions = [position for _, position in ticks]
+        assert positions == sorted(positions) and np.min(np.diff(positions)) >= 20.0
+        assert ticks[0][0] == far and ticks[-1][0] == near and len(ticks) >= 3
+        for value, _ in ticks[1:-1]:
+            # Round values: at most two significant digits.
+            assert float(f"{value:.2g}") == pytest.approx(value), (near, far, value)
+
+
+def test_colorbar_width_is_even_fixed_and_small_frames_work():
+    strips = colorbar_strip(height=120, width=30, frames=3)
+    widths = {strip.shape[1] for strip in strips}
+    assert len(widths) == 1 and widths.pop() % 2 == 0
+    np.testing.assert_array_equal(strips[0], strips[2])
+    # Without the option the output stays (H, 2W).
+    (plain,) = render_depth_video([black(120, 30)], np.full((1, 120, 30), 2.0), 1.0, 4.0)
+    assert plain.shape == (120, 60, 3)
+    # A frame too short for labels still gets the bar (no text).
+    (tiny,) = colorbar_strip(height=6, width=8)
+    assert tiny.shape[0] == 6 and tiny.shape[1] % 2 == 0
+    with pytest.raises(TypeError, match="colorbar"):
+        render_depth_video([black()], [np.ones((32, 32))], 1.0, 2.0, colorbar="yes")
+
+
 # -------------------------------------------------------------------------------- track_colors
 
 
@@ -415,20 +490,46 @@ def test_first_frame_offset_selects_track_frames():
         one_track(points, num_frames=3, first_frame=1)
 
 
-def test_query_frames_hide_points_and_trails_before_them():
-    tracks = np.array([[[5.5, 5.5], [20.5, 20.5]], [[10.5, 5.5], [25.5, 20.5]]])
-    visible = np.ones((2, 2), dtype=bool)
-    colors = np.array([RED, GREEN], dtype=np.uint8)
-    outs = list(
-        render_tracks([black(), black()], tracks, visible, colors=colors, radius=2.0, query_frames=np.array([0, 1]))
-    )
-    np.testing.assert_array_equal(outs[0][5, 5], RED)
-    assert not outs[0][:, :, 1].any()  # green track not started at frame 0
-    np.testing.assert_array_equal(outs[1][20, 25], GREEN)
-    # ... and at frame 1 its trail does not reach back to its frame-0 position.
-    assert not outs[1][20, 20, 1]
-    # The red track, started at 0, has its trail from x = 5.5 to 10.5.
-    assert outs[1][5, 7, 0] == 255
+def test_tracks_are_drawn_before_their_query_frame():
+    # Track 0 queried on frame 2, tracked backwards to frames 0 and 1 (as the pipelines do).
+    tracks = np.array([[[5.5, 5.5]], [[12.5, 5.5]], [[20.5, 5.5]]])
+    outs = one_track(tracks[:, 0], radius=2.0, trail_length=4, query_frames=np.array([2]))
+    # Frame 0, before the query frame: the point is drawn at its tracked position (a filled disc).
+    assert (outs[0][4:7, 4:7] == RED).all()
+    # Frame 1: point at x = 12.5 and the trail back to frame 0's position (crossing no query frame).
+    assert (outs[1][4:7, 11:14] == RED).all()
+    assert (outs[1][5, 6:12, 0] == 255).all()
+    # No white query ring before the query frame ...
+    assert not (outs[0] == 255).all(axis=-1).any() and not (outs[1] == 255).all(axis=-1).any()
+
+
+def test_query_frame_gets_a_white_ring_around_the_point():
+    outs = one_track([(5.5, 5.5), (16.5, 16.5), (26.5, 26.5)], radius=2.0, trail_length=0, query_frames=np.array([1]))
+    white = [(out == 255).all(axis=-1) for out in outs]
+    assert not white[0].any() and not white[2].any()
+    rows, columns = np.nonzero(white[1])
+    assert len(rows) > 8
+    # The ring lies outside the disc (radius 2) and close to it, around the point.
+    distances = np.hypot(columns + 0.5 - 16.5, rows + 0.5 - 16.5)
+    assert distances.min() > 2.0 and distances.max() < 6.0
+    np.testing.assert_array_equal(outs[1][16, 16], RED)  # the point stays on top
+    # Without query_frames nothing is marked.
+    assert not any((out == 255).all(axis=-1).any() for out in one_track([(5.5, 5.5), (16.5, 16.5)], trail_length=0))
+
+
+def test_invisible_points_before_the_query_frame():
+    points = [(8.5, 8.5), (np.nan, np.nan), (24.5, 24.5)]
+    visible = [False, False, True]
+    # Occluded with a position: hollow by default (centre untouched), absent with show_occluded=False.
+    outs = one_track(points, visible=visible, radius=4.0, query_frames=np.array([2]))
+    assert outs[0].any() and not outs[0][8, 8].any()
+    hidden = one_track(points, visible=visible, radius=4.0, query_frames=np.array([2]), show_occluded=False)
+    assert not hidden[0].any()
+    # Untracked (NaN, invisible): nothing, and no trail from or to it.
+    assert not outs[1].any() and not hidden[1].any()
+    np.testing.assert_array_equal(hidden[2][24, 24], RED)
+    # No trail: the earlier positions were never visible (the query ring reaches up to row 18).
+    assert not hidden[2][:17].any()
 
 
 def test_nan_where_occluded_is_skipped():
@@ -473,6 +574,10 @@ def test_render_tracks_shape_and_dtype_errors():
         render_tracks(frames, tracks, visible, colors=np.zeros((2, 3)))
     with pytest.raises(ValueError, match="query_frames must have shape"):
         render_tracks(frames, tracks, visible, query_frames=np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="query_frames must be >= 0"):
+        render_tracks(frames, tracks, visible, query_frames=np.array([0, -1]))
+    with pytest.raises(TypeError, match="show_occluded"):
+        render_tracks(frames, tracks, visible, show_occluded=1)
     with pytest.raises(ValueError, match="radius"):
         render_tracks(frames, tracks, visible, radius=0.0)
     with pytest.raises(ValueError, match="trail_length"):
@@ -490,6 +595,7 @@ def test_render_tracks_shape_and_dtype_errors():
 def boxes_on_black(box, size=(64, 64), **kwargs) -> np.ndarray:
     kwargs.setdefault("colors", np.array([RED], dtype=np.uint8))
     kwargs.setdefault("line_width", 1)
+    kwargs.setdefault("labels", None)
     (out,) = render_boxes([black(*size)], np.array([[box]], dtype=np.float64), **kwargs)
     return out
 
@@ -533,21 +639,52 @@ def test_box_partly_outside_is_clipped():
     assert (out[20:32, 31] == RED).all() and (out[31, 20:32] == RED).all()
 
 
-def test_boxes_colours_first_frame_query_frames_and_labels():
+def test_boxes_colours_first_frame_and_custom_labels():
     boxes = np.array([[[2, 2, 10, 10], [20, 20, 30, 30]], [[4, 4, 12, 12], [22, 22, 31, 31]]], dtype=np.float64)
     colors = np.array([RED, GREEN], dtype=np.uint8)
-    (out,) = render_boxes([black()], boxes, colors=colors, first_frame=1, line_width=1, query_frames=np.array([0, 1]))
+    (out,) = render_boxes([black()], boxes, colors=colors, first_frame=1, line_width=1, labels=None)
     np.testing.assert_array_equal(out[4, 4], RED)  # frame 1 box of track 0
     np.testing.assert_array_equal(out[22, 22], GREEN)
     assert not out[2, 2].any()  # frame 0 box is not drawn
-    (early,) = render_boxes([black()], boxes, colors=colors, line_width=1, query_frames=np.array([0, 1]))
-    assert not early[:, :, 1].any()  # green starts at frame 1
     plain = boxes_on_black((10.0, 30.0, 40.0, 50.0))
     labelled = boxes_on_black((10.0, 30.0, 40.0, 50.0), labels=["car"])
     # The label patch (box colour) and its text sit above the top-left corner.
     above = labelled[:30, 10:40]
     assert (above == RED).all(axis=-1).sum() > 20 and (above != plain[:30, 10:40]).any()
     np.testing.assert_array_equal(labelled[30:, :], plain[30:, :])
+
+
+def test_boxes_are_labelled_with_their_query_index_by_default():
+    boxes = np.array([[[10, 40, 40, 60], [10, 2, 40, 20]]], dtype=np.float64)
+    colors = np.array([RED, GREEN], dtype=np.uint8)
+    (out,) = render_boxes([black(64, 64)], boxes, colors=colors, line_width=1)
+    (bare,) = render_boxes([black(64, 64)], boxes, colors=colors, line_width=1, labels=None)
+    # Box 0: a red patch with white text (red is dark by luma) just above its top-left corner (10, 40).
+    patch = out[26:40, 10:30].astype(int)
+    assert (patch == RED).all(axis=-1).sum() > 20
+    zero = (patch[..., 1] > 128) & (patch[..., 2] > 128)  # whitish (antialiased) text pixels
+    assert zero.sum() >= 5 and not bare[26:40, 10:30].any()
+    # Box 1 touches the top: its label goes just inside the box (the interior is black when bare).
+    assert (out[3:12, 11:16] == GREEN).all(axis=-1).sum() > 15 and not bare[3:12, 11:16].any()
+    # The labels are the query indices, in order.
+    (explicit,) = render_boxes([black(64, 64)], boxes, colors=colors, line_width=1, labels=["0", "1"])
+    (swapped,) = render_boxes([black(64, 64)], boxes, colors=colors, line_width=1, labels=["1", "0"])
+    np.testing.assert_array_equal(out, explicit)
+    assert not np.array_equal(out, swapped)
+    with pytest.raises(TypeError, match="'index'"):
+        render_boxes([black()], boxes, labels="idx")
+
+
+def test_boxes_are_drawn_before_their_query_frame_and_marked_on_it():
+    boxes = np.array([[[2, 2, 10, 10]], [[12, 12, 20, 20]], [[20, 2, 28, 10]]], dtype=np.float64)
+    outs = list(render_boxes([black()] * 3, boxes, colors=np.array([RED], np.uint8), line_width=1, labels=None,
+                             query_frames=np.array([2])))
+    assert (outs[0][2, 2:10] == RED).all() and (outs[1][12, 12:20] == RED).all()  # before the query frame
+    white = [(out == 255).all(axis=-1) for out in outs]
+    assert not white[0].any() and not white[1].any()
+    # On the query frame: a white frame one pixel outside the box (columns 19..28, rows 1..10).
+    assert white[2][1, 19:29].all() and white[2][1:11, 28].all()
+    assert (outs[2][2, 20:28] == RED).all()
 
 
 def test_render_boxes_errors_and_laziness():
@@ -560,6 +697,8 @@ def test_render_boxes_errors_and_laziness():
         render_boxes([black()], boxes, labels="a")
     with pytest.raises(ValueError, match="line_width"):
         render_boxes([black()], boxes, line_width=0)
+    with pytest.raises(ValueError, match="query_frames must be >= 0"):
+        render_boxes([black()], boxes, query_frames=np.array([-2]))
     with pytest.raises(ValueError, match="more frames than boxes"):
         list(render_boxes([black()] * 3, boxes))
     log: list[int] = []
@@ -573,7 +712,7 @@ def test_render_boxes_errors_and_laziness():
 
 
 def test_camera_trajectory_circle_size_and_content():
-    image = render_camera_trajectory(camera_circle(12), size=(120, 200), current=3)
+    image = render_camera_trajectory(camera_circle(12), size=(120, 200), current=3, axes=False)
     assert image.shape == (120, 200, 3) and image.dtype == np.uint8
     background = image[0, 0]
     drawn = (image != background).any(axis=-1)
@@ -584,7 +723,7 @@ def test_camera_trajectory_circle_size_and_content():
     assert abs((columns.min() + columns.max()) / 2 - 100) < 10
     # The centre of the circle is empty, and `current` changes the picture.
     assert not drawn[55:65, 95:105].any()
-    assert not np.array_equal(image, render_camera_trajectory(camera_circle(12), size=(120, 200)))
+    assert not np.array_equal(image, render_camera_trajectory(camera_circle(12), size=(120, 200), axes=False))
 
 
 def test_camera_triangle_points_along_viewing_direction():
@@ -592,12 +731,12 @@ def test_camera_triangle_points_along_viewing_direction():
     # sizes ahead) reaches about twice as far as its base (0.6 behind).
     looking_x = np.eye(4)[None].copy()
     looking_x[0, :3, :3] = [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]  # third column: +x
-    image = render_camera_trajectory(looking_x, size=(301, 301))
+    image = render_camera_trajectory(looking_x, size=(301, 301), axes=False)
     rows, columns = np.nonzero((image != image[0, 0]).any(axis=-1))
     assert columns.max() - 150.5 > 1.5 * (150.5 - columns.min())  # points right
     assert abs((rows.min() + rows.max()) / 2 - 150.5) <= 1
     # Looking along +z (identity rotation): +z is up in the image, so the tip points up.
-    image = render_camera_trajectory(np.eye(4)[None], size=(301, 301))
+    image = render_camera_trajectory(np.eye(4)[None], size=(301, 301), axes=False)
     rows, columns = np.nonzero((image != image[0, 0]).any(axis=-1))
     assert 150.5 - rows.min() > 1.5 * (rows.max() - 150.5)
     assert abs((columns.min() + columns.max()) / 2 - 150.5) <= 1
@@ -608,7 +747,7 @@ def test_camera_trajectory_axes_x_right_z_up():
     poses = np.tile(np.eye(4), (3, 1, 1))
     poses[1, 2, 3] = 2.0
     poses[2, 0, 3] = 2.0
-    image = render_camera_trajectory(poses, size=(200, 200), current=1).astype(int)
+    image = render_camera_trajectory(poses, size=(200, 200), current=1, axes=False).astype(int)
     red_rows, red_columns = np.nonzero((image[..., 0] > 200) & (image[..., 1] < 100) & (image[..., 2] < 100))
     assert len(red_rows) > 10
     # +z is up: the highlighted camera sits above the other two; +x is right: camera 2 (right half).
@@ -662,3 +801,90 @@ def test_render_pose_video_errors():
         render_pose_video([black()], camera_circle(3), np.array([0, 1]))
     with pytest.raises(TypeError, match="integer"):
         render_pose_video([black()], camera_circle(3), np.array([0.0, 1.0, 2.0]))
+
+
+def moving_cameras(count: int) -> np.ndarray:
+    """(count, 4, 4) cameras walking forward (+z) while drifting right (+x), looking forward."""
+    poses = np.tile(np.eye(4), (count, 1, 1))
+    poses[:, 0, 3] = np.linspace(0.0, 1.0, count)
+    poses[:, 2, 3] = np.linspace(0.0, 3.0, count)
+    return poses
+
+
+def test_pose_video_axes_stay_fixed_while_the_path_grows():
+    frames = [np.full((160, 100, 3), 9, dtype=np.uint8) for _ in range(6)]
+    plots = [out[:, 100:] for out in render_pose_video(frames, moving_cameras(3), np.array([1, 3, 5]), unit="m")]
+    frame_colour = np.array(vis._FRAME_COLOR)
+    masks = [(plot == frame_colour).all(axis=-1) for plot in plots]
+    assert masks[0].sum() > 4 * 100  # the frame around the plot area
+    for mask in masks[1:]:
+        np.testing.assert_array_equal(mask, masks[0])  # never moves nor rescales
+    # Frame 0 is before the first pose: axes only. Later frames add cameras, never change the rest.
+    changed = [(plot != plots[0]).any(axis=-1) for plot in plots]
+    assert not changed[0].any() and changed[1].any()
+    assert changed[1].sum() < changed[3].sum() < changed[5].sum()
+    # The scale bar row (below the frame) is the same in every frame.
+    frame_bottom = int(np.flatnonzero(masks[0].any(axis=1))[-1])
+    for plot in plots:
+        np.testing.assert_array_equal(plot[frame_bottom + 1 :], plots[0][frame_bottom + 1 :])
+
+
+def test_trajectory_scale_bar_is_one_grid_step_with_its_unit():
+    # Without cameras (the extent alone), so that no camera hides a grid line.
+    image = render_camera_trajectory(moving_cameras(0), size=(200, 200), extent=(0.0, 1.0, 0.0, 3.0), unit="m")
+    frame = (image == np.array(vis._FRAME_COLOR)).all(axis=-1)
+    frame_rows = np.flatnonzero(frame.any(axis=1))
+    bottom = int(frame_rows[-1])
+    # Grid lines (and the z axis) cross a row near the top of the plot area: their spacing is one step.
+    row = image[int(frame_rows[0]) + 2]
+    grid = (row == np.array(vis._GRID_COLOR)).all(axis=-1) | (row == np.array(vis._AXIS_COLOR)).all(axis=-1)
+    spacing = np.diff(np.flatnonzero(grid))
+    assert len(spacing) >= 2 and spacing.max() - spacing.min() <= 1
+    # The scale bar: the longest run of text-coloured pixels below the frame.
+    below = (image[bottom + 1 :] == np.array(vis._TEXT_COLOR)).all(axis=-1)
+    bar_row = below[int(np.argmax(below.sum(axis=1)))]
+    columns = np.flatnonzero(bar_row)
+    runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+    assert abs(max(len(run) for run in runs) - spacing.mean()) <= 1.5
+    # Its label says the unit: a different unit changes only the area below the frame.
+    other = render_camera_trajectory(moving_cameras(0), size=(200, 200), extent=(0.0, 1.0, 0.0, 3.0), unit="units")
+    np.testing.assert_array_equal(image[: bottom + 1], other[: bottom + 1])
+    assert not np.array_equal(image[bottom + 1 :], other[bottom + 1 :])
+
+
+def test_trajectory_extent_fixes_the_view():
+    poses = moving_cameras(5)
+    extent = (0.0, 1.0, 0.0, 3.0)
+    frame_colour = np.array(vis._FRAME_COLOR)
+
+    def render(count, **kwargs):
+        # Camera 1 highlighted (red, drawn last, so on top of everything).
+        image = render_camera_trajectory(poses[:count], size=(150, 150), current=1, **kwargs)
+        return (image == np.array(vis._CURRENT_COLOR)).all(axis=-1), (image == frame_colour).all(axis=-1)
+
+    full_camera, full_frame = render(5, extent=extent)
+    part_camera, part_frame = render(2, extent=extent)
+    own_camera, _ = render(2)
+    # Same extent: camera 1 lands on the same pixels and the frame is the same, however many poses.
+    assert full_camera.sum() > 10
+    np.testing.assert_array_equal(full_camera, part_camera)
+    np.testing.assert_array_equal(full_frame, part_frame)
+    # Fitted to the two cameras alone, the view zooms in: camera 1 moves.
+    assert not np.array_equal(own_camera, part_camera)
+    # No pose and an extent: the axes alone; a small plot is drawn bare (no frame).
+    assert (render_camera_trajectory(poses[:0], size=(150, 150), extent=extent) == frame_colour).all(axis=-1).any()
+    small = render_camera_trajectory(poses, size=(40, 40))
+    assert not (small == frame_colour).all(axis=-1).any()
+
+
+def test_trajectory_option_errors():
+    with pytest.raises(ValueError, match="extent"):
+        render_camera_trajectory(camera_circle(3), extent=(0.0, 1.0, 2.0))
+    with pytest.raises(ValueError, match="extent"):
+        render_camera_trajectory(camera_circle(3), extent=(1.0, 0.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="extent must be finite"):
+        render_camera_trajectory(camera_circle(3), extent=(0.0, float("nan"), 0.0, 1.0))
+    with pytest.raises(ValueError, match="unit"):
+        render_camera_trajectory(camera_circle(3), unit="")
+    with pytest.raises(ValueError, match="unit"):
+        render_pose_video([black()], camera_circle(3), np.array([0, 1, 2]), unit=None)
