@@ -20,6 +20,7 @@ result lists its ``frame_indices``). Long videos are cut into windows of the mod
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -48,6 +49,21 @@ from .results import (
 from .tasks import TASKS, get_task
 from .video_io import VideoError, VideoReader, open_video, select_frames
 from .windows import chain_tracks, plan_windows
+
+
+#: Frame-selection call arguments, accepted by every pipeline (see :meth:`VideoPipeline.__call__`).
+FRAME_ARGUMENTS = ("num_frames", "stride", "fps", "start", "end", "max_frame_pixels")
+
+#: CoTracker's argument names (``CoTrackerPredictor.forward``) -> ours, for point tracking. The
+#: layouts agree: ``queries`` (N, 3) as (t, x, y), a batch axis of 1 accepted; ``backward_tracking``
+#: is the same name in both. Applied by :meth:`VideoPipeline._sanitize_parameters`.
+COTRACKER_POINT_ARGUMENTS = {"queries": "points", "grid_size": "grid", "grid_query_frame": "grid_frame"}
+#: The same for box tracking: ``queries`` are boxes (t, x1, y1, x2, y2).
+COTRACKER_BOX_ARGUMENTS = {"queries": "boxes"}
+
+# Keywords of push_to_hub that save_pretrained(push_to_hub=True) passes on.
+_PUSH_ARGUMENTS = ("commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
+
 
 def canonical_task(task: str) -> str:
     """The pipeline task ``task`` names (any spelling of the task table); a clear error lists the tasks."""
@@ -195,6 +211,10 @@ class VideoPipeline(Pipeline):
     """
 
     task_name = ""
+    #: The task's own call arguments (beyond :data:`FRAME_ARGUMENTS`), e.g. ``points``.
+    task_arguments: tuple[str, ...] = ()
+    #: CoTracker's names for task arguments -> ours (e.g. ``queries`` -> ``points``).
+    argument_aliases: dict[str, str] = {}
     _load_processor = False
     _load_image_processor = False
     _load_video_processor = False
@@ -234,18 +254,54 @@ class VideoPipeline(Pipeline):
 
     # transformers' Pipeline API: __call__ -> preprocess -> _forward -> postprocess, per video.
     def _sanitize_parameters(self, **kwargs):
-        return {}, {}, {}
+        """transformers' hook for call (and construction) keywords: checked, renamed, split by step.
+
+        The one place where CoTracker's names (:attr:`argument_aliases`) become ours.
+
+        Args:
+            **kwargs: the keywords of a call (or the extra keywords of the constructor).
+
+        Returns:
+            (preprocess, forward, postprocess) keywords: all of them go to :meth:`preprocess`.
+
+        Raises:
+            TypeError: an unknown keyword (the message lists the accepted ones), or one argument
+                passed under two names (ours and an alias).
+        """
+        accepted = (*FRAME_ARGUMENTS, *self.task_arguments, *self.argument_aliases)
+        unknown = [name for name in kwargs if name not in accepted]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            aliases = ", ".join(f"{theirs} (= {ours})" for theirs, ours in self.argument_aliases.items())
+            raise TypeError(
+                f"{self.task_name} got an unexpected keyword argument {unknown[0]!r}{hint}; it accepts "
+                + ", ".join((*self.task_arguments, *FRAME_ARGUMENTS))
+                + (f"; and CoTracker's names {aliases}" if aliases else "")
+            )
+        values = dict(kwargs)
+        for theirs, ours in self.argument_aliases.items():
+            if theirs not in values:
+                continue
+            if ours in values:
+                raise TypeError(
+                    f"{self.task_name} got both {ours}= and {theirs}= (CoTracker's name for {ours}=); pass only one of them"
+                )
+            values[ours] = values.pop(theirs)
+        return values, {}, {}
 
     def __call__(self, video, **kwargs) -> VideoTaskResult | list[VideoTaskResult]:
         """Run the task on one video (path, bytes, file object, array, tensor, PIL list) or a list of videos.
 
         Frame selection (at most one of them): ``num_frames`` (evenly spaced), ``stride`` (every
         k-th frame) or ``fps`` (nearest frames on a uniform time grid); plus ``start`` / ``end``.
-        Task arguments (queries, boxes) are documented by each pipeline.
+        Task arguments (queries, boxes) are documented by each pipeline; an unknown keyword is a
+        ``TypeError`` listing the accepted ones, raised before the video is opened.
         """
         if isinstance(video, (list, tuple)) and video and not is_pil_image(video[0]):
             return [self(item, **kwargs) for item in video]
-        inputs = self.preprocess(video, **kwargs)
+        call_params, _, _ = self._sanitize_parameters(**kwargs)
+        inputs = self.preprocess(video, **{**self._preprocess_params, **call_params})
         with torch.inference_mode():
             outputs = self._forward(inputs)
         return self.postprocess(outputs)
@@ -304,6 +360,69 @@ class VideoPipeline(Pipeline):
 
     def make_result(self, common: dict[str, Any], frames: _ModelFrames, **outputs) -> VideoTaskResult:
         raise NotImplementedError
+
+    # Saving: the model and the video processor, as transformers saves a model's pipeline.
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> None:
+        """Write the model (weights, ``config.json``) and this pipeline's video processor to a directory.
+
+        ``pipeline(task, model=save_directory)`` (or ``transformers.pipeline``) loads it again and
+        gives the same results; call arguments and ``device`` / ``batch_size`` / ``seed`` are not
+        saved. transformers' own ``Pipeline.save_pretrained`` treats a pipeline registered with
+        ``PIPELINE_REGISTRY`` as Hub remote code (it copies the module's source and its relative
+        imports into the directory and records ``custom_pipelines`` in the config); fourd_hub's
+        pipelines are installed code, so nothing of that is written.
+
+        Args:
+            save_directory: the directory (created if missing).
+            push_to_hub: also upload it, as :meth:`push_to_hub` (``repo_id`` defaults to the
+                directory's name; ``commit_message``, ``private``, ``token``, ``revision``,
+                ``create_pr``, ``tags`` are passed on).
+            **kwargs: ``PreTrainedModel.save_pretrained`` keywords (e.g. ``max_shard_size``).
+
+        Raises:
+            NotADirectoryError: ``save_directory`` is an existing file.
+        """
+        directory = Path(save_directory)
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"cannot save the pipeline to {directory}: it is a file; pass a directory")
+        push = {name: kwargs.pop(name) for name in _PUSH_ARGUMENTS if name in kwargs}
+        repo_id = kwargs.pop("repo_id", None)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory, **kwargs)
+        self.video_processor.save_pretrained(directory)
+        if push_to_hub:
+            if "max_shard_size" in kwargs:
+                push["max_shard_size"] = kwargs["max_shard_size"]
+            self.push_to_hub(repo_id or directory.resolve().name, **push)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "5GB",
+        tags: list[str] | None = None,
+    ):
+        """Upload what :meth:`save_pretrained` writes, with the fourd_hub model card, to ``repo_id``.
+
+        ``pipeline(task, model=repo_id)`` then loads it. The arguments are those of
+        :func:`fourd_hub.hub.push_model` (what ``model.push_to_hub`` runs).
+
+        Returns:
+            The ``huggingface_hub`` commit info.
+        """
+        from .hub.push import push_model
+
+        return push_model(
+            self.model, repo_id, commit_message=commit_message or f"Upload {type(self).__name__} with fourd_hub",
+            commit_description=commit_description, private=private, token=token, revision=revision,
+            create_pr=create_pr, max_shard_size=max_shard_size, tags=tags, video_processor=self.video_processor,
+        )
 
     # Helpers shared by the tasks.
     @property
@@ -510,11 +629,21 @@ class _TrackingPipeline(VideoPipeline):
     starts on the previous window's last frame, with the queries re-seeded there from the last
     visible prediction (:func:`fourd_hub.windows.chain_tracks`); MooG's state is carried across
     windows. Frames before t are tracked the same way on the reversed video (both 4DS and MooG
-    read any frame order). At frame t the track is the query itself, visible. Every frame's
-    prediction comes from one window.
+    read any frame order), unless ``backward_tracking=False``: then those frames are not covered,
+    NaN coordinates and not visible. At frame t the track is the query itself, visible. Every
+    frame's prediction comes from one window.
     """
 
     coordinate_size = 2
+
+    @staticmethod
+    def _check_backward(backward_tracking: Any) -> bool:
+        if not isinstance(backward_tracking, (bool, np.bool_)):
+            raise ValueError(
+                f"backward_tracking must be True (also track the frames before each query's frame) or False "
+                f"(only after it); got {backward_tracking!r}"
+            )
+        return bool(backward_tracking)
 
     def _parse_queries(self, queries, frames: _ModelFrames, name: str) -> np.ndarray:
         """(Q, 1 + c) float64 (t, coords...) with t an input-video frame index among the processed ones."""
@@ -527,6 +656,13 @@ class _TrackingPipeline(VideoPipeline):
             raise ValueError(f"{name} must be numbers, shape (Q, {size + 1}) as (t, ...) or (Q, {size}) at frame 0") from None
         if array.ndim == 1 and array.size in (size, size + 1):
             array = array[None]
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]  # CoTracker's (1, Q, 3) layout: a batch of one video
+        elif array.ndim == 3:
+            raise ValueError(
+                f"{name} has a batch of {array.shape[0]} query sets {array.shape}; a pipeline call tracks one video: "
+                f"pass (Q, {size + 1}) (or (1, Q, {size + 1})) and call it once per video"
+            )
         if array.ndim != 2 or array.shape[1] not in (size, size + 1) or array.shape[0] == 0:
             raise ValueError(
                 f"{name} must have shape (Q, {size + 1}) as (t, {'x, y' if size == 2 else 'x1, y1, x2, y2'}) or (Q, {size}) "
@@ -567,15 +703,20 @@ class _TrackingPipeline(VideoPipeline):
     def _head_call(self, clip: torch.Tensor, seeds: torch.Tensor, state):
         raise NotImplementedError
 
-    def _track(self, frames: _ModelFrames, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """values (T, Q, c) normalised and visible (T, Q) for parsed queries."""
+    def _track(self, frames: _ModelFrames, queries: np.ndarray, backward: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """values (T, Q, c) normalised and visible (T, Q) for parsed queries.
+
+        Frames no pass covers (before a query's frame, with ``backward`` False) are NaN, not visible.
+        """
         count, size = len(frames.frame_indices), self.coordinate_size
-        values = np.zeros((count, len(queries), size), dtype=np.float64)
+        values = np.full((count, len(queries), size), np.nan, dtype=np.float64)
         visible = np.zeros((count, len(queries)), dtype=bool)
         positions = np.searchsorted(frames.frame_indices, queries[:, 0].astype(np.int64))
         normalized = frames.geometry.to_normalized(queries[:, 1:])
+        values[positions, np.arange(len(queries))] = normalized  # the query frame: the query itself, visible
+        visible[positions, np.arange(len(queries))] = True
         groups = sorted(set(positions.tolist()))
-        passes = sum((p < count - 1) + (p > 0) for p in groups)
+        passes = sum((p < count - 1) + (backward and p > 0) for p in groups)
         bar = self._bar(max(passes, 1), "tracking passes")
 
         def run_window(window_positions, seeds, state):
@@ -585,7 +726,8 @@ class _TrackingPipeline(VideoPipeline):
         with bar:
             for position in groups:
                 members = np.flatnonzero(positions == position)
-                for sequence in (np.arange(position, count), np.arange(position, -1, -1)):
+                sequences = [np.arange(position, count)] + ([np.arange(position, -1, -1)] if backward else [])
+                for sequence in sequences:
                     if len(sequence) < 2:
                         continue
                     pass_values, pass_visible = chain_tracks(
@@ -612,34 +754,64 @@ class PointTrackingPipeline(_TrackingPipeline):
     Args (call):
         points: (Q, 3) as (t, x, y): t an index into the input video (any processed frame, not
             only the first), x, y in pixels; or (Q, 2) for points in the first processed frame.
+            A list, numpy array or tensor; a leading batch axis of 1, (1, Q, 3), is accepted.
         grid: instead of points, an N x N grid of points (cell centres) in frame ``grid_frame``;
             1 <= N <= :data:`MAX_GRID_SIZE` (64, i.e. at most 4096 points), checked before the
             video is opened.
+        grid_frame: the input-video frame of the grid (default: the first processed frame);
+            used with ``grid`` only.
+        backward_tracking: True (default): a query at frame t > 0 is also tracked back to the
+            first frame; False: only forward, and the frames before t are NaN, not visible.
+
+    CoTracker's names are accepted too (:data:`COTRACKER_POINT_ARGUMENTS`): ``queries`` for
+    ``points`` (the same (t, x, y) layout), ``grid_size`` for ``grid`` (``grid_size=0``,
+    CoTracker's default, means no grid), ``grid_query_frame`` for ``grid_frame``; one argument
+    under both names is an error.
 
     Returns a :class:`PointTrackingResult`: ``tracks`` (T, Q, 2) pixel (x, y), ``visible`` (T, Q).
     """
 
     task_name = "point-tracking"
     coordinate_size = 2
+    task_arguments = ("points", "grid", "grid_frame", "backward_tracking")
+    argument_aliases = COTRACKER_POINT_ARGUMENTS
 
-    def check_task_arguments(self, points=None, grid: int | None = None, grid_frame: int | None = None, **kwargs) -> None:
+    def _sanitize_parameters(self, **kwargs):
+        grid_size = kwargs.get("grid_size")
+        if isinstance(grid_size, (int, np.integer)) and not isinstance(grid_size, (bool, np.bool_)) and grid_size == 0:
+            # CoTracker's default grid_size=0 is "no grid" (with no queries it means dense tracking).
+            if kwargs.get("queries") is None and kwargs.get("points") is None:
+                raise ValueError(
+                    "grid_size=0 without queries is CoTracker's dense tracking of every pixel, which fourd_hub does not do; "
+                    f"pass grid_size=N (1 to {MAX_GRID_SIZE}) or queries=[(t, x, y), ...]"
+                )
+            kwargs = {name: value for name, value in kwargs.items() if name != "grid_size"}
+        return super()._sanitize_parameters(**kwargs)
+
+    def check_task_arguments(self, points=None, grid: int | None = None, grid_frame: int | None = None, backward_tracking=True) -> None:
         if (points is None) == (grid is None):
-            raise ValueError("pass either points=[(t, x, y), ...] or grid=N (an N x N grid of points)")
+            raise ValueError(
+                "pass either points=[(t, x, y), ...] (CoTracker: queries=) or grid=N, an N x N grid of points "
+                "(CoTracker: grid_size=N)"
+            )
         if grid is not None:
             check_grid_size(grid)
+        self._check_backward(backward_tracking)
 
-    def prepare_task_inputs(self, frames, points=None, grid: int | None = None, grid_frame: int | None = None):
-        self.check_task_arguments(points=points, grid=grid)
+    def prepare_task_inputs(self, frames, points=None, grid: int | None = None, grid_frame: int | None = None, backward_tracking=True):
+        self.check_task_arguments(points=points, grid=grid, backward_tracking=backward_tracking)
+        name = "points"
         if grid is not None:
-            points = grid_points(grid, frames.geometry.input_size, frames.frame_indices[0] if grid_frame is None else grid_frame)
-        return {"queries": self._parse_queries(points, frames, "points")}
+            frame = frames.frame_indices[0] if grid_frame is None else grid_frame
+            points, name = grid_points(grid, frames.geometry.input_size, frame), f"grid_frame={frame!r}: grid points"
+        return {"queries": self._parse_queries(points, frames, name), "backward": self._check_backward(backward_tracking)}
 
     def _head_call(self, clip, seeds, state):
         output, states = self._run_backbone_and_head(clip, seeds, state, track_points)
         return _to_numpy(output.normalized_tracks[0]).astype(np.float64), output.visible[0].cpu().numpy(), states
 
-    def run(self, frames, queries):
-        values, visible = self._track(frames, queries)
+    def run(self, frames, queries, backward):
+        values, visible = self._track(frames, queries, backward)
         return {"tracks": frames.geometry.to_input(values), "visible": visible, "queries": queries}
 
     def make_result(self, common, frames, tracks, visible, queries) -> PointTrackingResult:
@@ -651,28 +823,39 @@ class BoxTrackingPipeline(_TrackingPipeline):
     """Track boxes: ``pipe(video, boxes=[(t, x1, y1, x2, y2), ...])``.
 
     Box windows chain like points (re-seeded from the latest predicted box; boxes have no
-    visibility). Returns a :class:`BoxTrackingResult` with ``boxes`` (T, Q, 4) pixel (x1, y1, x2, y2).
+    visibility). ``boxes`` is (Q, 5) as (t, x1, y1, x2, y2) (or (Q, 4) in the first processed
+    frame, or (1, Q, 5)); ``queries=`` is accepted for it, as CoTracker names its queries.
+    ``backward_tracking`` as for points: False leaves the frames before a box's frame NaN.
+    Returns a :class:`BoxTrackingResult` with ``boxes`` (T, Q, 4) pixel (x1, y1, x2, y2).
     """
 
     task_name = "box-tracking"
     coordinate_size = 4
+    task_arguments = ("boxes", "backward_tracking")
+    argument_aliases = COTRACKER_BOX_ARGUMENTS
 
-    def prepare_task_inputs(self, frames, boxes=None):
+    def check_task_arguments(self, boxes=None, backward_tracking=True) -> None:
         if boxes is None:
-            raise ValueError("pass boxes=[(t, x1, y1, x2, y2), ...] (pixels; t a frame index of the input video)")
+            raise ValueError(
+                "pass boxes=[(t, x1, y1, x2, y2), ...] (or queries=; pixels, t a frame index of the input video)"
+            )
+        self._check_backward(backward_tracking)
+
+    def prepare_task_inputs(self, frames, boxes=None, backward_tracking=True):
+        self.check_task_arguments(boxes=boxes, backward_tracking=backward_tracking)
         queries = self._parse_queries(boxes, frames, "boxes")
         bad = (queries[:, 3] <= queries[:, 1]) | (queries[:, 4] <= queries[:, 2])
         if bad.any():
             raise ValueError(f"boxes[{int(np.argmax(bad))}] = {queries[bad][0, 1:].tolist()}: need x1 < x2 and y1 < y2")
-        return {"queries": queries}
+        return {"queries": queries, "backward": self._check_backward(backward_tracking)}
 
     def _head_call(self, clip, seeds, state):
         output, states = self._run_backbone_and_head(clip, seeds, state, track_boxes)
         values = _to_numpy(output.normalized_boxes[0]).astype(np.float64)
         return values, np.ones(values.shape[:2], dtype=bool), states
 
-    def run(self, frames, queries):
-        values, _ = self._track(frames, queries)
+    def run(self, frames, queries, backward):
+        values, _ = self._track(frames, queries, backward)
         return {"boxes": frames.geometry.to_input(values), "queries": queries}
 
     def make_result(self, common, frames, boxes, queries) -> BoxTrackingResult:

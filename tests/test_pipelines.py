@@ -432,3 +432,157 @@ def test_a_catalog_name_loads_the_cached_converted_model(video, models, tmp_path
     by_name = pipeline("depth-estimation", model="4ds-b-dist-e-scannet-depth", progress=False)(video[0], end=8)
     by_dir = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)(video[0], end=8)
     np.testing.assert_array_equal(by_name.depth, by_dir.depth)
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving a pipeline: save_pretrained and push_to_hub write what pipeline(task, model=dir) loads
+
+
+SAVED_FILES = {"config.json", "model.safetensors", "video_preprocessor_config.json"}
+
+
+@pytest.mark.parametrize("name, backbone", [("fourds-points", None), ("moog-points", "moog-backbone")])
+def test_pipeline_save_pretrained_round_trips(video, models, tmp_path, name, backbone):
+    path, _ = video
+    extra = {} if backbone is None else {"backbone": models[backbone]}
+    pipe = pipeline("point-tracking", model=models[name], progress=False, resize_mode="pad", **extra)
+    pipe.save_pretrained(tmp_path / "saved")
+    # Our pipelines are installed code: no module source copied beside the weights, no custom_pipelines.
+    assert {p.name for p in (tmp_path / "saved").iterdir()} == SAVED_FILES
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert "custom_pipelines" not in config and "auto_map" not in config
+    assert not config.get("use_pretrained_backbone")  # a head on its backbone is saved whole
+    assert "custom_pipelines" not in pipe.model.config.to_dict()
+    points = [(0, 10.0, 20.0), (5, 60.0, 40.0)]
+    expected = pipe(path, end=8, points=points)
+    reloaded = pipeline("point-tracking", model=tmp_path / "saved", progress=False)
+    assert reloaded.video_processor.to_dict() == pipe.video_processor.to_dict()  # resize_mode="pad" kept
+    np.testing.assert_array_equal(reloaded(path, end=8, points=points).tracks, expected.tracks)
+    theirs = transformers.pipeline("point-tracking", model=str(tmp_path / "saved"), device="cpu", progress=False)
+    np.testing.assert_array_equal(theirs(path, end=8, points=points).tracks, expected.tracks)
+    with pytest.raises(NotADirectoryError, match="pass a directory"):
+        pipe.save_pretrained(tmp_path / "saved" / "config.json")
+
+
+@pytest.fixture
+def uploads(monkeypatch):
+    """HfApi.create_repo / upload_folder replaced: what would be uploaded is recorded (file bytes)."""
+    from pathlib import Path
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoUrl
+
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: RepoUrl(f"https://huggingface.co/{repo_id}"))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        folder = Path(folder_path)
+        calls.append({"repo_id": repo_id, "files": {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}, **kwargs})
+        return f"https://huggingface.co/{repo_id}/commit/0000"
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_pipeline_push_to_hub_uploads_what_loads_back_by_repo_id(video, models, uploads, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from fourd_hub.cards import card_metadata
+    from hub_helpers import write_hf_snapshot
+
+    path, _ = video
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False, resize_mode="crop")
+    assert pipe.push_to_hub("me/depth-pipeline", commit_message="mine") == "https://huggingface.co/me/depth-pipeline/commit/0000"
+    (upload,) = uploads
+    assert upload["repo_id"] == "me/depth-pipeline" and upload["commit_message"] == "mine"
+    assert set(upload["files"]) == SAVED_FILES | {"README.md"}
+    assert card_metadata(upload["files"]["README.md"].decode())["library_name"] == "fourd_hub"
+    # save_pretrained(push_to_hub=True) uploads the same files.
+    pipe.save_pretrained(tmp_path / "local", push_to_hub=True, repo_id="me/depth-pipeline")
+    assert uploads[1]["files"] == upload["files"]
+    # What was uploaded loads back by repo id (from the cache, offline) and gives the same depth.
+    pushed = tmp_path / "pushed"
+    pushed.mkdir()
+    for name, data in upload["files"].items():
+        (pushed / name).write_bytes(data)
+    cache = tmp_path / "hf-cache"
+    write_hf_snapshot(cache, "me/depth-pipeline", pushed)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reloaded = pipeline("depth-estimation", model="me/depth-pipeline", progress=False)
+    assert reloaded.video_processor.resize_mode == "crop"
+    np.testing.assert_array_equal(reloaded(path, end=8).depth, pipe(path, end=8).depth)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tracking arguments: CoTracker's names next to ours, unknown keywords, backward_tracking
+
+
+def test_cotracker_style_queries_give_the_same_tracks_as_points(video, models):
+    path, _ = video
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    ours = pipe(path, end=12, points=QUERIES[:2])
+    for queries in (QUERIES[:2], np.array(QUERIES[:2]), torch.tensor([QUERIES[:2]])):  # (N, 3) or CoTracker's (1, N, 3)
+        theirs = pipe(path, end=12, queries=queries)
+        np.testing.assert_array_equal(theirs.tracks, ours.tracks)
+        np.testing.assert_array_equal(theirs.visible, ours.visible)
+        np.testing.assert_array_equal(theirs.query_points, ours.query_points)
+    np.testing.assert_array_equal(pipe(path, end=12, queries=QUERIES[:2], grid_size=0).tracks, ours.tracks)  # CoTracker's default
+    grid = pipe(path, end=12, grid=2, grid_frame=3)
+    np.testing.assert_array_equal(pipe(path, end=12, grid_size=2, grid_query_frame=3).tracks, grid.tracks)
+    assert (grid.query_points[:, 0] == 3).all()
+    with pytest.raises(ValueError, match=r"a batch of 2 query sets.*call it once per video"):
+        pipe(path, end=12, queries=torch.tensor([QUERIES[:2], QUERIES[:2]]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(points=QUERIES, queries=QUERIES), TypeError, r"both points= and queries= \(CoTracker's name for points=\)"),
+        (dict(grid=4, grid_size=4), TypeError, "both grid= and grid_size="),
+        (dict(grid=4, grid_frame=0, grid_query_frame=0), TypeError, "both grid_frame= and grid_query_frame="),
+        (dict(queries=QUERIES, segm_mask=None), TypeError, r"unexpected keyword argument 'segm_mask'; it accepts points, grid.*queries \(= points\)"),
+        (dict(point=QUERIES), TypeError, r"'point' \(did you mean 'points'\?\)"),
+        (dict(grid_size=0), ValueError, "dense tracking.*grid_size=N"),
+        (dict(points=QUERIES, backward_tracking="no"), ValueError, "backward_tracking must be True .* or False"),
+        (dict(), ValueError, r"points=.*\(CoTracker: queries=\) or grid=N"),
+    ],
+)
+def test_bad_tracking_arguments_are_clear_errors_before_the_video_is_opened(models, tmp_path, kwargs, error, message):
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    with pytest.raises(error, match=message):
+        pipe(tmp_path / "missing.mp4", **kwargs)  # not opened: the arguments are checked first
+
+
+def test_unknown_keywords_of_other_pipelines_name_the_accepted_ones(models, tmp_path):
+    boxes = pipeline("box-tracking", model=models["moog-boxes"], backbone=models["moog-backbone"], progress=False)
+    with pytest.raises(TypeError, match=r"'grid'.*accepts boxes, backward_tracking, num_frames"):
+        boxes(tmp_path / "missing.mp4", boxes=[(0, 1.0, 1.0, 5.0, 5.0)], grid=3)
+    with pytest.raises(TypeError, match=r"both boxes= and queries="):
+        boxes(tmp_path / "missing.mp4", boxes=[(0, 1.0, 1.0, 5.0, 5.0)], queries=[(0, 1.0, 1.0, 5.0, 5.0)])
+    depth = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    with pytest.raises(TypeError, match=r"depth-estimation got an unexpected keyword argument 'frames' \(did you mean 'num_frames'\?\); it accepts num_frames, stride"):
+        depth(tmp_path / "missing.mp4", frames=8)
+
+
+def test_backward_tracking_false_tracks_only_forward_from_each_query(video, models):
+    path, _ = video
+    pipe = pipeline("point-tracking", model=models["fourds-points"], progress=False)
+    queries = [(0, 10.5, 20.25), (6, 50.0, 30.0), (11, 20.0, 10.0)]  # the last on the last frame
+    both = pipe(path, end=12, queries=queries)
+    np.testing.assert_array_equal(pipe(path, end=12, queries=queries, backward_tracking=True).tracks, both.tracks)  # the default
+    assert np.isfinite(both.tracks).all()
+    forward = pipe(path, end=12, queries=queries, backward_tracking=False)
+    for index, (t, x, y) in enumerate(queries):
+        # Before its frame a track is not covered: NaN and not visible; from it on, the same forward pass.
+        assert np.isnan(forward.tracks[:t, index]).all() and not forward.visible[:t, index].any()
+        np.testing.assert_array_equal(forward.tracks[t:, index], both.tracks[t:, index])
+        np.testing.assert_array_equal(forward.visible[t:, index], both.visible[t:, index])
+        np.testing.assert_array_equal(forward.tracks[t, index], np.float32([x, y]))
+        assert forward.visible[t, index]
+    boxes = pipeline("box-tracking", model=models["moog-boxes"], backbone=models["moog-backbone"], progress=False)
+    query = [(4, 20.0, 10.0, 60.0, 50.0)]
+    backward, only_forward = boxes(path, end=8, queries=query), boxes(path, end=8, boxes=query, backward_tracking=False)
+    assert np.isfinite(backward.boxes).all() and np.isnan(only_forward.boxes[:4]).all()
+    np.testing.assert_array_equal(only_forward.boxes[4:], backward.boxes[4:])
