@@ -187,29 +187,40 @@ class VideoTaskResult:
         }
         for name in self.json_fields:
             value = np.asarray(getattr(self, name))
-            values[name] = (np.round(value, self.json_decimals) if value.dtype.kind == "f" else value).tolist()
+            if value.dtype.kind == "f":
+                # NaN (a frame a track does not cover: backward_tracking=False) is JSON's null;
+                # strict JSON has no NaN token.
+                rounded = np.round(value, self.json_decimals).astype(object)
+                rounded[~np.isfinite(value)] = None
+                values[name] = rounded.tolist()
+            else:
+                values[name] = value.tolist()
         return {**values, **self.json_notes}
 
     def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
         raise ValueError(f"{self.task} results have no visualisation; save them as .npz")
 
-    def save(self, path: str | os.PathLike, overwrite: bool = True) -> Path:
-        """Write the result, by extension: ``.npz`` arrays, ``.json`` (tracks, boxes, poses), ``.mp4``
-        visualisation, or a directory path ending in ``/`` (or without suffix) for PNG frames.
+    def save(self, path: str | os.PathLike, overwrite: bool = True, **render_options: Any) -> Path:
+        """Write the result, by extension: ``.npz`` arrays, ``.json`` (tracks, boxes, poses; ``null``
+        where a value is NaN), ``.mp4`` visualisation, or a directory path ending in ``/`` (or
+        without suffix) for PNG frames.
 
         Files are written atomically: a failure leaves no partial file. ``overwrite`` replaces an
         existing file, or a directory of PNG frames only (see :func:`check_output_path`).
+        ``render_options`` go to :meth:`render` (e.g. ``colorbar=True`` for depth videos).
         """
         path = check_output_path(path, overwrite)
         suffix = path.suffix.lower()
+        if render_options and suffix in (".npz", ".json"):
+            raise TypeError(f"{', '.join(sorted(render_options))}: options of the visualisation, not of a {suffix} file")
         if suffix == ".npz":
             return write_atomic(path, lambda handle: np.savez_compressed(handle, **self.arrays()))
         if suffix == ".json":
-            text = json.dumps(self.to_json(), indent=1)
+            text = json.dumps(self.to_json(), indent=1, allow_nan=False)
             return write_atomic(path, lambda handle: handle.write(text.encode()))
         if suffix == ".mp4":
-            return write_video(path, self.render(), fps=self.fps)
-        return write_png_frames(path, self.render(), overwrite=overwrite)
+            return write_video(path, self.render(**render_options), fps=self.fps)
+        return write_png_frames(path, self.render(**render_options), overwrite=overwrite)
 
 
 @dataclass(repr=False)
@@ -298,12 +309,19 @@ class DepthEstimationResult(VideoTaskResult):
             return f"{self.model_depth.dtype.name}[{len(self.model_depth)}, {self.image_size[0]}, {self.image_size[1]}]"
         return super()._repr_summary(name)
 
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        """The input frame beside its coloured depth (near = warm), one colour scale for the video."""
+    def render(self, frames: Iterator[np.ndarray] | None = None, colorbar: bool = False) -> Iterator[np.ndarray]:
+        """The input frame beside its coloured depth (near = warm), one colour scale for the video.
+
+        Args:
+            frames: the frames to draw on (default: the input's processed frames).
+            colorbar: add a bar of the colour scale with ticks in metres on the right (the frames
+                get wider by the bar's even width).
+        """
         from .visualization import depth_range, render_depth_video
 
         near, far = depth_range(self.model_depth)
-        return render_depth_video(frames if frames is not None else self.input_frames(), self.iter_depth(), near, far)
+        source = frames if frames is not None else self.input_frames()
+        return render_depth_video(source, self.iter_depth(), near, far, colorbar=colorbar)
 
 
 @dataclass(repr=False)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fourd_hub.processing import FrameGeometry
 from fourd_hub.results import (
@@ -234,3 +235,24 @@ def test_depth_image_outside_a_centre_crop_is_zero():
     assert np.isnan(result.depth).any()
     image = np.asarray(result.depth_image(0))
     assert (image[np.isnan(result.depth[0])] == 0).all() and image.max() == 255
+
+
+def test_frames_a_track_does_not_cover_are_json_null(tmp_path):
+    result = _tracks()
+    result.tracks[:2, 1] = np.nan  # backward_tracking=False: no track before its query frame
+    text = result.save(tmp_path / "t.json").read_text()
+    assert "NaN" not in text
+    saved = json.loads(text)
+    assert saved["tracks"][0][1] == [None, None] and saved["tracks"][2][1] == [10.0, 7.0]
+
+
+def test_depth_videos_take_the_colour_bar_option(tmp_path):
+    result = _depth()
+    result._source = np.zeros((6, 20, 30, 3), dtype=np.uint8)
+    plain = next(iter(result.render()))
+    with_bar = next(iter(result.render(colorbar=True)))
+    assert with_bar.shape[0] == plain.shape[0] and with_bar.shape[1] > plain.shape[1]
+    frames = sorted(result.save(tmp_path / "png", colorbar=True).glob("*.png"))
+    assert np.asarray(Image.open(frames[0])).shape == with_bar.shape
+    with pytest.raises(TypeError, match="colorbar: options of the visualisation"):
+        result.save(tmp_path / "d.npz", colorbar=True)
