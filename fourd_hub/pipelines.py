@@ -52,7 +52,7 @@ from .windows import chain_tracks, plan_windows
 
 
 #: Frame-selection call arguments, accepted by every pipeline (see :meth:`VideoPipeline.__call__`).
-FRAME_ARGUMENTS = ("num_frames", "stride", "fps", "start", "end", "max_frame_pixels")
+FRAME_ARGUMENTS = ("num_frames", "stride", "fps", "start", "end", "max_frame_pixels", "source_fps")
 
 #: CoTracker's argument names (``CoTrackerPredictor.forward``) -> ours, for point tracking. The
 #: layouts agree: ``queries`` (N, 3) as (t, x, y), a batch axis of 1 accepted; ``backward_tracking``
@@ -295,6 +295,8 @@ class VideoPipeline(Pipeline):
 
         Frame selection (at most one of them): ``num_frames`` (evenly spaced), ``stride`` (every
         k-th frame) or ``fps`` (nearest frames on a uniform time grid); plus ``start`` / ``end``.
+        ``source_fps``: the frame rate of an input without timestamps (arrays, PIL lists, a
+        directory of frames or a glob; default ``fourd_hub.video_io.DEFAULT_FPS``).
         Task arguments (queries, boxes) are documented by each pipeline; an unknown keyword is a
         ``TypeError`` listing the accepted ones, raised before the video is opened.
         """
@@ -306,9 +308,13 @@ class VideoPipeline(Pipeline):
             outputs = self._forward(inputs)
         return self.postprocess(outputs)
 
-    def preprocess(self, video, num_frames=None, stride=None, fps=None, start=0, end=None, max_frame_pixels=None, **task_kwargs):
+    def preprocess(
+        self, video, num_frames=None, stride=None, fps=None, start=0, end=None, max_frame_pixels=None, source_fps=None, **task_kwargs
+    ):
         self.check_task_arguments(**task_kwargs)  # before the video is opened: a bad argument costs nothing
         extra = {} if max_frame_pixels is None else {"max_frame_pixels": max_frame_pixels}
+        if source_fps is not None:
+            extra["fps"] = source_fps  # open_video refuses it for a video file, which has its own timestamps
         if num_frames is None and stride is None and fps is None and self.video_processor.temporal_stride > 1:
             stride = self.video_processor.temporal_stride  # a model trained on strided clips sees strided frames
         reader = open_video(video, min_frames=2, **extra)

@@ -243,6 +243,19 @@ def test_every_input_kind_gives_the_same_depth(video, models):
     assert len(both) == 2
 
 
+def test_a_directory_of_frames_or_a_glob_is_a_video(video, models, tmp_path):
+    from video_factory import write_image_frames
+
+    _, frames = video
+    pipe = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)
+    expected = pipe(frames[:10]).depth
+    write_image_frames(tmp_path / "frames", frames[:10])
+    np.testing.assert_array_equal(pipe(tmp_path / "frames").depth, expected)
+    np.testing.assert_array_equal(pipe(str(tmp_path / "frames" / "*.png")).depth, expected)
+    # Image sequences have no timestamps: source_fps says what the frame rate is.
+    assert pipe(tmp_path / "frames", source_fps=5.0).fps == pytest.approx(5.0)
+
+
 def test_bfloat16_runs_close_to_float32(video, models):
     path, _ = video
     reference = pipeline("depth-estimation", model=models["fourds-depth"], progress=False)(path, end=8).depth
