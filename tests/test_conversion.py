@@ -20,7 +20,7 @@ from fourd_hub.conversion import CheckpointError, ConversionError, convert_check
 from fourd_hub.conversion import npz as npz_module
 from fourd_hub.cards import read_provenance, write_conversion_card
 
-from conftest import tiny_fourds_kwargs
+from conftest import config_kwargs_from_case, fourds_cases, load_npz, tiny_fourds_kwargs
 
 WIDTH, LAYERS, MLP, HEADS = 32, 2, 48, 4
 
@@ -328,6 +328,57 @@ def test_existing_output_needs_overwrite(tmp_path):
     (tmp_path / "out" / "stale.txt").write_text("from an earlier conversion")
     convert_checkpoint(source, tmp_path / "out", overwrite=True, progress=False)  # a model: replaced
     assert not (tmp_path / "out" / "stale.txt").exists() and (tmp_path / "out" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial configs and assumptions (issue 15 item 5), on the reference 4DS file (backbone + depth)
+
+
+@pytest.fixture(scope="module")
+def fourds_case(cases):
+    return next(iter(fourds_cases(cases).values()))
+
+
+def test_partial_config_claims_only_its_fields_and_lists_what_is_assumed(reference, fourds_case, tmp_path):
+    source = reference / "fourds_tiny_checkpoint.npz"
+    known = config_kwargs_from_case(fourds_case)
+    result = convert_checkpoint(source, tmp_path / "one", config={"readout_depth": known["readout_depth"]}, progress=False)
+    config = FourDSForDepthEstimation.from_pretrained(tmp_path / "one").config
+    assert config.readout_depth == known["readout_depth"] and config.hidden_size == known["hidden_size"]
+    assert config.num_frames == known["num_frames"] and config.image_size == known["image_size"]  # from the position embedding
+    assert [a.field for a in result.assumptions] == ["readout.decoding_patch_size"]
+    patch = result.assumptions[0]
+    assert patch.value == config.readout["decoding_patch_size"] and "not stored in the file" in str(patch)
+    assert json.loads(patch.config_json) == {"readout": {"decoding_patch_size": patch.value}}
+    # Nothing given: readout_depth is assumed too; no Table 1 size fits the tiny file, so no --preset is offered.
+    without = convert_checkpoint(source, tmp_path / "none", progress=False)
+    assert [a.field for a in without.assumptions] == ["readout_depth", "readout.decoding_patch_size"]
+    assert all(a.presets == () and a.source.startswith("4DS") for a in without.assumptions)
+    # Every value the case knows: nothing assumed, the same config as the full one.
+    given = {"readout_depth": known["readout_depth"], "readout": {"decoding_patch_size": known["readout"]["decoding_patch_size"]}}
+    full = convert_checkpoint(source, tmp_path / "known", config=given, progress=False)
+    assert full.assumptions == []
+    arrays = load_npz(source)
+    _, from_partial, _ = convert_state_dict(arrays, config=given)
+    assert from_partial.to_dict() == convert_state_dict(arrays, config=FourDSConfig(**known))[1].to_dict()
+
+
+def test_partial_config_contradicting_a_shape_is_refused_naming_the_field(reference, fourds_case, tmp_path, capsys):
+    source = reference / "fourds_tiny_checkpoint.npz"
+    frames = config_kwargs_from_case(fourds_case)["num_frames"]
+    contradiction = rf"num_frames: checkpoint has {frames}, the given config says {frames * 2}"
+    with pytest.raises(ConversionError, match=contradiction) as caught:
+        convert_checkpoint(source, tmp_path / "out", config={"num_frames": frames * 2}, progress=False)
+    assert "image_size" not in str(caught.value) and not (tmp_path / "out").exists()
+    with pytest.raises(ConversionError, match="holds a depth head, the given config describes a points head"):
+        convert_checkpoint(source, tmp_path / "out", config={"readout": {"task": "points"}}, progress=False)
+    with pytest.raises(ConversionError, match="'readout_dept' \\(did you mean 'readout_depth'\\?\\)"):
+        convert_checkpoint(source, tmp_path / "out", config={"readout_dept": 0.5}, progress=False)
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"num_frames": frames * 2}))
+    assert cli_main(["convert", str(source), str(tmp_path / "out"), "--config", str(partial), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "num_frames: checkpoint has" in err and "hidden_size" not in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------------

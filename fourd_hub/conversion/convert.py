@@ -1,9 +1,10 @@
 """``convert_checkpoint``: an original ``.npz`` in, a ``save_pretrained`` directory out.
 
 The whole conversion is planned and checked from the file's array headers before any data is
-read: layout detection, config inference (shapes first, then a catalog preset or an explicit
-config, conflicts refused), key mapping (every original key used) and shape checking against the
-model built on the meta device (every parameter filled, shapes equal). Then arrays are streamed
+read: layout detection, config inference (shapes first, then a catalog entry, a preset or a
+config, conflicts refused; a partial config claims only the fields it names, and what nothing
+gives is reported as an :class:`~.core.Assumption`), key mapping (every original key used) and
+shape checking against the model built on the meta device (every parameter filled, shapes equal). Then arrays are streamed
 one at a time into sharded safetensors inside a temporary directory next to the output, which is
 renamed into place only when everything (weights, ``config.json``, the processor config and what the
 caller's ``on_staged`` adds, e.g. the model card) is written and verified: an interrupted conversion
@@ -12,6 +13,7 @@ leaves no partial output. The converter renders no card: it returns the provenan
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,7 +32,18 @@ from ..processing import video_processor_for_config
 from ..provenance import ConversionProvenance
 from ..registry import FamilySpec, families, family_of, get_family
 from . import heads
-from .core import ConversionError, MappedTensor, check_mapping, check_no_empty_arrays, convert_arrays, map_checkpoint
+from .core import (
+    Assumption,
+    ConversionError,
+    MappedTensor,
+    build_config,
+    check_claimed_fields,
+    check_mapping,
+    check_no_empty_arrays,
+    convert_arrays,
+    map_checkpoint,
+    merge_claims,
+)
 from .npz import NpzCheckpoint
 from .safetensors_io import TensorPlan, iter_safetensors, write_sharded_safetensors
 
@@ -39,7 +52,18 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 @dataclass
 class ConversionPlan:
-    """Everything decided before any data is read."""
+    """Everything decided before any data is read.
+
+    Attributes:
+        source: the original file.
+        layout_description: the key layout found (one line).
+        config: the converted model's config.
+        model_class: the class the weights load into.
+        mapped: how each parameter is produced from an original array.
+        entry: the catalog entry converted, if any.
+        num_parameters: parameters to write.
+        assumptions: config values no tensor holds and no hint gave (the family's defaults).
+    """
 
     source: Path
     layout_description: str
@@ -48,6 +72,7 @@ class ConversionPlan:
     mapped: list[MappedTensor]
     entry: CatalogEntry | None
     num_parameters: int
+    assumptions: list[Assumption] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +89,9 @@ class ConversionResult:
         provenance: the machine-readable record a model card carries.
         config: the converted model's config.
         entry: the catalog entry converted, if any.
+        assumptions: the config values that no tensor of the file holds and no catalog entry,
+            preset or config gave: the family's defaults, assumed (``str()`` of each is the line
+            ``fourd-hub convert`` prints after ``assumed:``). Empty for catalog files and full configs.
     """
 
     output_dir: Path
@@ -75,6 +103,7 @@ class ConversionResult:
     provenance: ConversionProvenance | None = None
     config: Any = None
     entry: CatalogEntry | None = None
+    assumptions: list[Assumption] = field(default_factory=list)
 
 
 _SIZE_UNITS = {"GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
@@ -131,6 +160,10 @@ def _hinted_family(entry: CatalogEntry | None, preset: str | None, config: Any) 
             hinted.setdefault(family_of(config).name, f"the config is a {type(config).__name__}")
         except KeyError:
             raise TypeError(f"config must be a fourd_hub config or a dict, got {type(config).__name__}") from None
+    if isinstance(config, dict) and config.get("model_type") in {spec.name for spec in families()}:
+        # A config.json of another model, say: its model_type names the family.
+        named = get_family(config["model_type"])
+        hinted.setdefault(named.name, f"the given config's model_type is {config['model_type']!r} ({named.display_name})")
     if preset is not None:
         owners = [spec for spec in families() if preset in spec.load("presets")]
         if not owners:
@@ -185,35 +218,63 @@ def _why_not(family: FamilySpec, shapes: dict[str, tuple[int, ...]]) -> str:
     return explain(shapes) if callable(explain) else f"no {converter.MARKERS}"
 
 
-def _base_config(family: FamilySpec, entry: CatalogEntry | None, preset: str | None, config: Any) -> tuple[Any, str]:
-    """The config the file is checked against: explicit config, else preset, else catalog entry."""
+def _base_config(
+    family: FamilySpec, entry: CatalogEntry | None, preset: str | None, config: Any
+) -> tuple[Any, str, dict[str, Any] | None]:
+    """(base, what, claims): what the file is checked against.
+
+    ``base`` is a full config, every field of which is a claim: a config object, else the
+    preset's or the catalog entry's (with a dict config's fields on top). A dict config alone is
+    partial: ``base`` is ``None`` and ``claims`` the dict, whose fields alone are checked; the
+    family's converter fills the rest from the shapes, then from its defaults (assumptions).
+    """
     config_class = family.load("config_class")
-    if config is not None:
-        if isinstance(config, dict):
-            config = config_class(**config)
+    if config is not None and not isinstance(config, dict):
         if not isinstance(config, config_class):
             raise ConversionError(f"the file is a {family.display_name} checkpoint but the config is a {type(config).__name__}")
-        return config, "the given config"
+        return config, "the given config", None
+    if config is not None:
+        check_claimed_fields(config_class, config, "the given config")
     if preset is not None:
-        return config_class.from_preset(preset), f"preset {preset!r}"
-    if entry is not None:
-        return config_class.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
-    return None, "no config"
+        base, what = config_class.from_preset(preset), f"preset {preset!r}"
+    elif entry is not None:
+        base, what = config_class.from_preset(entry.preset, **entry.config_overrides), f"catalog entry {entry.name!r}"
+    else:
+        return None, "the given config" if config is not None else "no config", dict(config or {})
+    if config:  # the preset / entry with the given fields on top: still a claim as a whole
+        values = {k: v for k, v in base.to_dict().items() if k in config_class.__dataclass_fields__}
+        for key in ("architectures", "transformers_version", "model_type", "dtype"):
+            values.pop(key, None)
+        what = f"{what} with the given config"
+        base = build_config(config_class, merge_claims(values, config), what)
+    return base, what, None
 
 
-def _plan_from_shapes(
-    shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any
-) -> tuple[str, Any, type, list[MappedTensor]]:
-    """Layout, config, model class and key mapping from array shapes alone, strictly checked."""
+@dataclass
+class _Planned:
+    """What :func:`_plan` decided from the shapes (the layout found, with its description)."""
+
+    layout: Any
+    config: Any
+    model_class: type
+    mapped: list[MappedTensor]
+    assumptions: list[Assumption]
+
+
+def _plan(shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any) -> _Planned:
+    """Layout, config, model class, key mapping and assumptions from array shapes alone, strictly checked."""
     check_no_empty_arrays(shapes)
     family, head_only = _detect_family(shapes, _hinted_family(entry, preset, config))
-    base, what = _base_config(family, entry, preset, config)
+    base, what, claims = _base_config(family, entry, preset, config)
     if head_only:
         layout = heads.detect_layout(shapes)
-        backbone = entry.base_model if entry is not None else None
-        model_config, model_class = heads.resolve_config(shapes, layout, family, base, backbone, strict=config is not None)
+        named = config.get("backbone") if isinstance(config, dict) else getattr(config, "backbone", None)
+        backbone = named or (entry.base_model if entry is not None else None)
+        # The head's backbone width is checked against a config that states it (an object, or a dict naming it).
+        strict = config is not None and (not isinstance(config, dict) or "hidden_size" in config)
+        model_config, model_class = heads.resolve_config(shapes, layout, family, base, backbone, strict=strict, claims=claims)
     else:
-        layout, model_config, model_class = family.load("converter").plan(shapes, base, what)
+        layout, model_config, model_class = family.load("converter").plan(shapes, base, what, claims=claims)
     mapped = map_checkpoint(shapes, layout.sections)
     with torch.device("meta"):
         model = model_class(model_config)
@@ -221,26 +282,55 @@ def _plan_from_shapes(
     if head_only:  # a standalone head fills its task model's head; the backbone comes from elsewhere
         expected = {name: shape for name, shape in expected.items() if name.startswith(heads.HEAD_PREFIX)}
     check_mapping(mapped, expected, layout.sections)
-    return layout.description, model_config, model_class, mapped
+    assumptions = list(layout.assumptions)
+    if assumptions and not claims:  # nothing was given: name the presets that would claim it all
+        fitting = tuple(_fitting_presets(family, shapes))
+        assumptions = [dataclasses.replace(a, presets=fitting) for a in assumptions]
+    return _Planned(layout, model_config, model_class, mapped, assumptions)
+
+
+def _fitting_presets(family: FamilySpec, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """The family's presets the file matches as a whole (``--preset`` with one of them converts it)."""
+    config_class, converter = family.load("config_class"), family.load("converter")
+    fitting = []
+    for name in family.load("presets"):
+        try:
+            converter.plan(shapes, config_class.from_preset(name), f"preset {name!r}")
+        except ConversionError:
+            continue
+        fitting.append(name)
+    return fitting
+
+
+def _plan_from_shapes(
+    shapes: dict[str, tuple[int, ...]], entry: CatalogEntry | None, preset: str | None, config: Any
+) -> tuple[str, Any, type, list[MappedTensor]]:
+    """Layout description, config, model class and key mapping from array shapes alone, strictly checked."""
+    planned = _plan(shapes, entry, preset, config)
+    return planned.layout.description, planned.config, planned.model_class, planned.mapped
 
 
 def plan_conversion(
     source: str | os.PathLike, name: str | None = None, preset: str | None = None, config: Any = None
 ) -> ConversionPlan:
-    """Open ``source`` and plan its conversion (no data read). See :func:`convert_checkpoint`."""
+    """Open ``source`` and plan its conversion (no data read). See :func:`convert_checkpoint`.
+
+    The plan's ``assumptions`` are known here already, before anything is written.
+    """
     source = Path(source)
     entry = get_entry(name) if name is not None else entry_for_file(source.name)
     with NpzCheckpoint(source) as checkpoint:
         shapes = checkpoint.shapes()
-    description, model_config, model_class, mapped = _plan_from_shapes(shapes, entry, preset, config)
+    planned = _plan(shapes, entry, preset, config)
     return ConversionPlan(
         source=source,
-        layout_description=description,
-        config=model_config,
-        model_class=model_class,
-        mapped=mapped,
+        layout_description=planned.layout.description,
+        config=planned.config,
+        model_class=planned.model_class,
+        mapped=planned.mapped,
         entry=entry,
-        num_parameters=sum(int(np.prod(m.shape)) for m in mapped),
+        num_parameters=sum(int(np.prod(m.shape)) for m in planned.mapped),
+        assumptions=planned.assumptions,
     )
 
 
@@ -285,9 +375,14 @@ def convert_checkpoint(
         output_dir: directory to create (``config.json``, safetensors, processor config, and what ``on_staged`` adds).
         name: catalog name (e.g. ``"4ds-b-dist-e-scannet-depth"``); defaults to the entry whose
             original file has ``source``'s name, if any.
-        preset: a 4DS size (``"B"``, ``"e"``, ...) to check the file against instead.
-        config: an explicit :class:`FourDSConfig` (or dict) instead; fields the tensor shapes
-            determine are taken from the file and must not contradict it.
+        preset: a preset (a 4DS size ``"B"``, ``"e"``, ...; MooG ``"ego4d"``, ``"movi"``) to check
+            the file against instead: a claim about every field, so any contradiction is refused.
+        config: a config object (:class:`FourDSConfig`, :class:`MooGConfig`): a full claim like a
+            preset. Or a dict (``--config``): a partial claim, only for the fields it names (a
+            sub-config such as ``readout`` or ``decoder`` key by key); the shapes give the rest,
+            and what neither gives comes from the family's defaults and is listed in the result's
+            ``assumptions``. With a catalog entry or a preset, the dict's fields go on top of it.
+            A field the shapes determine must match the file (refused naming it otherwise).
         dtype: ``"float32"`` (as released), ``"bfloat16"`` or ``"float16"``.
         max_shard_size: safetensors shard size (transformers' convention).
         overwrite: replace an existing ``output_dir``.
@@ -299,6 +394,14 @@ def convert_checkpoint(
         progress: show progress bars.
         on_staged: called with (staging directory, result) once everything is written and
             verified, before the staging directory replaces ``output_dir``.
+
+    Returns:
+        The :class:`ConversionResult`; its ``assumptions`` are printed by ``fourd-hub convert``
+        (``assumed: <assumption>``), not by this function.
+
+    Raises:
+        ConversionError: the file and the model, or the file and the hints, do not correspond
+            (naming the arrays or fields); CheckpointError: an unreadable file.
     """
     output_dir = Path(output_dir)
     torch_dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
@@ -334,6 +437,7 @@ def convert_checkpoint(
             provenance=_provenance(plan, digest, torch_dtype),
             config=plan.config,
             entry=plan.entry,
+            assumptions=list(plan.assumptions),
         )
         if on_staged is not None:
             on_staged(staging, result)

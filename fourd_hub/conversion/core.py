@@ -11,10 +11,12 @@ ignored (no ``strict=False`` anywhere).
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -92,6 +94,20 @@ def check_no_empty_arrays(shapes: Shapes) -> None:
     empty = [f"{key} {tuple(shape)}" for key, shape in shapes.items() if 0 in tuple(shape)]
     if empty:
         raise ConversionError(f"{len(empty)} original array(s) have an empty axis (the file is corrupt): {_listing(empty)}")
+
+
+def mismatch_error(what: str, conflicts: list[str]) -> ConversionError:
+    """The error for fields a catalog entry, preset or config gives differently from the file's shapes.
+
+    Args:
+        what: the hint, e.g. ``"preset 'B'"``, ``"the given config"``.
+        conflicts: one line per field, ``"hidden_size: checkpoint has 32, preset 'B' says 768"``.
+    """
+    return ConversionError(
+        f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts) + "\nThe tensor shapes determine "
+        "these fields: give the file's values or leave the fields out of the config (a preset or catalog entry "
+        "must match the file as a whole; without one, the file gives every width)"
+    )
 
 
 def build_config(config_class: type, values: Mapping, what: str):
@@ -314,10 +330,117 @@ def _listing(items: list[str], limit: int = 12) -> str:
 
 @dataclass
 class Layout:
-    """What a converter found in a file: the sections to convert and a human-readable summary."""
+    """What a converter found in a file: the sections to convert and a human-readable summary.
+
+    Attributes:
+        family: the family's name (``"fourds"``, ``"moog"``) or ``"head"``.
+        description: one line saying what was found (printed, recorded in the model card).
+        sections: the key tables to apply, each under its prefix.
+        task: the readout's task, if the file holds one.
+        details: converter-specific facts (roots, whether a decoder is there).
+        assumptions: the config values that no tensor holds and no hint gave, taken from the
+            family's defaults (filled by the family's ``plan``).
+    """
 
     family: str
     description: str
     sections: list[Section]
     task: str | None = None
     details: dict = field(default_factory=dict)
+    assumptions: list["Assumption"] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# Config values: what a hint claims, and what the converter assumes when nothing says.
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A config value that no tensor of the file holds and no catalog entry, preset or config gave.
+
+    The converter took it from the family's defaults (MooG: the Ego4D preset); it is reported so
+    that a file trained otherwise can be converted with the right value.
+
+    Attributes:
+        field: the config field, dotted for a sub-config (``"num_tokens"``, ``"decoder.subsample_factor"``).
+        value: the value assumed (JSON-compatible).
+        source: where it came from, e.g. ``"Ego4D preset default"``.
+        presets: the family's presets the file fits as a whole (``--preset`` claims all of one);
+            empty when none fits or a config was given.
+    """
+
+    field: str
+    value: Any
+    source: str
+    presets: tuple[str, ...] = ()
+
+    @property
+    def config_json(self) -> str:
+        """The JSON object that sets this field to the assumed value, e.g. ``{"num_tokens": 1024}``."""
+        head, _, rest = self.field.partition(".")
+        return json.dumps({head: {rest: self.value} if rest else self.value})
+
+    @property
+    def how_to_set(self) -> str:
+        """How to set the field instead: a ``--config`` JSON file (``config=`` dict), or a preset that fits."""
+        text = f"--config FILE.json holding {self.config_json}"
+        if self.presets:
+            text += " or " + " or ".join(f"--preset {name}" for name in self.presets)
+        return text
+
+    def __str__(self) -> str:
+        return f"{self.field} = {json.dumps(self.value)} ({self.source}; not stored in the file; set with {self.how_to_set})"
+
+
+def check_claimed_fields(config_class: type, claims: Mapping[str, Any], what: str) -> None:
+    """Refuse fields of a partial config (a dict, e.g. ``--config``) that ``config_class`` does not have.
+
+    A config class accepts unknown keyword arguments silently (transformers' convention), so a
+    misspelt field would otherwise be ignored and its value assumed instead.
+
+    Raises:
+        ConversionError: naming each unknown field, with the closest known name where there is one.
+    """
+    known = set(config_class.__dataclass_fields__) | {"model_type", "transformers_version"}
+    unknown = sorted(name for name in claims if name not in known)
+    if unknown:
+        own = sorted(name for name in known if not name.startswith("_"))
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, own, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConversionError(
+            f"{what} has field(s) {config_class.__name__} does not have: {', '.join(hints)}; fix or remove them"
+        )
+
+
+def merge_claims(base: Mapping[str, Any], claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``claims``, a sub-config dict (``readout``, ``predictor``) key by key.
+
+    A partial config claims only the keys it names, also inside a sub-config: ``{"decoder":
+    {"subsample_factor": 4}}`` keeps the other decoder fields of ``base``.
+    """
+    merged = dict(base)
+    for name, value in claims.items():
+        known = merged.get(name)
+        merged[name] = {**known, **value} if isinstance(value, dict) and isinstance(known, dict) else value
+    return merged
+
+
+def is_claimed(claims: Mapping[str, Any] | None, dotted: str) -> bool:
+    """Whether a partial config names ``dotted`` (``"num_tokens"``, ``"decoder.subsample_factor"``)."""
+    if claims is None:
+        return True  # a full config (object, preset, catalog entry) claims every field
+    head, _, rest = dotted.partition(".")
+    if head not in claims:
+        return False
+    return not rest or not isinstance(claims[head], dict) or rest in claims[head]
+
+
+def dotted_value(values: Mapping[str, Any], dotted: str) -> Any:
+    """``values["decoder"]["subsample_factor"]`` for ``"decoder.subsample_factor"`` (``None`` if absent)."""
+    head, _, rest = dotted.partition(".")
+    value = values.get(head)
+    if rest:
+        value = value.get(rest) if isinstance(value, dict) else None
+    return list(value) if isinstance(value, tuple) else value

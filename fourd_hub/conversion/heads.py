@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from ..readout import READOUT_TASK_DEFAULTS, ReadoutConfig
 from ..registry import FamilySpec, families
 from ..tasks import TASKS
-from .core import ConversionError, Layout, Section, array_shape, build_config, optional_shape
+from .core import ConversionError, Layout, Section, array_shape, build_config, merge_claims, mismatch_error, optional_shape
 from .tables import TRACKING_HEAD_RULES
 
 #: Every readout has a temporal position embedding here (relative to its root).
@@ -110,7 +110,7 @@ def merge_fields(inferred: dict[str, Any], given: dict[str, Any], what: str) -> 
         if name in given and given[name] is not None and _normal(given[name]) != _normal(inferred[name])
     ]
     if conflicts:
-        raise ConversionError(f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts))
+        raise mismatch_error(what, conflicts)
     return {**given, **inferred}
 
 
@@ -168,14 +168,24 @@ def detect_layout(shapes: Shapes) -> Layout:
 
 
 def resolve_config(
-    shapes: Shapes, layout: Layout, family: FamilySpec, base: Any, backbone: str | None, strict: bool = True
+    shapes: Shapes,
+    layout: Layout,
+    family: FamilySpec,
+    base: Any,
+    backbone: str | None,
+    strict: bool = True,
+    claims: dict[str, Any] | None = None,
 ) -> tuple[Any, type]:
     """The head directory's config (``base``'s backbone fields, the head's readout) and its task model class.
 
     The task (points / boxes) comes from the query width; the readout fields from the shapes,
     merged with ``base.readout``. ``strict``: the backbone width of ``base`` must be the one the
     head reads (an explicit config); else it is only a fallback (a catalog entry's preset).
+    ``claims`` (without ``base``): a partial config (a dict) whose fields are used as given (its
+    ``readout`` fields are checked against the head's shapes); the family's defaults fill the rest.
     """
+    if base is None and claims:
+        base = build_config(family.load("config_class"), _claimed_values(family, claims), "the given config")
     root = layout.details["root"]
     base_readout = dict(getattr(base, "readout", None) or {})
     readout_task = tracking_task(shapes, root, base_readout.get("query_fourier_bases", 16))
@@ -208,6 +218,15 @@ def resolve_config(
     for key in ("architectures", "transformers_version", "model_type", "dtype"):
         values.pop(key, None)
     return build_config(config_class, values, "the head's backbone config"), family.task_model(task)
+
+
+def _claimed_values(family: FamilySpec, claims: dict[str, Any]) -> dict[str, Any]:
+    """The family's default config fields updated with a partial config's, sub-configs key by key."""
+    config_class = family.load("config_class")
+    defaults = {k: v for k, v in config_class().to_dict().items() if k in config_class.__dataclass_fields__}
+    for key in ("architectures", "transformers_version", "model_type", "dtype"):
+        defaults.pop(key, None)
+    return merge_claims(defaults, claims)
 
 
 __all__ = [

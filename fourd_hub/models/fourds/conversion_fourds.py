@@ -7,6 +7,11 @@ Accepted layouts (architecture.md section 1), with or without a leading ``params
   released ScanNet depth file;
 * readouts with learned queries (depth, camera pose, classification) or query coordinates
   (``attention_readout/`` + ``query_initializer/``: points, boxes).
+
+The backbone's tensors give every field of its architecture, including the clip size (the
+position embedding). A partial config (a dict, e.g. ``--config``) gives only the fields it names;
+what no tensor holds and nothing gives (:data:`ASSUMABLE_FIELDS`) keeps the 4DS default and is
+reported as an :class:`~fourd_hub.conversion.core.Assumption` (``layout.assumptions``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,18 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ...conversion.core import ConversionError, KeyRule, Layout, Section, array_shape, build_config, check_numbered
+from ...conversion.core import (
+    Assumption,
+    ConversionError,
+    KeyRule,
+    Layout,
+    Section,
+    array_shape,
+    build_config,
+    check_numbered,
+    dotted_value,
+    is_claimed,
+)
 from ...conversion.heads import READOUT_ANCHOR, build_readout, infer_readout_fields, merge_fields, tracking_task
 from ...conversion.tables import LEARNED_QUERY_HEAD_RULES, TRACKING_HEAD_RULES, dense_rules, norm_rules
 from ...registry import get_family
@@ -67,11 +83,33 @@ def explain(shapes: Shapes) -> str:
     return "; ".join(f"{root + _BACKBONE_ANCHOR!r} is there but {root + query!r} is missing" for root in roots)
 
 
-def plan(shapes: Shapes, base: FourDSConfig | None, what: str) -> tuple[Layout, FourDSConfig, type]:
-    """The layout of a 4DS file, the converted config (shapes first, then ``base``) and the class to build."""
-    bases = ((base.readout or {}).get("query_fourier_bases", 16)) if base is not None else 16
-    layout = detect_layout(shapes, query_fourier_bases=bases)
-    config, model_class = resolve_config(shapes, layout, base, what)
+#: Config fields no 4DS tensor holds that change what the converted model computes, per readout
+#: task (``None``: every file): reported as assumptions when they keep their default.
+#: ``readout_depth`` picks the block that feeds readouts; a depth head's file holds only the
+#: pixel count of its ``decoding_patch_size``.
+ASSUMABLE_FIELDS: dict[str | None, tuple[str, ...]] = {
+    None: ("readout_depth",),
+    "depth": ("readout.decoding_patch_size",),
+}
+_DEFAULT_SOURCE = {"readout_depth": "4DS default", "readout.decoding_patch_size": "4DS depth readout default"}
+
+
+def plan(
+    shapes: Shapes, base: FourDSConfig | None, what: str, claims: dict[str, Any] | None = None
+) -> tuple[Layout, FourDSConfig, type]:
+    """The layout of a 4DS file, the converted config and the class to build.
+
+    Args:
+        shapes: ``{original key: shape}`` of the file.
+        base: a full config the file is checked against (a catalog entry's, a preset's, a config
+            object): every field is a claim, and a contradiction with the shapes is an error.
+        what: what ``base`` (or ``claims``) is, for messages (``"preset 'B'"``).
+        claims: without ``base``: a partial config (a dict) whose fields alone are claims; the
+            rest comes from the shapes, then from the defaults (``layout.assumptions``).
+    """
+    readout = (base.readout if base is not None else (claims or {}).get("readout")) or {}
+    layout = detect_layout(shapes, query_fourier_bases=readout.get("query_fourier_bases", 16))
+    config, model_class = resolve_config(shapes, layout, base, what, claims)
     return layout, config, model_class
 
 
@@ -164,10 +202,24 @@ def infer_backbone_fields(shapes: Shapes, root: str) -> dict[str, Any]:
     )
 
 
-def resolve_config(shapes: Shapes, layout: Layout, base: FourDSConfig | None, what: str) -> tuple[FourDSConfig, type]:
-    """The config of the converted model (shapes first, then ``base``) and the model class to build."""
-    base_dict = base.to_dict() if base is not None else {}
-    given = {k: v for k, v in base_dict.items() if k in FourDSConfig.__dataclass_fields__}
+def resolve_config(
+    shapes: Shapes, layout: Layout, base: FourDSConfig | None, what: str, claims: dict[str, Any] | None = None
+) -> tuple[FourDSConfig, type]:
+    """The config of the converted model (shapes first, then ``base`` or ``claims``) and the model class to build.
+
+    With ``base`` every field it sets is checked against the file; without, only those
+    ``claims`` names, and the fields of :data:`ASSUMABLE_FIELDS` it leaves out keep their defaults
+    and are appended to ``layout.assumptions``.
+
+    Raises:
+        ConversionError: a given field contradicts the shapes (each one named), or the values
+            together are not a valid :class:`FourDSConfig`.
+    """
+    if base is not None:
+        given, claims = {k: v for k, v in base.to_dict().items() if k in FourDSConfig.__dataclass_fields__}, None
+    else:
+        claims = dict(claims or {})
+        given = dict(claims)
     inferred = infer_backbone_fields(shapes, layout.details["backbone_root"])
     values = merge_fields(inferred, given, what)
     model_class: type = FourDSModel
@@ -189,4 +241,11 @@ def resolve_config(shapes: Shapes, layout: Layout, base: FourDSConfig | None, wh
         values.pop(key, None)
     if layout.task == "classification":
         values["id2label"] = {i: f"LABEL_{i}" for i in range(values.pop("num_labels"))}
-    return build_config(FourDSConfig, values, what), model_class
+    config = build_config(FourDSConfig, values, what)
+    described = config.to_dict()
+    layout.assumptions.extend(
+        Assumption(name, dotted_value(described, name), _DEFAULT_SOURCE[name])
+        for name in (*ASSUMABLE_FIELDS[None], *(ASSUMABLE_FIELDS.get(layout.task, ()) if layout.task else ()))
+        if not is_claimed(claims, name)
+    )
+    return config, model_class

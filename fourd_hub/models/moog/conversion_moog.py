@@ -6,9 +6,12 @@ without the reconstruction decoder (without: the converted model has ``decoder=N
 so when asked to predict frames).
 
 The file determines every width, depth and head count. The encoder strides, the token count, the
-decoder's training subsample factor and the clip size are not stored in any tensor: they come
-from the catalog entry, the preset or the given config (default: the Ego4D preset), and the
-layout description says so.
+decoder's training subsample factor and the clip size are not stored in any tensor
+(:data:`ASSUMABLE_FIELDS`): they come from the catalog entry, the preset or the given config. A
+partial config (a dict, e.g. ``--config``) gives only the fields it names; whatever neither the
+file nor it gives comes from the Ego4D preset and is reported as an
+:class:`~fourd_hub.conversion.core.Assumption` (``layout.assumptions``). The layout description
+names where the strides and the token count came from.
 """
 
 from __future__ import annotations
@@ -16,7 +19,21 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ...conversion.core import ConversionError, KeyRule, Layout, Section, array_shape, build_config, check_numbered, optional_shape
+from ...conversion.core import (
+    Assumption,
+    ConversionError,
+    KeyRule,
+    Layout,
+    Section,
+    array_shape,
+    build_config,
+    check_numbered,
+    dotted_value,
+    is_claimed,
+    merge_claims,
+    mismatch_error,
+    optional_shape,
+)
 from ...conversion.tables import dense_rules, norm_rules, prefixed
 from .configuration_moog import MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec
 from .modeling_moog import MooGModel
@@ -95,10 +112,32 @@ def explain(shapes: Shapes) -> str:
     return "; ".join(f"{root + _ANCHOR!r} is there but the {root + _CORE_MARKER!r} core is missing" for root in roots)
 
 
-def plan(shapes: Shapes, base: MooGConfig | None, what: str) -> tuple[Layout, MooGConfig, type]:
-    """The layout of a MooG file, the converted config (shapes first, then ``base``) and the class to build."""
+#: The preset that supplies what neither the file nor a partial config gives.
+DEFAULT_PRESET = "ego4d"
+_DEFAULT_SOURCE = "Ego4D preset default"
+_DEFAULT_WHAT = "the Ego4D preset (default)"
+
+#: Config fields no MooG tensor holds that change what the converted model computes or how the
+#: pipelines feed it; reported as assumptions when they come from :data:`DEFAULT_PRESET`. (The
+#: original code's constants, such as the norm epsilons, are not assumptions.)
+ASSUMABLE_FIELDS = ("num_tokens", "encoder_strides", "num_frames", "image_size", "decoder.subsample_factor")
+
+
+def plan(
+    shapes: Shapes, base: MooGConfig | None, what: str, claims: dict[str, Any] | None = None
+) -> tuple[Layout, MooGConfig, type]:
+    """The layout of a MooG file, the converted config and the class to build.
+
+    Args:
+        shapes: ``{original key: shape}`` of the file.
+        base: a full config the file is checked against (a catalog entry's, a preset's, a config
+            object): every field is a claim, and a contradiction with the shapes is an error.
+        what: what ``base`` (or ``claims``) is, for messages (``"preset 'ego4d'"``).
+        claims: without ``base``: a partial config (a dict) whose fields alone are claims; the
+            rest comes from the shapes, then from the Ego4D preset (``layout.assumptions``).
+    """
     layout = detect_layout(shapes)
-    config, model_class = resolve_config(shapes, layout, base, what)
+    config, model_class = resolve_config(shapes, layout, base, what, claims)
     return layout, config, model_class
 
 
@@ -251,7 +290,7 @@ def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str, str
                 conflicts.append(f"{name}: checkpoint has {value!r}, {what} says {known!r}")
             merged[name] = value
     if conflicts and strict:
-        raise ConversionError(f"the checkpoint does not match {what}:\n- " + "\n- ".join(conflicts))
+        raise mismatch_error(what, conflicts)
     return merged
 
 
@@ -259,13 +298,30 @@ def _normal(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def resolve_config(shapes: Shapes, layout: Layout, base: MooGConfig | None, what: str) -> tuple[MooGConfig, type]:
-    """The converted model's config: tensor shapes first, then ``base`` (default: the Ego4D preset)."""
-    strict = base is not None
-    if base is None:  # only a fallback for what the file cannot tell
-        base, what = MooGConfig.from_preset("ego4d"), "the Ego4D preset (default)"
-    given = {k: v for k, v in base.to_dict().items() if k in MooGConfig.__dataclass_fields__}
-    values = merge_nested(infer_fields(shapes, layout), given, what, strict=strict)
+def resolve_config(
+    shapes: Shapes, layout: Layout, base: MooGConfig | None, what: str, claims: dict[str, Any] | None = None
+) -> tuple[MooGConfig, type]:
+    """The converted model's config: tensor shapes first, then ``base``, else ``claims`` and the Ego4D preset.
+
+    With ``base`` every field it sets is checked against the file. Without, the fields ``claims``
+    names are checked the same way, and those of :data:`ASSUMABLE_FIELDS` that neither gives come
+    from the Ego4D preset and are appended to ``layout.assumptions``.
+
+    Raises:
+        ConversionError: a claimed field contradicts the shapes (each one named), or the values
+            together are not a valid :class:`MooGConfig`.
+    """
+    inferred, claimed_by = infer_fields(shapes, layout), what
+    if base is not None:
+        values = merge_nested(inferred, _fields(base.to_dict()), what)
+        claims = None  # everything was claimed
+    else:
+        claims = dict(claims or {})
+        merge_nested(inferred, claims, what)  # the fields the config names must be the file's
+        fallback = _fields(MooGConfig.from_preset(DEFAULT_PRESET).to_dict())
+        fallback.pop("preset")  # the file is not the preset's model
+        values = merge_nested(inferred, merge_claims(fallback, claims), _DEFAULT_WHAT, strict=False)
+        what = f"{what} with {_DEFAULT_WHAT}" if claims else _DEFAULT_WHAT
     for key in ("architectures", "transformers_version", "model_type", "dtype"):
         values.pop(key, None)
     # Fill spec fields a zero-layer transformer does not determine from the base, then validate.
@@ -273,8 +329,23 @@ def resolve_config(shapes: Shapes, layout: Layout, base: MooGConfig | None, what
         build_config(MooGTransformerSpec, values[name], f"{what} ({name})")
     if values["decoder"] is not None:
         build_config(MooGPixelDecoderSpec, values["decoder"], f"{what} (decoder)")
-    layout.description += (
-        f"; encoder strides {values['encoder_strides']} and {values['num_tokens']} state tokens from {what} "
-        "(not stored in the file)"
+    config = build_config(MooGConfig, values, what)
+    source = {name: claimed_by if is_claimed(claims, name) else _DEFAULT_WHAT for name in ("encoder_strides", "num_tokens")}
+    strides, tokens = f"encoder strides {config.encoder_strides}", f"{config.num_tokens} state tokens"
+    if source["encoder_strides"] == source["num_tokens"]:
+        layout.description += f"; {strides} and {tokens} from {source['num_tokens']} (not stored in the file)"
+    else:
+        layout.description += (
+            f"; {strides} from {source['encoder_strides']} and {tokens} from {source['num_tokens']} (not stored in the file)"
+        )
+    described = config.to_dict()
+    layout.assumptions.extend(
+        Assumption(name, dotted_value(described, name), _DEFAULT_SOURCE)
+        for name in ASSUMABLE_FIELDS
+        if not is_claimed(claims, name) and dotted_value(described, name) is not None
     )
-    return build_config(MooGConfig, values, what), MooGModel
+    return config, MooGModel
+
+
+def _fields(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in MooGConfig.__dataclass_fields__}

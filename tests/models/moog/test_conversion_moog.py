@@ -15,7 +15,7 @@ import fourd_hub
 from fourd_hub import FourDSConfig, MooGConfig, MooGForBoxTracking, MooGForNextFramePrediction, MooGForPointTracking, MooGModel
 from fourd_hub.cli import main as cli_main
 from fourd_hub.conversion import CheckpointError, ConversionError, convert_checkpoint, convert_state_dict
-from fourd_hub.conversion.convert import _plan_from_shapes
+from fourd_hub.conversion.convert import _plan, _plan_from_shapes
 from fourd_hub.modeling_utils import read_head_directory
 
 from conftest import load_npz, moog_cases, moog_config_kwargs, moog_readout_kwargs
@@ -136,6 +136,95 @@ def test_cli_converts_moog_and_heads(reference, case, tmp_path, capsys):
     assert "hidden_size: checkpoint has" in err and "Traceback" not in err
     assert cli_main(["convert", str(reference / f"{name}_points_checkpoint.npz"), str(tmp_path / "h"), "--quiet"]) == 0
     assert json.loads((tmp_path / "h" / "config.json").read_text())["use_pretrained_backbone"] is True
+    # A partial --config is a claim for its own fields only: the shapes give the widths.
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"num_tokens": values["num_tokens"]}))
+    assert cli_main(["convert", source, str(tmp_path / "q"), "--config", str(partial), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert f"{values['num_tokens']} state tokens from the given config" in captured.out and "does not match" not in captured.err
+    assert json.loads((tmp_path / "q" / "config.json").read_text())["num_tokens"] == values["num_tokens"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial configs and assumptions (issue 15 item 5)
+
+
+def test_partial_config_is_merged_with_the_shapes_and_the_rest_is_listed_as_assumed(reference, case, tmp_path):
+    name, values = case
+    source = reference / f"{name}_backbone_checkpoint.npz"
+    ego4d = MooGConfig.from_preset("ego4d").to_dict()
+    result = convert_checkpoint(source, tmp_path / "one", config={"num_tokens": values["num_tokens"]}, progress=False)
+    config = MooGModel.from_pretrained(tmp_path / "one").config
+    assert config.num_tokens == values["num_tokens"] and config.hidden_size == values["token_dim"]
+    assert config.predictor["num_heads"] == values["predictor_sa"]["num_heads"] and config.preset is None
+    assumed = {a.field: a for a in result.assumptions}
+    assert set(assumed) == {"encoder_strides", "num_frames", "image_size", "decoder.subsample_factor"}
+    assert assumed["encoder_strides"].value == ego4d["encoder_strides"] == config.encoder_strides
+    assert assumed["decoder.subsample_factor"].value == ego4d["decoder"]["subsample_factor"]
+    assert all(a.source == "Ego4D preset default" and a.presets == () for a in result.assumptions)
+    # The line the CLI prints after "assumed: ", and the config that sets the value instead.
+    frames = assumed["num_frames"]
+    assert str(frames) == (
+        f"num_frames = {ego4d['num_frames']} (Ego4D preset default; not stored in the file; set with --config FILE.json "
+        f'holding {{"num_frames": {ego4d["num_frames"]}}})'
+    )
+    factor = ego4d["decoder"]["subsample_factor"]
+    assert json.loads(assumed["decoder.subsample_factor"].config_json) == {"decoder": {"subsample_factor": factor}}
+    # Without a config, the token count is assumed too; with every value the case knows, only the
+    # decoder's training subsample factor (which the case does not give) is.
+    without = convert_checkpoint(source, tmp_path / "none", progress=False)
+    assert {a.field for a in without.assumptions} == set(assumed) | {"num_tokens"}
+    known = {k: moog_config_kwargs(values)[k] for k in ("num_tokens", "encoder_strides", "num_frames", "image_size")}
+    full = convert_checkpoint(source, tmp_path / "known", config=known, progress=False)
+    assert [a.field for a in full.assumptions] == ["decoder.subsample_factor"]
+    assert all(getattr(full.config, k) == v for k, v in known.items())
+    # A full claim (a config object, a catalog entry, a preset) assumes nothing.
+    claimed = convert_checkpoint(source, tmp_path / "object", config=MooGConfig(**moog_config_kwargs(values)), progress=False)
+    assert claimed.assumptions == []
+
+
+def test_partial_config_contradicting_the_shapes_is_refused_naming_the_field(reference, case, tmp_path):
+    name, values = case
+    arrays = load_npz(reference / f"{name}_backbone_checkpoint.npz")
+    wider = {"num_tokens": values["num_tokens"], "hidden_size": values["token_dim"] * 2}
+    with pytest.raises(ConversionError, match="hidden_size: checkpoint has") as caught:
+        convert_state_dict(arrays, config=wider)
+    assert "num_tokens" not in str(caught.value) and "leave the fields out" in str(caught.value)
+    heads = values["predictor_sa"]["num_heads"]
+    with pytest.raises(ConversionError, match=rf"predictor\.num_heads: checkpoint has {heads}, the given config says {heads + 1}"):
+        convert_state_dict(arrays, config={"predictor": {"num_heads": heads + 1}})
+    with pytest.raises(ConversionError, match="'num_token' \\(did you mean 'num_tokens'\\?\\)"):
+        convert_state_dict(arrays, config={"num_token": values["num_tokens"]})
+    with pytest.raises(ConversionError, match="model_type is 'fourds'"):
+        convert_state_dict(arrays, config={"model_type": "fourds"})
+    # A value no tensor holds is the config's to give, but it must still be a valid one.
+    with pytest.raises(ConversionError, match="num_tokens"):
+        convert_state_dict(arrays, config={"num_tokens": 0})
+
+
+def test_partial_config_of_a_head_file(reference, case):
+    """A head file with a partial config: the fields it names are used (and checked), the head's shapes give the rest."""
+    name, values = case
+    head = load_npz(reference / f"{name}_points_checkpoint.npz")
+    _, config, model_class = convert_state_dict(head, config={"backbone": "my/backbone"})
+    assert model_class is MooGForPointTracking and config.backbone == "my/backbone"
+    assert config.hidden_size == values["token_dim"] and config.use_pretrained_backbone
+    with pytest.raises(ConversionError, match=f"reads {values['token_dim']}-wide features"):
+        convert_state_dict(head, config={"hidden_size": values["token_dim"] * 2})
+    with pytest.raises(ConversionError, match="holds a points head, the given config describes a boxes head"):
+        convert_state_dict(head, config={"readout": {"task": "boxes"}})
+
+
+def test_a_file_of_a_preset_architecture_names_the_preset(reference):
+    """The released MooG backbone's shapes (manifest) outside the catalog: the assumptions say --preset ego4d claims them all."""
+    manifests = json.loads((reference / "manifests" / "moog.json").read_text())
+    backbones = [{k: tuple(v) for k, v in m.items()} for m in manifests.values() if any("predictor_sa/" in k for k in m)]
+    assert backbones
+    for shapes in backbones:
+        planned = _plan(shapes, None, None, None)
+        assert planned.assumptions and all(a.presets == ("ego4d",) for a in planned.assumptions)
+        assert "or --preset ego4d" in str(planned.assumptions[0])
+        assert _plan(shapes, None, "ego4d", None).assumptions == []
 
 
 def test_a_head_directory_loads_with_auto_classes_pushes_and_runs_a_pipeline(reference, case, video, tmp_path, monkeypatch):
