@@ -38,7 +38,7 @@ from .loading import LoadPlan, plan_load, read_model_config
 from .config_checks import check_field_types
 from .readout import ReturnDictMixin
 from .registry import get_family
-from .weight_files import TensorHeader, WeightFiles, WeightsError, find_weights, verify_checksums
+from .weight_files import WeightFiles, WeightsError, find_weights, verify_checksums
 
 logger = logging.get_logger(__name__)
 
@@ -370,21 +370,10 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], w
     Raises:
         WeightsError: naming the missing, unexpected, mis-shaped or non-float tensors of ``what``.
     """
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(
-        f"{key} is {list(state[key].shape)}, the model's {list(expected[key].shape)}"
-        for key in set(state) & set(expected)
-        if tuple(state[key].shape) != tuple(expected[key].shape)
-    )
-    wrong += sorted(
-        f"{key} is {state[key].dtype}" for key in set(state) & set(expected)
-        if expected[key].is_floating_point() and not state[key].is_floating_point()
-    )
-    problems = [f"{label}: {_list(keys, 4)}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("mismatched", wrong)) if keys]
+    expected = {key: _tensor_spec(tensor) for key, tensor in module.state_dict().items()}
+    problems = fit_problems(expected, {key: _tensor_spec(tensor) for key, tensor in state.items()})
     if problems:
-        raise WeightsError(f"{what} does not fit the model its config describes ({'; '.join(problems)}); re-convert it")
+        raise WeightsError(f"{what} does not fit the model its config describes ({problems}); re-convert it")
     module.load_state_dict(state, strict=True)
 
 
@@ -436,6 +425,45 @@ def _list(keys: list[str], limit: int = 6) -> str:
     return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+_TORCH_CODES = {
+    torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64",
+}  # fmt: skip
+
+#: (shape, dtype name or safetensors code, is floating point): what is compared of one tensor.
+TensorSpec = tuple[tuple[int, ...], str, bool]
+
+
+def _tensor_spec(tensor: torch.Tensor) -> TensorSpec:
+    code = _TORCH_CODES.get(tensor.dtype) or str(tensor.dtype).removeprefix("torch.")
+    return tuple(tensor.shape), code, tensor.is_floating_point()
+
+
+def fit_problems(
+    expected: dict[str, TensorSpec],
+    found: dict[str, TensorSpec],
+    may_lack=lambda key: False,
+    may_add=lambda key: False,
+    file_name=lambda key: key,
+) -> str:
+    """What keeps ``found`` tensors from filling a model's ``expected`` ones ('' when nothing).
+
+    Missing and unexpected names, other shapes, and a non-float tensor where the model's is
+    floating point (or another integer type where it is an integer): the first few of each,
+    named as the file names them (``file_name``).
+    """
+    missing = sorted(key for key in expected if key not in found and not may_lack(key))
+    unexpected = sorted(file_name(key) for key in found if key not in expected and not may_add(key))
+    wrong_shape, wrong_dtype = [], []
+    for key in sorted(set(found) & set(expected)):
+        (shape, code, is_float), (want_shape, want_code, want_float) = found[key], expected[key]
+        if shape != want_shape:
+            wrong_shape.append(f"{file_name(key)} is {list(shape)} in the file, {list(want_shape)} in the model")
+        if is_float != want_float or (not want_float and code != want_code):
+            wrong_dtype.append(f"{file_name(key)} is stored as {code}, the model's is {want_code}")
+    labelled = (("missing weights", missing, 6), ("unexpected weights", unexpected, 6), ("shape mismatches", wrong_shape, 4), ("wrong dtypes", wrong_dtype, 4))
+    return "; ".join(f"{label}: {_list(keys, limit)}" for label, keys, limit in labelled if keys)
+
+
 def _build_on_meta(model_class: type, config: PreTrainedConfig, weights: WeightFiles) -> torch.nn.Module:
     """``model_class(config)`` on the meta device, within the parameter budget of ``weights``."""
     path = weights.directory / "config.json"
@@ -471,7 +499,7 @@ def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: Weig
     """
     directory = weights.directory
     model = _build_on_meta(model_class, config, weights)
-    expected = {key: (tuple(tensor.shape), tensor.dtype) for key, tensor in model.state_dict().items()}
+    expected = {key: _tensor_spec(tensor) for key, tensor in model.state_dict().items()}
     prefix = model_class.base_model_prefix + "."
     model_is_base = not hasattr(model, model_class.base_model_prefix)
     file_has_prefix = any(key.startswith(prefix) for key in weights.tensors)
@@ -487,44 +515,21 @@ def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: Weig
         fresh = {key for key in expected if not key.startswith(prefix)}
     else:
         file_keys = {key: key for key in weights.tensors}
-    missing = sorted(
-        key for key in expected
-        if key not in file_keys and key not in fresh and not _matches(model_class._keys_to_ignore_on_load_missing, key)
+    found = {key: (weights.tensors[file_key].shape, weights.tensors[file_key].dtype, weights.tensors[file_key].is_float)
+             for key, file_key in file_keys.items()}
+    problems = fit_problems(
+        expected,
+        found,
+        may_lack=lambda key: key in fresh or _matches(model_class._keys_to_ignore_on_load_missing, key),
+        may_add=lambda key: _matches(model_class._keys_to_ignore_on_load_unexpected, key),
+        file_name=lambda key: file_keys[key],
     )
-    unexpected = sorted(
-        file_keys[key] for key in file_keys
-        if key not in expected and not _matches(model_class._keys_to_ignore_on_load_unexpected, key)
-    )
-    wrong_shape, wrong_dtype = [], []
-    for key, file_key in sorted(file_keys.items()):
-        if key not in expected:
-            continue
-        header: TensorHeader = weights.tensors[file_key]
-        shape, dtype = expected[key]
-        if header.shape != shape:
-            wrong_shape.append(f"{file_key} is {list(header.shape)} in the file, {list(shape)} in the model")
-        if dtype.is_floating_point != header.is_float or (not dtype.is_floating_point and _TORCH_CODES.get(dtype) != header.dtype):
-            wrong_dtype.append(f"{file_key} is stored as {header.dtype}, the model's is {str(dtype).removeprefix('torch.')}")
-    problems = []
-    if missing:
-        problems.append(f"missing weights: {_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected weights: {_list(unexpected)}")
-    if wrong_shape:
-        problems.append(f"shape mismatches: {_list(wrong_shape, 4)}")
-    if wrong_dtype:
-        problems.append(f"wrong dtypes: {_list(wrong_dtype, 4)}")
     if problems:
         raise WeightsError(
-            f"{directory}: the weights do not fit the {model_class.__name__} its config.json describes ({'; '.join(problems)}); "
+            f"{directory}: the weights do not fit the {model_class.__name__} its config.json describes ({problems}); "
             "the config or the weights were changed: restore them, or re-convert the model"
         )
     return {key: file_key for key, file_key in file_keys.items() if key in expected}
-
-
-_TORCH_CODES = {
-    torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32", torch.int64: "I64",
-}  # fmt: skip
 
 
 def check_finite(model: torch.nn.Module, weights: WeightFiles) -> None:

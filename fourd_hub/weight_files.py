@@ -28,7 +28,6 @@ import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 __all__ = [
     "CHECKSUM_METADATA_KEY",
