@@ -6,24 +6,50 @@ the pipelines on a video (``depth-estimation``, ``point-tracking``, ``box-tracki
 the extension of ``--output``: ``.mp4`` visualisation, ``.npz`` arrays, ``.json`` tracks/boxes/poses,
 or a directory (no extension) of PNG frames.
 
-Errors about the user's input (missing or corrupt files, wrong checkpoint, bad options, a device
-this machine lacks, an output that cannot be replaced) are printed as one clear line on stderr
-with exit status 2, never as a traceback. What needs no model (the output path, ``--device``,
-``--grid``, the video's header; ``convert``'s ``--max-shard-size`` and output directory) is
-checked before anything large is loaded or read. See ``docs/cli.md``.
+Errors are one clear line on stderr, ``fourd-hub <command>: error: ...``, never a traceback: the
+user's input (missing or corrupt files, wrong checkpoint, bad options, a device this machine
+lacks, an output that cannot be replaced) exits with status 2, as argparse's usage errors do; the
+environment (a Python package that is not installed, the device out of memory) with 1. A reader
+that goes away (``fourd-hub list --json | head -1``) ends the command quietly with status 141, as
+a Unix tool killed by SIGPIPE. What needs no model (the output path, ``--device``, ``--grid``, the
+video's header; ``convert``'s ``--max-shard-size`` and output directory) is checked before anything
+large is loaded or read. ``--quiet`` leaves only errors on stderr: no progress bars (ours,
+transformers' and huggingface_hub's), no load reports, no warnings. See ``docs/cli.md``.
+
+Startup: this module imports only the standard library and fourd_hub's light tables (catalog,
+registry, tasks, version) at import time; torch, transformers and the pipelines are imported by
+the commands that need them, so ``--help``, ``--version`` and ``list`` need none of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
+from typing import Iterator
 
+from ._version import __version__
 from .catalog import CATALOG, DEFAULT_HUB_ORG
-from .pipelines import MAX_GRID_SIZE
 from .registry import FAMILIES
 from .tasks import TASKS
+
+#: ``fourd_hub.pipelines.MAX_GRID_SIZE``, for ``--help`` without importing torch (tests keep them equal).
+MAX_GRID_SIZE = 64
+
+#: Exit statuses: the user's input or options, the environment, Ctrl-C, the reader of stdout gone.
+EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 1, 130, 141
+
+# Import name -> what to pip install, where they differ (or an extra of ours provides it).
+_PIP_NAMES = {
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "accelerate": '"fourd_hub[train]"',
+    "tensorboard": '"fourd_hub[train]"',
+}
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -164,13 +190,16 @@ def _cmd_task(args: argparse.Namespace) -> int:
     # Everything that needs no model is checked first, so a bad option fails in a second, not after
     # the model is loaded and the video processed: the output, the device, the query grid.
     check_output_path(output, overwrite=args.overwrite)
-    device = resolve_device(args.device)
+    # Probing CUDA can warn (e.g. "CUDA initialization: ... no NVIDIA driver"): if the device is
+    # refused, our one line says it all (it lists the devices available); if not, the warnings
+    # are shown as usual.
+    with warnings.catch_warnings(record=True) as probed:
+        warnings.simplefilter("always")
+        device = resolve_device(args.device)
+    for caught in probed:
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
     if getattr(args, "grid", None) is not None:
         check_grid_size(args.grid)
-    if args.quiet:
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
     # Check the video before loading a (possibly large) model: a bad file fails in a second.
     from .video_io import open_video
 
@@ -201,6 +230,9 @@ def _cmd_task(args: argparse.Namespace) -> int:
     written = result.save(output, overwrite=args.overwrite)
     print(f"wrote {written} ({len(result.frame_indices)} frames, {result.image_size[1]}x{result.image_size[0]})")
     return 0
+
+
+_QUIET_HELP = "only errors on stderr: no progress bars, load reports or warnings"
 
 
 def _add_task_commands(sub) -> None:
@@ -237,12 +269,13 @@ def _add_task_commands(sub) -> None:
             "--overwrite", action="store_true",
             help="replace an existing output file, or a directory holding only PNG frames (never a symbolic link)",
         )
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
         parser.set_defaults(func=_cmd_task)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourd-hub", description="4DS and MooG video models for PyTorch / Hugging Face.")
+    parser.add_argument("--version", action="version", version=f"fourd-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     listing = sub.add_parser("list", help="print the catalog of named checkpoints")
@@ -275,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--verify", action="store_true", help="re-read and compare every written tensor (default: if < 4 GB)")
     verify.add_argument("--no-verify", action="store_true", help="skip the read-back check")
     convert.add_argument("--no-sha256", action="store_true", help="do not hash the source file for the model card")
-    convert.add_argument("--quiet", action="store_true", help="no progress bars")
+    convert.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     convert.set_defaults(func=_cmd_convert)
 
     download = sub.add_parser(
@@ -289,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--original", help="a local copy of the original .npz to convert (no download)")
     download.add_argument("--force", action="store_true", help="download and convert again")
     download.add_argument("--cache-dir", help="Hugging Face cache directory (default: HF_HUB_CACHE)")
-    download.add_argument("--quiet", action="store_true", help="no progress bars")
+    download.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     download.set_defaults(func=_cmd_download)
 
     push = sub.add_parser(
@@ -306,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--revision", help="branch to push to")
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     push.add_argument("--commit-message", help="commit message")
-    push.add_argument("--quiet", action="store_true", help="no progress bars")
+    push.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     push.set_defaults(func=_cmd_push)
 
     cards = sub.add_parser("model-cards", help="write one model card per catalog entry (or --check them)")
@@ -317,18 +350,128 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+@contextlib.contextmanager
+def quiet_libraries(enabled: bool = True) -> Iterator[None]:
+    """Only errors on stderr while the block runs (``--quiet``); everything is restored afterwards.
+
+    Silences transformers' logging below ERROR (its load reports, e.g. "... LOAD REPORT from: ...")
+    and its progress bars ("Loading weights"), huggingface_hub's progress bars (downloads),
+    fourd_hub's own loggers and Python warnings. Our own bars are off through each command's
+    ``progress=False``. Restoring matters when :func:`main` runs inside a Python process.
+    """
+    if not enabled:
+        yield
+        return
+    import logging
+
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as transformers_logging
+
+    ours = logging.getLogger("fourd_hub")
+    saved = (
+        transformers_logging.get_verbosity(),
+        transformers_logging.is_progress_bar_enabled(),
+        hub_utils.are_progress_bars_disabled(),
+        ours.level,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+        hub_utils.disable_progress_bars()
+        ours.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            verbosity, bars, hub_bars_disabled, level = saved
+            ours.setLevel(level)
+            transformers_logging.set_verbosity(verbosity)
+            if bars:
+                transformers_logging.enable_progress_bar()
+            if not hub_bars_disabled:
+                hub_utils.enable_progress_bars()
+
+
+# Commands that need neither torch nor transformers (nor --help and --version, answered by argparse).
+_LIGHT_COMMANDS = {"list"}
+
+
+def _load_package() -> None:
+    """What ``import fourd_hub`` does for a library user: register our configs, models and pipelines
+    with transformers. Called explicitly before the commands that load models, so that it holds
+    however lazily the package ``__init__`` imports (idempotent; a fraction of a millisecond when
+    it already ran), and a package missing from the environment is one line, not a traceback."""
+    import fourd_hub
+
+    fourd_hub.register_auto_classes()
+    fourd_hub.register_pipelines()
+
+
+def _missing_dependency(err: ImportError) -> str:
+    """One line for an ImportError: the package to install, or what is broken."""
+    name = getattr(err, "name", None) or ""
+    if isinstance(err, ModuleNotFoundError) and name and name.split(".")[0] != "fourd_hub":
+        top = name.split(".")[0]
+        package = _PIP_NAMES.get(top, top)
+        return f"this command needs the Python package {top!r}, which is not installed: pip install {package}"
+    return f"{err} (an incomplete or mismatched installation: reinstall fourd_hub and its dependencies)"
+
+
+def _discard_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so the interpreter's final flush cannot fail
+    ("Exception ignored ... BrokenPipeError"); the Python documentation's recipe (signal module)."""
     try:
-        return args.func(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no real stdout (captured in a test, closed)
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 environment, 2 input, 130 Ctrl-C, 141 broken pipe)."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, usage errors: argparse has printed its message
+        sys.stdout.flush()
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else EXIT_USAGE)
+    prefix = f"fourd-hub {args.command}"
+    try:
+        with quiet_libraries(getattr(args, "quiet", False)):
+            if args.command not in _LIGHT_COMMANDS:
+                _load_package()
+            code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter shutdown
+        return code
+    except BrokenPipeError:
+        raise
     except (ValueError, KeyError, TypeError, OSError) as err:  # OSError: missing files, downloads, disk space
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"fourd-hub {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as err:  # a package missing from this environment (optional or not)
+        print(f"{prefix}: error: {_missing_dependency(err)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except RuntimeError as err:
+        if type(err).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch
+            raise
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        what = ". ".join(text.split(". ")[:2]).rstrip(".")  # "CUDA out of memory. Tried to allocate 2.00 GiB"
+        print(f"{prefix}: error: out of memory on the device ({what or 'no details'}); try a smaller --batch-size, "
+              "--dtype bfloat16 or --device cpu", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
-        print(f"fourd-hub {args.command}: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        print(f"{prefix}: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -195,3 +195,227 @@ def test_overwrite_refuses_the_wrong_kind_of_output_and_links_up_front(video, tm
         assert err.count("\n") == 1 and "Traceback" not in err
     assert (tmp_path / "frames").read_text().startswith("a file") and (tmp_path / "mine" / "notes.txt").exists()
     assert (tmp_path / "link").is_symlink() and not list((tmp_path / "real").iterdir())
+
+
+# ----------------------------------------------------------------------------------------------
+# One clear line, quiet means quiet, fast startup (issue 15 item 6)
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# fourd_hub as a bare package (its __path__ only): the submodules import, fourd_hub/__init__.py does not run.
+_BARE_PACKAGE = """
+import importlib.util, sys, types
+spec = importlib.util.find_spec("fourd_hub")
+package = types.ModuleType("fourd_hub")
+package.__path__ = list(spec.submodule_search_locations)
+sys.modules["fourd_hub"] = package
+"""
+_HEAVY = ("torch", "transformers", "huggingface_hub", "numpy", "av", "PIL", "safetensors")
+
+
+def _python(code: str, *argv, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300, **kwargs
+    )
+
+
+def test_version_prints_the_package_version(capsys):
+    from fourd_hub._version import __version__
+
+    code, out, err = _run(capsys, "--version")
+    assert code == 0 and out == f"fourd-hub {__version__}\n" and err == ""
+    code, out, _ = _run(capsys, "--help")
+    assert code == 0 and "--version" in out and "depth-estimation" in out
+    code, _, err = _run(capsys)  # no command: argparse's usage error, returned (not raised) as 2
+    assert code == 2 and "required: command" in err
+
+
+def test_help_version_and_list_import_no_torch():
+    """fourd_hub.cli and these commands import only the standard library and the light tables.
+
+    Run with fourd_hub/__init__.py bypassed (a bare package), so what is checked is the CLI's own
+    imports; the next test checks the installed entry point as a whole.
+    """
+    code = _BARE_PACKAGE + """
+import json
+from fourd_hub.cli import main
+codes = [main(["--help"]), main(["--version"]), main(["list"]), main(["list", "--json", "--family", "moog"])]
+print("RESULT", json.dumps({"codes": codes, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+    done = _python(code)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    result = json.loads(done.stdout.rsplit("RESULT ", 1)[1])
+    assert result["codes"] == [0, 0, 0, 0]
+    assert not set(_HEAVY) & set(result["modules"]), result["modules"]
+    assert "usage: fourd-hub" in done.stdout and '"name": "moog-' in done.stdout
+
+
+def _imported_modules(*argv) -> list[str]:
+    """The modules `python -X importtime -m fourd_hub ARGV` imports, in the order their imports complete."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "fourd_hub", *argv], capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")][1:]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list", "--json"]], ids=["help", "list"])
+def test_the_installed_command_imports_no_torch(argv):
+    """`fourd-hub --help` and `list` (here `python -m fourd_hub`, the same imports) run without torch
+    (the previous test checks --version too, with the package __init__ bypassed).
+
+    Importing fourd_hub.cli runs fourd_hub/__init__.py first. While that imports torch itself (an
+    eager __init__, before its own import completes), this is an expected failure naming the fix;
+    any torch import after it (the CLI's own) fails.
+    """
+    modules = _imported_modules(*argv)
+    if "torch" in modules:
+        if modules.index("torch") < modules.index("fourd_hub"):
+            pytest.xfail("fourd_hub/__init__.py imports torch eagerly; a PEP 562 __getattr__ would make it lazy")
+        pytest.fail(f"fourd-hub {' '.join(argv)} imports torch after the package: {modules[modules.index('fourd_hub'):][:20]}")
+    assert "fourd_hub.cli" in modules and not set(_HEAVY) & set(modules)
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`fourd-hub list --json | head -1`: the reader goes away. The child's stdout is a pipe closed
+    before it writes (as `head` does after its line, but deterministically): no traceback, no
+    "Exception ignored" at interpreter shutdown, no error line; status 141, as a Unix tool's."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fourd_hub", "list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT
+    )
+    process.stdout.close()
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 141 and err == b"", err.decode()
+
+
+def test_a_closed_pipe_in_process(capsys, monkeypatch):
+    """The same through main(): the flush at the end of the command meets the broken pipe."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["list"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+_NOISY_RUN = """
+import sys, warnings
+import fourd_hub.pipelines as pipelines
+from huggingface_hub.utils import tqdm as hub_tqdm
+from transformers.utils import logging as transformers_logging
+from fourd_hub.cli import main
+
+load = pipelines.load_task_model
+
+def noisy_load(*args, **kwargs):  # what a load can print: a load report, weight and download bars, a warning
+    transformers_logging.get_logger("transformers.modeling_utils").warning("FourDSForCameraPoseEstimation LOAD REPORT from: x")
+    for _ in transformers_logging.tqdm(range(3), desc="Loading weights"):
+        pass
+    for _ in hub_tqdm(range(3), desc="Fetching 2 files"):
+        pass
+    warnings.warn("a library warning")
+    return load(*args, **kwargs)
+
+pipelines.load_task_model = noisy_load
+argv = sys.argv[1:]
+for quiet in (True, False):  # --quiet first: the second run shows that it restored the settings
+    sys.stderr.write("=== quiet\\n" if quiet else "=== loud\\n")
+    code = main(argv + ["--overwrite"] + (["--quiet"] if quiet else []))
+    print("CODE", code)
+"""
+
+
+def test_quiet_pipeline_command_prints_nothing_on_stderr(video, models, tmp_path):
+    output = tmp_path / "poses.json"
+    done = _python(_NOISY_RUN, "camera-pose-estimation", video[0], "--model", models["fourds-pose"], "-o", output)
+    assert done.returncode == 0 and done.stdout.count("CODE 0") == 2, done.stdout + done.stderr
+    quiet, loud = done.stderr.split("=== quiet\n", 1)[1].split("=== loud\n")
+    assert quiet == "", quiet
+    for noise in ("LOAD REPORT", "Loading weights", "Fetching 2 files", "a library warning", "windows"):
+        assert noise in loud, (noise, loud)
+    assert json.loads(output.read_text())["poses"]
+
+
+def test_quiet_restores_the_library_settings(video, models, tmp_path, capsys):
+    import logging
+
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as transformers_logging
+
+    before = (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled(),
+              hub_utils.are_progress_bars_disabled(), logging.getLogger("fourd_hub").level)
+    code, _, err = _run(capsys, "camera-pose-estimation", video[0], "--model", models["fourds-pose"], "-o", tmp_path / "p.npz", "--quiet")
+    assert code == 0 and err == ""
+    after = (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled(),
+             hub_utils.are_progress_bars_disabled(), logging.getLogger("fourd_hub").level)
+    assert after == before
+
+
+def test_cuda_probe_warnings_do_not_add_lines(video, tmp_path, capsys, monkeypatch):
+    """A CUDA build on a machine without a driver warns while probing; the refusal stays one line."""
+    import torch
+
+    def is_available():
+        warnings.warn("CUDA initialization: Found no NVIDIA driver on your system.", UserWarning)
+        return False
+
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "is_available", is_available)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = _run(capsys, "depth-estimation", video[0], "--model", "no-such-model", "-o", tmp_path / "d.npz", "--device", "cuda")
+    assert code == 2 and err.startswith("fourd-hub depth-estimation: error: device 'cuda' is not available: no CUDA GPU")
+    assert err.count("\n") == 1 and not caught and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (ModuleNotFoundError("No module named 'accelerate'", name="accelerate"),
+         "needs the Python package 'accelerate', which is not installed: pip install \"fourd_hub[train]\""),
+        (ModuleNotFoundError("No module named 'PIL'", name="PIL"), "pip install pillow"),
+        (ImportError("cannot import name 'x' from 'transformers'", name="transformers"), "reinstall fourd_hub"),
+    ],
+)
+def test_a_missing_package_is_one_line_and_status_1(video, tmp_path, capsys, monkeypatch, error, message):
+    import fourd_hub.pipelines
+
+    def pipeline(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(fourd_hub.pipelines, "pipeline", pipeline)
+    code, _, err = _run(capsys, "depth-estimation", video[0], "--model", "any", "-o", tmp_path / "d.npz", "--quiet")
+    assert code == 1 and err.startswith("fourd-hub depth-estimation: error: ") and message in err, err
+    assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_out_of_memory_is_one_line_and_status_1(video, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import fourd_hub.pipelines
+
+    def pipeline(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 8 GiB.\nmore")
+
+    monkeypatch.setattr(fourd_hub.pipelines, "pipeline", pipeline)
+    code, _, err = _run(capsys, "depth-estimation", video[0], "--model", "any", "-o", tmp_path / "d.npz", "--quiet")
+    assert code == 1 and err.count("\n") == 1
+    assert "out of memory on the device (CUDA out of memory. Tried to allocate 2.00 GiB)" in err and "--batch-size" in err
+    monkeypatch.setattr(fourd_hub.pipelines, "pipeline", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # other runtime errors are bugs: the traceback is kept
+        main(["depth-estimation", str(video[0]), "--model", "any", "-o", str(tmp_path / "d.npz")])
+
+
+def test_the_help_grid_limit_is_the_pipelines_limit():
+    import fourd_hub.cli
+    import fourd_hub.pipelines
+
+    assert fourd_hub.cli.MAX_GRID_SIZE == fourd_hub.pipelines.MAX_GRID_SIZE
