@@ -34,7 +34,7 @@ from typing import Iterator
 
 from ._version import __version__
 from .catalog import CATALOG, DEFAULT_HUB_ORG
-from .registry import FAMILIES
+from .registry import FAMILIES, families
 from .tasks import TASKS
 
 #: ``fourd_hub.pipelines.MAX_GRID_SIZE``, for ``--help`` without importing torch (tests keep them equal).
@@ -102,6 +102,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     )
     print(f"wrote {result.model_class} ({result.num_parameters:,} parameters) to {result.output_dir}")
     print(f"layout: {result.layout}")
+    for assumption in result.assumptions:
+        print(f"assumed: {assumption}")
     if result.source_sha256:
         print(f"source sha256: {result.source_sha256}")
     return 0
@@ -217,6 +219,10 @@ def _cmd_task(args: argparse.Namespace) -> int:
         if args.boxes is None:
             raise ValueError("box-tracking needs --boxes 't,x1,y1,x2,y2;...'")
         call["boxes"] = parse_coordinates(args.boxes, 4, "boxes")
+    if args.command in ("point-tracking", "box-tracking"):
+        call["backward_tracking"] = args.backward_tracking
+    if getattr(args, "source_fps", None) is not None:
+        call["source_fps"] = args.source_fps
     for name in ("num_frames", "stride", "fps", "end"):
         if getattr(args, name) is not None:
             call[name] = getattr(args, name)
@@ -227,7 +233,8 @@ def _cmd_task(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, progress=not args.quiet, seed=args.seed, **overrides,
     )
     result = runner(args.video, **call)
-    written = result.save(output, overwrite=args.overwrite)
+    render_options = {"colorbar": True} if getattr(args, "colorbar", False) and output.suffix.lower() not in (".npz", ".json") else {}
+    written = result.save(output, overwrite=args.overwrite, **render_options)
     print(f"wrote {written} ({len(result.frame_indices)} frames, {result.image_size[1]}x{result.image_size[0]})")
     return 0
 
@@ -242,7 +249,10 @@ def _add_task_commands(sub) -> None:
             f"Run the {task} pipeline on VIDEO and write --output ({formats}). Coordinates are pixels, (x, y), "
             "(0, 0) the top-left corner; t is a frame index of the video."
         ))
-        parser.add_argument("video", help="input video file (anything FFmpeg/PyAV decodes)")
+        parser.add_argument(
+            "video",
+            help="input video: a file FFmpeg/PyAV decodes, a directory of frame images, or a quoted glob pattern such as 'frames/*.png'",
+        )
         parser.add_argument("--model", required=True, help="catalog name (fourd-hub list), converted model directory or Hub repo id")
         parser.add_argument("--output", "-o", required=True, help=f"output file by extension: {formats}")
         parser.add_argument("--backbone", help="backbone for a standalone readout head (default: the catalog's base model)")
@@ -254,10 +264,18 @@ def _add_task_commands(sub) -> None:
             parser.add_argument("--grid-frame", type=int, default=None, help="frame of the grid points (default: the first)")
         if command == "box-tracking":
             parser.add_argument("--boxes", help="query boxes 't,x1,y1,x2,y2;...' (or without t: first frame)")
+        if command in ("point-tracking", "box-tracking"):
+            parser.add_argument(
+                "--backward-tracking", action=argparse.BooleanOptionalAction, default=True,
+                help="also track the frames before a query's frame (default); --no-backward-tracking: forward only",
+            )
+        if command == "depth-estimation":
+            parser.add_argument("--colorbar", action="store_true", help="add a colour bar with ticks in metres to the .mp4 / PNG output")
         selection = parser.add_mutually_exclusive_group()
         selection.add_argument("--num-frames", type=int, help="process N frames evenly spaced over the video")
         selection.add_argument("--stride", type=int, help="process every k-th frame")
         selection.add_argument("--fps", type=float, help="process frames at this rate")
+        parser.add_argument("--source-fps", type=float, help="frame rate of a directory or glob of frames (default 30)")
         parser.add_argument("--start", type=int, default=0, help="first frame (default 0)")
         parser.add_argument("--end", type=int, help="stop before this frame")
         parser.add_argument("--resize-mode", choices=["resize", "crop", "pad"], help="override the model's preprocessing")
@@ -274,7 +292,8 @@ def _add_task_commands(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourd-hub", description="4DS and MooG video models for PyTorch / Hugging Face.")
+    names = " and ".join(", ".join(spec.display_name for spec in families()).rsplit(", ", 1))
+    parser = argparse.ArgumentParser(prog="fourd-hub", description=f"{names} video models for PyTorch / Hugging Face.")
     parser.add_argument("--version", action="version", version=f"fourd-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -294,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", help="output directory (created atomically)")
     group = convert.add_mutually_exclusive_group()
     group.add_argument("--name", help=f"catalog name, e.g. 4ds-b-dist-e (see 'fourd-hub list'); hub org {DEFAULT_HUB_ORG}")
-    group.add_argument("--preset", help="a 4DS size of Table 1: S, B, L, H, G, e, j")
-    group.add_argument("--config", help="a JSON file of FourDSConfig fields")
+    group.add_argument("--preset", help="a size preset of the file's family (4DS: S, B, L, H, G, e, j; MooG: ego4d, movi)")
+    group.add_argument("--config", help="a JSON file of config fields; only the fields it names are claims, the shapes give the rest")
     convert.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     convert.add_argument(
         "--max-shard-size", default="2GB",

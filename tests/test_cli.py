@@ -30,6 +30,23 @@ def test_depth_command_writes_a_visualisation(video, models, tmp_path, capsys):
         assert len(reader) == NUM_FRAMES and (reader.metadata.height, reader.metadata.width) == (HEIGHT, 2 * WIDTH)
 
 
+def test_depth_colour_bar_and_forward_only_tracking_flags(video, models, tmp_path, capsys):
+    output = tmp_path / "depth.mp4"
+    code, _, err = _run(capsys, "depth-estimation", video[0], "--model", models["fourds-depth"], "-o", output, "--colorbar", "--end", "4", "--quiet")
+    assert code == 0, err
+    with open_video(output) as reader:
+        assert reader.metadata.width > 2 * WIDTH  # the input, its depth, and the bar
+    tracks = tmp_path / "tracks.json"
+    code, _, err = _run(
+        capsys, "point-tracking", video[0], "--model", models["fourds-points"], "--points", "12,40.5,30",
+        "--no-backward-tracking", "-o", tracks, "--quiet",
+    )
+    assert code == 0, err
+    saved = json.loads(tracks.read_text())
+    assert saved["tracks"][0][0] == [None, None] and saved["tracks"][12][0] == [40.5, 30.0]
+    assert saved["visible"][0][0] is False
+
+
 def test_point_tracking_command_with_points_and_grid(video, models, tmp_path, capsys):
     output = tmp_path / "tracks.json"
     code, _, err = _run(

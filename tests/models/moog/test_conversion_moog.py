@@ -130,6 +130,7 @@ def test_cli_converts_moog_and_heads(reference, case, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "MooGModel" in captured.out
     assert "from the Ego4D preset (default) (not stored in the file)" in captured.out + captured.err
+    assert "assumed: encoder_strides = " in captured.out  # what no tensor holds, and how to set it
     # An explicit preset is a claim about the file: every contradiction is named.
     assert cli_main(["convert", source, str(tmp_path / "p"), "--preset", "ego4d", "--quiet"]) == 2
     err = capsys.readouterr().err
