@@ -1,4 +1,4 @@
-"""fourd_hub: Hugging Face-compatible PyTorch models for DeepMind's 4D video representations (4DS, MooG).
+"""fourd_hub: Hugging Face-compatible PyTorch models for DeepMind's 4D video representations (4DS, MooG, RVM).
 
 Importing the package registers every configuration and model with transformers' Auto classes,
 so ``AutoConfig`` / ``AutoModel`` (and the matching task Auto classes) resolve our checkpoints, and
@@ -46,6 +46,21 @@ from .models.moog import (
     MooGNextFramePredictionOutput,
     MooGPreTrainedModel,
     MooGVideoProcessor,
+)
+from .models.rvm import (
+    RVM_PRESETS,
+    RVMConfig,
+    RVMForBoxTracking,
+    RVMForCameraPoseEstimation,
+    RVMForDepthEstimation,
+    RVMForMaskedVideoReconstruction,
+    RVMForPointTracking,
+    RVMForVideoClassification,
+    RVMMaskedReconstructionOutput,
+    RVMModel,
+    RVMModelOutput,
+    RVMPreTrainedModel,
+    RVMVideoProcessor,
 )
 from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
 from .processing import load_video_processor
@@ -121,6 +136,19 @@ __all__ = [
     "PointTrackingOutput",
     "PointTrackingResult",
     "ReadoutConfig",
+    "RVM_PRESETS",
+    "RVMConfig",
+    "RVMForBoxTracking",
+    "RVMForCameraPoseEstimation",
+    "RVMForDepthEstimation",
+    "RVMForMaskedVideoReconstruction",
+    "RVMForPointTracking",
+    "RVMForVideoClassification",
+    "RVMMaskedReconstructionOutput",
+    "RVMModel",
+    "RVMModelOutput",
+    "RVMPreTrainedModel",
+    "RVMVideoProcessor",
     "register_pipelines",
     "TASKS",
     "TaskSpec",

@@ -34,9 +34,9 @@ class CatalogEntry:
 
     Attributes:
         name: our name (``4ds-e``), used by ``from_pretrained``, the CLI and the hub repo id.
-        family: ``"fourds"`` or ``"moog"``.
+        family: the family's registry name (``"fourds"``, ``"moog"``, ``"rvm"``).
         architecture: the fourd_hub model class its weights load into.
-        preset: the config preset (a 4DS size of Table 1, or a MooG preset name).
+        preset: the config preset (a 4DS size of Table 1, a MooG preset name, an RVM size).
         description: one line for listings and model cards.
         original_file: file name under :data:`ORIGINAL_URL_BASE`; ``None`` for config-only entries.
         file_size_mb: approximate size of the original file (architecture.md), for messages and
@@ -146,6 +146,25 @@ _ENTRIES: list[CatalogEntry] = [
         config_overrides={"readout": {"task": "boxes", "num_frames": 16}},
     ),
 ]
+
+# RVM: every released file holds the encoder, the recurrent core and the decoder (rvm.md section 1).
+# Parameter counts: sums over manifests/rvm.json (= file size / 4 bytes). The README's "# Params"
+# counts the encoder and core only (34M / 375M / 743M for S / L / H); its 117M for B is not
+# consistent with its own file (125.8M for encoder and core, 160.3M in all).
+_RVM_FILES = {  # preset: (original file, parameters, file size in MB)
+    "S": ("pretrain_rvm_small16_256_204031069.npz", 67_480_448, 270),
+    "B": ("pretrain_rvm_base16_256_203916225.npz", 160_270_848, 641),
+    "L": ("pretrain_rvm_large16_256_202497301.npz", 409_069_824, 1_636),
+    "H": ("pretrain_rvm_huge16_256_203854202.npz", 776_895_488, 3_108),
+}
+for _size, (_file, _params, _megabytes) in _RVM_FILES.items():
+    _ENTRIES.append(
+        CatalogEntry(
+            name=f"rvm-{_size.lower()}", family="rvm", architecture="RVMModel", preset=_size,
+            description=f"RVM-{_size}: ViT-{_size}/16 encoder, recurrent core and masked-reconstruction decoder",
+            num_parameters=_params, input_spec=_VIDEO_256, original_file=_file, file_size_mb=_megabytes,
+        )
+    )
 
 # Config-only entries, one per Table 1 size (the released 4DS-e file is also "4ds-e" above).
 for _size, _params in _FOURDS_SIZE_PARAMS.items():

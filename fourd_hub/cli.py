@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("output", help="output directory (created atomically)")
     group = convert.add_mutually_exclusive_group()
     group.add_argument("--name", help=f"catalog name, e.g. 4ds-b-dist-e (see 'fourd-hub list'); hub org {DEFAULT_HUB_ORG}")
-    group.add_argument("--preset", help="a size preset of the file's family (4DS: S, B, L, H, G, e, j; MooG: ego4d, movi)")
+    group.add_argument("--preset", help="a size preset of the file's family (4DS: S, B, L, H, G, e, j; MooG: ego4d, movi; RVM: S, B, L, H)")
     group.add_argument("--config", help="a JSON file of config fields; only the fields it names are claims, the shapes give the rest")
     convert.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     convert.add_argument(

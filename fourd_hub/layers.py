@@ -1,4 +1,4 @@
-"""Building blocks shared by the 4DS and MooG model families and their readout heads.
+"""Building blocks shared by the model families (4DS, MooG, RVM) and their readout heads.
 
 Everything here reproduces a specific behaviour of the original JAX/Flax code
 (google-deepmind/representations4d); each docstring names the trap it avoids:
@@ -303,5 +303,5 @@ def check_video(pixel_values_videos: torch.Tensor, patch_size: Sequence[int] | N
     if low < -1e-3 or high > 1 + 1e-3:
         raise ValueError(
             f"pixel_values_videos must be in [0, 1] (got values in [{low.item():.3g}, {high.item():.3g}]); "
-            "4DS and MooG take raw RGB scaled to [0, 1], without mean/std normalisation"
+            "fourd_hub models take raw RGB scaled to [0, 1], without mean/std normalisation"
         )

@@ -227,3 +227,30 @@ register_family(
         auto_classes={"AutoModelForPreTraining": "fourd_hub.models.moog.modeling_moog.MooGForNextFramePrediction"},
     )
 )
+
+_TASK_MODELS_RVM = {
+    "depth-estimation": "RVMForDepthEstimation",
+    "point-tracking": "RVMForPointTracking",
+    "box-tracking": "RVMForBoxTracking",
+    "camera-pose-estimation": "RVMForCameraPoseEstimation",
+    "video-classification": "RVMForVideoClassification",
+    "video-feature-extraction": "RVMModel",
+}
+register_family(
+    FamilySpec(
+        name="rvm",
+        display_name="RVM",
+        config_class="fourd_hub.models.rvm.configuration_rvm.RVMConfig",
+        pretrained_model="fourd_hub.models.rvm.modeling_rvm.RVMPreTrainedModel",
+        base_model="fourd_hub.models.rvm.modeling_rvm.RVMModel",
+        task_models={task: f"fourd_hub.models.rvm.modeling_rvm.{cls}" for task, cls in _TASK_MODELS_RVM.items()},
+        presets="fourd_hub.models.rvm.configuration_rvm.RVM_PRESETS",
+        processor_class="fourd_hub.models.rvm.processing_rvm.RVMVideoProcessor",
+        converter="fourd_hub.models.rvm.conversion_rvm",
+        card="fourd_hub.models.rvm.card_rvm",
+        debug_config="fourd_hub.models.rvm.configuration_rvm.debug_config",
+        pretraining_model="fourd_hub.models.rvm.modeling_rvm.RVMForMaskedVideoReconstruction",
+        recurrent=True,
+        auto_classes={"AutoModelForPreTraining": "fourd_hub.models.rvm.modeling_rvm.RVMForMaskedVideoReconstruction"},
+    )
+)

@@ -1,6 +1,6 @@
-"""Every released 4DS file and every 4DS size: the converter maps each original key (taken from the
-manifests the original code produced) to a model parameter of the same shape, with nothing left
-over, and the parameter counts equal the manifest's (= the paper's Table 1)."""
+"""Every released 4DS, MooG and RVM file and every 4DS size: the converter maps each original key
+(taken from the manifests the original code produced) to a model parameter of the same shape, with
+nothing left over, and the parameter counts equal the manifest's (= the paper's Table 1 for 4DS)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,41 @@ def test_every_moog_manifest_converts_exactly(reference):
     assert seen_decoder == 1 and seen_no_decoder == 1
 
 
+def test_every_rvm_manifest_converts_exactly(reference):
+    """The four released RVM files (encoder, core and decoder; S/B/H sizes inferred, rvm.md section 1):
+    every key maps, shapes equal, counts equal the catalog's; the same with a leading ``params/``
+    and without the decoder keys (then: no decoder, the encoder + core count)."""
+    manifests = json.loads((reference / "manifests" / "rvm.json").read_text())
+    assert len(manifests) == 4
+    decoder_parts = ("mask_token", "decoder/", "decoder_embedder/", "delta_embedder/", "detokenizer/")
+    seen = set()
+    for manifest_name, keys in manifests.items():
+        shapes = {key: tuple(shape) for key, shape in keys.items()}
+        entry = entry_for_file(manifest_name.split(" ")[0])
+        assert entry is not None and entry.family == "rvm", manifest_name
+        variants = {
+            "as released": shapes,
+            "params/": {f"params/{key}": shape for key, shape in shapes.items()},
+            "no decoder": {key: shape for key, shape in shapes.items() if not key.startswith(decoder_parts)},
+        }
+        for label, variant in variants.items():
+            _, config, model_class, mapped = _plan_from_shapes(variant, entry, None, None)
+            assert sorted(m.source for m in mapped) == sorted(variant), f"{manifest_name} ({label})"
+            assert model_class.__name__ == entry.architecture == "RVMModel"
+            with torch.device("meta"):
+                model = model_class(config)
+            model_count = sum(p.numel() for p in model.parameters())
+            assert model_count == sum(math.prod(shape) for shape in variant.values()), f"{manifest_name} ({label})"
+            assert (model.decoder is None) == (label == "no decoder") == (config.decoder is None)
+            if label == "as released":
+                assert entry.num_parameters == model_count, entry.name
+                assert config.preset == entry.preset
+                seen.add(entry.name)
+    assert seen == {"rvm-s", "rvm-b", "rvm-l", "rvm-h"}
+    # The README's 117M for RVM-B is not its file's count (rvm.md section 1): 160.3M in all, 125.8M without the decoder.
+    assert CATALOG["rvm-b"].num_parameters == 160_270_848
+
+
 def test_configs_by_name_describe_the_released_files_without_reading_them(reference, tmp_path, monkeypatch):
     """``<Config>.from_pretrained(name)`` downloads nothing and reads no weights (issue 15): from the
     catalog alone it describes the model the released file converts to, tensor for tensor."""
@@ -100,7 +135,7 @@ def test_configs_by_name_describe_the_released_files_without_reading_them(refere
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     checked = set()
-    for family in ("fourds", "moog"):
+    for family in ("fourds", "moog", "rvm"):
         for manifest_name, keys in json.loads((reference / "manifests" / f"{family}.json").read_text()).items():
             file_name = manifest_name.split(" ")[0]
             if "no decoder" in manifest_name:

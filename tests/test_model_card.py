@@ -37,7 +37,9 @@ EXPECTED_TASKS = {
     "FourDSForDepthEstimation": ("depth-estimation", None),
     "MooGForPointTracking": ("point-tracking", None),
     "MooGForBoxTracking": ("box-tracking", None),
+    "RVMModel": ("feature-extraction", None),
 }
+FAMILY_TAGS = {"fourds": ("4ds", "arxiv:2412.15212"), "moog": ("moog", "arxiv:2411.05927"), "rvm": ("rvm", "arxiv:2512.13684")}
 
 # Typed by hand from the 4DS paper (arXiv 2412.15212), independently of PAPER_RESULTS: two values
 # per table and size. ScanNet is the true AbsRel (the paper prints it x 10: 0.94 -> 0.094).
@@ -116,13 +118,13 @@ def test_check_reports_modified_missing_and_stale_cards(tmp_path):
 def test_metadata_of_every_card(cards):
     for name, entry in CATALOG.items():
         text = cards[name]
-        family = "moog" if entry.family == "moog" else "4ds"
+        family, paper_tag = FAMILY_TAGS[entry.family]
         task, pipeline_tag = EXPECTED_TASKS[entry.architecture]
         for metadata in (card_metadata(text), ModelCard(text).data.to_dict()):
             assert metadata["library_name"] == "fourd_hub", name
             assert metadata["license"] == "cc-by-4.0", name
             assert {"fourd_hub", "video", family, task} <= set(metadata["tags"]), name
-            assert ("arxiv:2411.05927" if family == "moog" else "arxiv:2412.15212") in metadata["tags"], name
+            assert paper_tag in metadata["tags"], name
             assert ("config-only" in metadata["tags"]) == (entry.original_file is None), name
             assert metadata.get("pipeline_tag") == pipeline_tag, name
             if entry.base_model:

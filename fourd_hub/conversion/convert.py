@@ -169,7 +169,9 @@ def _hinted_family(entry: CatalogEntry | None, preset: str | None, config: Any) 
         if not owners:
             known = "; ".join(f"{spec.display_name}: {', '.join(spec.load('presets'))}" for spec in families())
             raise ConversionError(f"unknown preset {preset!r}; presets: {known}")
-        hinted.setdefault(owners[0].name, f"preset {preset!r} is a {owners[0].display_name} preset")
+        if len(owners) == 1:
+            hinted.setdefault(owners[0].name, f"preset {preset!r} is a {owners[0].display_name} preset")
+        # A name several families use (4DS and RVM both have S, B, L, H): the file decides.
     if len(hinted) > 1:
         raise ConversionError(f"the hints name different families: {'; '.join(hinted.values())}")
     return (get_family(next(iter(hinted))), next(iter(hinted.values()))) if hinted else None

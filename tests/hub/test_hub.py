@@ -169,7 +169,8 @@ def test_config_only_entries_give_their_preset_without_any_download(tmp_path, mo
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     _go_offline(monkeypatch)
-    assert FourDSConfig.from_pretrained("4ds-l").to_dict() == FourDSConfig.from_preset("L").to_dict()
+    # The preset, naming the class the entry describes (as a saved config.json does).
+    assert FourDSConfig.from_pretrained("4ds-l").to_dict() == {**FourDSConfig.from_preset("L").to_dict(), "architectures": ["FourDSModel"]}
     assert FourDSConfig.from_pretrained("4ds-l", readout_depth=0.75).readout_depth == 0.75
     with pytest.raises(FileNotFoundError, match=r"configuration without released weights.*FourDSConfig.from_pretrained\('4ds-s'\)"):
         FourDSModel.from_pretrained("4ds-s")
@@ -483,6 +484,8 @@ def test_push_refuses_bad_names_and_repo_ids(entries, hub_env, uploads, tmp_path
 
 def _stand_ins(models: dict[str, Path], root: Path) -> dict[str, Path]:
     """architecture -> a small saved model of that class with the catalog's input spec."""
+    from fourd_hub import RVMModel
+    from fourd_hub.models.rvm.configuration_rvm import debug_config as rvm_debug_config
     from fourd_hub.processing import video_processor_for_config
 
     small = dict(tiny_fourds_kwargs(), patch_size=[2, 16, 16], num_frames=16, image_size=[224, 224], num_hidden_layers=2)
@@ -496,6 +499,10 @@ def _stand_ins(models: dict[str, Path], root: Path) -> dict[str, Path]:
     made["MooGModel"] = models["moog-backbone"]  # the converted reference backbones and heads fit each other
     made["MooGForPointTracking"] = models["moog-points"]
     made["MooGForBoxTracking"] = models["moog-boxes"]
+    rvm = RVMModel(rvm_debug_config(patch_size=[16, 16], image_size=[256, 256], num_frames=16))
+    rvm.save_pretrained(root / "RVMModel")
+    video_processor_for_config(rvm.config).save_pretrained(root / "RVMModel")
+    made["RVMModel"] = root / "RVMModel"
     return made
 
 
