@@ -1,4 +1,4 @@
-"""Readout heads shared by every backbone (4DS and MooG): attention readout, task heads, losses.
+"""Readout heads shared by every backbone (4DS, MooG, RVM): attention readout, task heads, losses, task models.
 
 All heads read backbone features of shape (B, T, N, C) (T frames, N tokens per frame) and know
 nothing else about the backbone. They follow the original ``AttentionReadout`` of
@@ -14,12 +14,19 @@ Task heads wrap it: dense depth (one learned query per output patch), point and 
 12 outputs projected to SO(3)) and video classification. Coordinates inside the heads are
 normalised to [0, 1] in the head's own order (``ReadoutConfig.coordinate_order``); task models
 convert from and to pixel (x, y) at the public API.
+
+The task models themselves are written once here too: :class:`ReadoutTaskModel` (config copy,
+readout resolution, backbone + head) and one mixin per task (head, forward, loss, typed output),
+e.g. :class:`PointTrackingTask`; a family's ``<Family>For<Task>`` is the mixin plus the family's
+base, which only builds the backbone and says what the head reads.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -639,3 +646,302 @@ def init_module_weights(module: nn.Module, std: float) -> None:
             init.trunc_normal_(module.query, std=std)
     elif isinstance(module, TrackingReadoutHead) and module.temporal_tile_embedding is not None:
         init.trunc_normal_(module.temporal_tile_embedding, std=std)
+
+
+# ----------------------------------------------------------------------------------------------
+# Task models, once for every family. A family's task class is a task mixin below plus the
+# family's base (a ReadoutTaskModel placed before the family's PreTrainedModel), e.g.
+#
+#     class RVMForPointTracking(RecurrentPointTrackingTask, _RVMTaskModel):
+#         output_class = RVMPointTrackingOutput
+#
+# The family's base builds the backbone and says what the head reads (features_and_state); the
+# task mixin builds the head and runs it (build_head, forward). A recurrent family takes the
+# Recurrent* mixins: the same code path (_forward), whose signature adds ``initial_state`` and
+# ``generator`` before ``return_dict``, and whose output carries the state after the last frame.
+
+
+class ReadoutTaskModel:
+    """A backbone plus one readout head: the base of every family's task models, placed before the
+    family's ``PreTrainedModel``.
+
+    Building copies the config (the caller's is left as it was: a second task model from it must
+    build), resolves the head's hyper-parameters (:meth:`resolve_readout`) into ``readout_config``
+    and into the copy's ``readout`` (so ``save_pretrained`` keeps them), builds the backbone under
+    ``base_model_prefix`` (:meth:`build_backbone`), then ``head`` (:meth:`build_head`), and
+    initialises the weights (``post_init``).
+
+    Class attributes:
+        readout_task: the head's task, one of :data:`READOUT_TASKS`.
+        output_class: the ``ModelOutput`` that ``forward`` returns. Where it has a ``state`` field
+            (the recurrent families' outputs), the state after the last frame goes there.
+    """
+
+    readout_task: str = ""
+    output_class: type[ModelOutput] | None = None
+
+    def __init__(self, config):
+        super().__init__(copy.deepcopy(config))
+        self.readout_config = self.resolve_readout(self.config)
+        if self.readout_config is not None:
+            self.config.readout = self.readout_config.to_dict()
+        setattr(self, self.base_model_prefix, self.build_backbone())
+        self.head = self.build_head(self.readout_config)
+        self.post_init()
+
+    def resolve_readout(self, config) -> ReadoutConfig | None:
+        """The head's hyper-parameters: the task's defaults (the family's, e.g. RVM's per-frame
+        depth) updated with ``config.readout``; None for a head described elsewhere than in
+        ``config.readout`` (MooG's depth decoder)."""
+        return config.readout_config(self.readout_task)
+
+    def build_backbone(self) -> nn.Module:
+        """The family's backbone, from ``self.config`` (without a pixel decoder: heads read features)."""
+        raise NotImplementedError
+
+    def build_head(self, readout: ReadoutConfig | None) -> nn.Module:
+        """The task's head, from the resolved ``readout`` and ``self.config`` (feature width, clip size)."""
+        raise NotImplementedError
+
+    def features_and_state(
+        self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the head reads, and the state after the last frame: where every task forward starts.
+
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
+            initial_state (`torch.FloatTensor` of shape `(B, S, D)`, *optional*): recurrent families
+                only: the state to start from, e.g. the ``state`` of the previous chunk's output
+                (S: MooG's tokens, RVM's 1 + N slots). Default: the family's initial state (MooG:
+                noise drawn from ``generator``; RVM: zeros).
+            generator (`torch.Generator`, *optional*): draws a random default initial state (MooG);
+                unused where it is zeros (RVM) or where there is no state (4DS).
+
+        Returns:
+            The features, `(B, T, N, D)`, and the state, `(B, S, D)` (None for a family without one).
+        """
+        raise NotImplementedError
+
+    def task_output(self, fields: Mapping[str, Any], state: torch.Tensor | None, return_dict: bool | None) -> ModelOutput | tuple:
+        """``output_class(**fields)``, plus ``state`` where the class has that field; its tuple with ``return_dict=False``."""
+        if "state" in self.output_class.__dataclass_fields__:
+            fields = {**fields, "state": state}
+        return self.finish(self.output_class(**fields), return_dict)
+
+
+class _TrackingTask(ReadoutTaskModel):
+    """Points or boxes: the shared :class:`TrackingReadoutHead` on the backbone's features, reading
+    clips of ``config.num_frames`` frames (the head's ``num_frames`` where its readout sets one)."""
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
+
+
+class PointTrackingTask(_TrackingTask):
+    """Point tracking: the shared :class:`TrackingReadoutHead` on the backbone's features, pixel
+    (x, y) in and out (:func:`track_points`). ``output_class`` defaults to :class:`PointTrackingOutput`."""
+
+    readout_task = "points"
+    output_class = PointTrackingOutput
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, query_points: torch.Tensor, labels: torch.Tensor | None = None,
+        visibility_labels: torch.Tensor | None = None, normalized_coordinates: bool = False, return_dict: bool | None = None, **kwargs,
+    ) -> ModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], T =
+                the head's frames (16 for the released heads).
+            query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
+            labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
+            visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
+            normalized_coordinates (`bool`): queries and labels are [0, 1] (x / W, y / H) instead of pixels.
+            return_dict (`bool`, *optional*): the output object, or its tuple (default: ``config.return_dict``).
+
+        Returns:
+            ``output_class``: ``tracks`` `(B, T, Q, 2)` pixel (x, y), ``visible`` `(B, T, Q)`, the
+            logits, and ``loss`` with labels (see :class:`PointTrackingOutput`).
+        """
+        return self._forward(pixel_values_videos, query_points, labels, visibility_labels, normalized_coordinates, return_dict=return_dict)
+
+    def _forward(self, pixel_values_videos, query_points, labels, visibility_labels, normalized_coordinates, initial_state=None, generator=None, return_dict=None):
+        features, state = self.features_and_state(pixel_values_videos, initial_state, generator)  # validates the video
+        tracked = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels, normalized_coordinates)
+        return self.task_output(tracked, state, return_dict)
+
+
+class RecurrentPointTrackingTask(PointTrackingTask):
+    """:class:`PointTrackingTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, query_points: torch.Tensor, labels: torch.Tensor | None = None,
+        visibility_labels: torch.Tensor | None = None, normalized_coordinates: bool = False,
+        initial_state: torch.Tensor | None = None, generator: torch.Generator | None = None, return_dict: bool | None = None, **kwargs,
+    ) -> ModelOutput | tuple:
+        r"""As :meth:`PointTrackingTask.forward`, from ``initial_state`` (``initial_state`` and ``generator``:
+        see :meth:`ReadoutTaskModel.features_and_state`); the output's ``state``, where it has one, continues the video."""
+        return self._forward(pixel_values_videos, query_points, labels, visibility_labels, normalized_coordinates, initial_state, generator, return_dict)
+
+
+class BoxTrackingTask(_TrackingTask):
+    """Box tracking: the shared :class:`TrackingReadoutHead` (one query per box predicts every
+    frame), pixel (x1, y1, x2, y2) in and out (:func:`track_boxes`). ``output_class`` defaults to
+    :class:`BoxTrackingOutput`."""
+
+    readout_task = "boxes"
+    output_class = BoxTrackingOutput
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, query_boxes: torch.Tensor, labels: torch.Tensor | None = None,
+        normalized_coordinates: bool = False, return_dict: bool | None = None, **kwargs,
+    ) -> ModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], T = the head's frames.
+            query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
+            labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
+            normalized_coordinates (`bool`): queries and labels are [0, 1] instead of pixels.
+            return_dict (`bool`, *optional*): the output object, or its tuple (default: ``config.return_dict``).
+
+        Returns:
+            ``output_class``: ``boxes`` `(B, T, Q, 4)` pixel (x1, y1, x2, y2), and ``loss`` with labels
+            (see :class:`BoxTrackingOutput`).
+        """
+        return self._forward(pixel_values_videos, query_boxes, labels, normalized_coordinates, return_dict=return_dict)
+
+    def _forward(self, pixel_values_videos, query_boxes, labels, normalized_coordinates, initial_state=None, generator=None, return_dict=None):
+        features, state = self.features_and_state(pixel_values_videos, initial_state, generator)  # validates the video
+        tracked = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels, normalized_coordinates)
+        return self.task_output(tracked, state, return_dict)
+
+
+class RecurrentBoxTrackingTask(BoxTrackingTask):
+    """:class:`BoxTrackingTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, query_boxes: torch.Tensor, labels: torch.Tensor | None = None,
+        normalized_coordinates: bool = False, initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None, return_dict: bool | None = None, **kwargs,
+    ) -> ModelOutput | tuple:
+        r"""As :meth:`BoxTrackingTask.forward`, from ``initial_state`` (``initial_state`` and ``generator``:
+        see :meth:`ReadoutTaskModel.features_and_state`); the output's ``state``, where it has one, continues the video."""
+        return self._forward(pixel_values_videos, query_boxes, labels, normalized_coordinates, initial_state, generator, return_dict)
+
+
+class VideoReadoutTask(ReadoutTaskModel):
+    """The tasks read from the video alone and trained from ``labels``: depth, camera pose and
+    classification (:class:`DepthEstimationTask`, :class:`CameraPoseTask`,
+    :class:`VideoClassificationTask`, which implement ``_forward``)."""
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
+    ) -> ModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1] (a depth
+                head predicts one size: see its ``check_depth_video``).
+            labels (`torch.Tensor`, *optional*): the targets of the loss. Depth: `(B, T, H, W)` float,
+                metres (pixels outside ``readout.depth_range`` are ignored). Camera pose: `(B, 4, 4)`
+                or `(B, 3, 4)` float, the last frame's camera relative to the first's.
+                Classification: `(B,)` long, class indices.
+            return_dict (`bool`, *optional*): the output object, or its tuple (default: ``config.return_dict``).
+
+        Returns:
+            ``output_class``. Depth: ``predicted_depth`` `(B, T, H, W)` and ``readout_features``.
+            Camera pose: ``pose`` `(B, 4, 4)` (rotation projected to SO(3)) and ``raw_pose`` `(B, 3, 4)`.
+            Classification: ``logits`` `(B, num_labels)`. With labels, ``loss``: masked L2, L2 on the
+            3x4 pose, cross-entropy.
+        """
+        return self._forward(pixel_values_videos, labels, return_dict=return_dict)
+
+    def _forward(self, pixel_values_videos, labels, initial_state=None, generator=None, return_dict=None):
+        raise NotImplementedError
+
+
+class RecurrentVideoReadoutTask(VideoReadoutTask):
+    """:class:`VideoReadoutTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None, return_dict: bool | None = None, **kwargs,
+    ) -> ModelOutput | tuple:
+        r"""As :meth:`VideoReadoutTask.forward`, from ``initial_state`` (``initial_state`` and ``generator``:
+        see :meth:`ReadoutTaskModel.features_and_state`); the output's ``state``, where it has one, continues the video."""
+        return self._forward(pixel_values_videos, labels, initial_state, generator, return_dict)
+
+
+class DepthEstimationTask(VideoReadoutTask):
+    """Dense depth from a :class:`DepthReadoutHead`, the masked L2 loss, :class:`DepthEstimationOutput`.
+
+    Which frames one head call reads differs between families (4DS: the whole clip; RVM: one
+    frame's state at a time), so a family's depth model implements :meth:`build_head`,
+    :meth:`check_depth_video` and :meth:`predict_depth`. MooG's depth is a pixel decoder with a
+    forward of its own (it subsamples pixels in training) and does not use this mixin.
+    """
+
+    readout_task = "depth"
+    output_class = DepthEstimationOutput
+
+    def check_depth_video(self, pixel_values_videos: torch.Tensor) -> None:
+        """Refuse, before the backbone runs, a video of another size than the head predicts."""
+        raise NotImplementedError
+
+    def predict_depth(self, features: torch.Tensor) -> torch.Tensor:
+        """Depth in metres, `(B, T, H, W)`, from the features `(B, T, N, D)`."""
+        raise NotImplementedError
+
+    def _forward(self, pixel_values_videos, labels, initial_state=None, generator=None, return_dict=None):
+        self.check_depth_video(pixel_values_videos)
+        features, state = self.features_and_state(pixel_values_videos, initial_state, generator)
+        depth = self.predict_depth(features)
+        loss = masked_depth_loss(depth, labels, self.readout_config.depth_range) if labels is not None else None
+        return self.task_output(dict(loss=loss, predicted_depth=depth, readout_features=features), state, return_dict)
+
+
+class CameraPoseTask(VideoReadoutTask):
+    """Relative camera pose: the shared :class:`CameraPoseReadoutHead` (first and last frame,
+    Procrustes to SO(3)), the L2 pose loss. ``output_class``: the family's (``loss``, ``pose``,
+    ``raw_pose``)."""
+
+    readout_task = "camera_pose"
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return CameraPoseReadoutHead(readout, self.config.hidden_size)
+
+    def _forward(self, pixel_values_videos, labels, initial_state=None, generator=None, return_dict=None):
+        features, state = self.features_and_state(pixel_values_videos, initial_state, generator)
+        raw, pose = self.head(features)
+        loss = camera_pose_loss(raw, labels) if labels is not None else None
+        return self.task_output(dict(loss=loss, pose=pose, raw_pose=raw), state, return_dict)
+
+
+class VideoClassificationTask(VideoReadoutTask):
+    """Video classification: the shared :class:`ClassificationReadoutHead` (one learned query) with
+    ``config.num_labels`` classes (``config.id2label``), cross-entropy. ``output_class``: the
+    family's (``loss``, ``logits``)."""
+
+    readout_task = "classification"
+
+    def resolve_readout(self, config) -> ReadoutConfig:
+        return ReadoutConfig.for_task(self.readout_task, {**(config.readout or {}), "num_classes": config.num_labels})
+
+    def build_head(self, readout: ReadoutConfig) -> nn.Module:
+        return ClassificationReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
+
+    def _forward(self, pixel_values_videos, labels, initial_state=None, generator=None, return_dict=None):
+        features, state = self.features_and_state(pixel_values_videos, initial_state, generator)
+        logits = self.head(features)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return self.task_output(dict(loss=loss, logits=logits), state, return_dict)
+
+
+class RecurrentDepthEstimationTask(RecurrentVideoReadoutTask, DepthEstimationTask):
+    """:class:`DepthEstimationTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+
+
+class RecurrentCameraPoseTask(RecurrentVideoReadoutTask, CameraPoseTask):
+    """:class:`CameraPoseTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+
+
+class RecurrentVideoClassificationTask(RecurrentVideoReadoutTask, VideoClassificationTask):
+    """:class:`VideoClassificationTask` of a recurrent family: ``initial_state`` in, ``state`` out."""

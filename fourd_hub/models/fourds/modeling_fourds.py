@@ -10,8 +10,6 @@ no mean/std normalisation. Pixel coordinates at the API are continuous, (x, y) o
 
 from __future__ import annotations
 
-import copy
-
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -26,18 +24,17 @@ from ...layers import MLP, Attention, check_video, jax_resize
 from ...modeling_utils import FourDPreTrainedModel
 from ...readout import (
     BoxTrackingOutput,
-    CameraPoseReadoutHead,
-    ClassificationReadoutHead,
+    BoxTrackingTask,
+    CameraPoseTask,
     DepthEstimationOutput,
+    DepthEstimationTask,
     DepthReadoutHead,
     PointTrackingOutput,
+    PointTrackingTask,
     ReadoutConfig,
-    TrackingReadoutHead,
-    camera_pose_loss,
+    ReadoutTaskModel,
+    VideoClassificationTask,
     init_module_weights,
-    masked_depth_loss,
-    track_boxes,
-    track_points,
 )
 from .configuration_fourds import FourDSConfig, readout_feature_index
 
@@ -443,62 +440,42 @@ class FourDSForPreTraining(FourDSPreTrainedModel):
 
 
 # ----------------------------------------------------------------------------------------------
-# Task models
+# Task models: the shared task mixins of readout.py on the 4DS backbone.
 
 
-class _FourDSTaskModel(FourDSPreTrainedModel):
-    """A 4DS backbone plus one readout head; subclasses set ``readout_task`` and build ``head``."""
+class _FourDSTaskModel(ReadoutTaskModel, FourDSPreTrainedModel):
+    """A 4DS backbone plus one readout head (:class:`~fourd_hub.readout.ReadoutTaskModel`): the
+    heads read ``readout_features`` (B, T, N, D). 4DS has no state: its task forwards take no
+    ``initial_state`` and return none."""
 
-    readout_task: str = ""
-
-    def __init__(self, config: FourDSConfig):
-        # The caller's config is left as it was (a second task model from it must build): the
-        # resolved head hyper-parameters go into this model's own copy, so save_pretrained keeps them.
-        config = copy.deepcopy(config)
-        config.readout = self.resolve_readout(config).to_dict()
-        super().__init__(config)
-        self.readout_config = config.readout_config(self.readout_task)
-        self.fourds = FourDSModel(config)
-        self.head = self.build_head(self.readout_config)
-        self.post_init()
-
-    def resolve_readout(self, config: FourDSConfig) -> ReadoutConfig:
-        """The head's hyper-parameters: the task's defaults updated with ``config.readout``."""
-        return config.readout_config(self.readout_task)
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        raise NotImplementedError
+    def build_backbone(self) -> FourDSModel:
+        return FourDSModel(self.config)
 
     def backbone_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
         return self.fourds(pixel_values_videos, return_dict=True).readout_features
 
-    def readout_inputs(self, pixel_values_videos: torch.Tensor, initial_state: None = None) -> tuple[torch.Tensor, None]:
-        """What the head reads, (B, T, N, D), and no state (4DS is not recurrent): the pipelines' protocol."""
+    def features_and_state(self, pixel_values_videos: torch.Tensor, initial_state: None = None, generator: None = None) -> tuple[torch.Tensor, None]:
+        """The readout features, (B, T, N, D), and no state (see :meth:`ReadoutTaskModel.features_and_state`)."""
         return self.backbone_features(pixel_values_videos), None
 
+    def readout_inputs(self, pixel_values_videos: torch.Tensor, initial_state: None = None) -> tuple[torch.Tensor, None]:
+        """What the head reads, (B, T, N, D), and no state (4DS is not recurrent): the pipelines' protocol."""
+        return self.features_and_state(pixel_values_videos)
 
 
-class FourDSForDepthEstimation(_FourDSTaskModel):
+class FourDSForDepthEstimation(DepthEstimationTask, _FourDSTaskModel):
     """4DS + dense depth readout (ScanNet head: 2x8x8 patches, 1024 params, 16 heads).
 
     The head is tied to the (T, H, W) of ``config`` (one learned query per output patch).
     """
 
-    readout_task = "depth"
+    output_class = FourDSDepthEstimationOutput
 
     def build_head(self, readout: ReadoutConfig) -> nn.Module:
         return DepthReadoutHead(readout, self.config.hidden_size, self.config.num_frames, self.config.image_size)
 
-    def forward(
-        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
-    ) -> FourDSDepthEstimationOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], at the
-                head's (T, H, W).
-            labels (`torch.FloatTensor` of shape `(B, T, H, W)`, *optional*): depth in metres;
-                pixels outside ``readout.depth_range`` are ignored by the loss.
-        """
+    def check_depth_video(self, pixel_values_videos: torch.Tensor) -> None:
+        """The video must have the head's (T, H, W)."""
         expected = (self.head.num_frames, *self.head.image_size)
         got = (pixel_values_videos.shape[1], *pixel_values_videos.shape[-2:]) if pixel_values_videos.ndim == 5 else None
         if got is not None and got != expected:
@@ -506,119 +483,33 @@ class FourDSForDepthEstimation(_FourDSTaskModel):
                 f"this depth head predicts {expected[0]} frames at {expected[1]}x{expected[2]} (T, H, W = {expected}); "
                 f"got a video of (T, H, W) = {got}. Resize or crop the clip (the pipeline does this for you)."
             )
-        features = self.backbone_features(pixel_values_videos)
-        depth = self.head(features)
-        loss = masked_depth_loss(depth, labels, self.readout_config.depth_range) if labels is not None else None
-        output = FourDSDepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features)
-        return self.finish(output, return_dict)
+
+    def predict_depth(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
 
 
-class FourDSForPointTracking(_FourDSTaskModel):
+class FourDSForPointTracking(PointTrackingTask, _FourDSTaskModel):
     """4DS + point-tracking readout (Fourier query embedding, 8-fold temporal tiling)."""
 
-    readout_task = "points"
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        query_points: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        visibility_labels: torch.Tensor | None = None,
-        normalized_coordinates: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> FourDSPointTrackingOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
-            labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
-            visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
-            normalized_coordinates (`bool`): queries and labels are [0, 1] (x / W, y / H) instead of pixels.
-        """
-        features = self.backbone_features(pixel_values_videos)  # validates the video
-        output = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels, normalized_coordinates)
-        return self.finish(output, return_dict)
+    output_class = FourDSPointTrackingOutput
 
 
-class FourDSForBoxTracking(_FourDSTaskModel):
+class FourDSForBoxTracking(BoxTrackingTask, _FourDSTaskModel):
     """4DS + box-tracking readout (one query per box, all frames from it)."""
 
-    readout_task = "boxes"
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        query_boxes: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        normalized_coordinates: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> FourDSBoxTrackingOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
-            labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
-            normalized_coordinates (`bool`): queries and labels are [0, 1] instead of pixels.
-        """
-        features = self.backbone_features(pixel_values_videos)  # validates the video
-        output = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels, normalized_coordinates)
-        return self.finish(output, return_dict)
+    output_class = FourDSBoxTrackingOutput
 
 
-class FourDSForCameraPoseEstimation(_FourDSTaskModel):
+class FourDSForCameraPoseEstimation(CameraPoseTask, _FourDSTaskModel):
     """4DS + relative camera pose readout (first and last frame, Procrustes to SO(3))."""
 
-    readout_task = "camera_pose"
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return CameraPoseReadoutHead(readout, self.config.hidden_size)
-
-    def forward(
-        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
-    ) -> FourDSCameraPoseOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            labels (`torch.FloatTensor` of shape `(B, 4, 4)` or `(B, 3, 4)`, *optional*): target pose of the
-                last frame's camera relative to the first's.
-        """
-        raw, pose = self.head(self.backbone_features(pixel_values_videos))
-        loss = camera_pose_loss(raw, labels) if labels is not None else None
-        output = FourDSCameraPoseOutput(loss=loss, pose=pose, raw_pose=raw)
-        return self.finish(output, return_dict)
+    output_class = FourDSCameraPoseOutput
 
 
-class FourDSForVideoClassification(_FourDSTaskModel):
+class FourDSForVideoClassification(VideoClassificationTask, _FourDSTaskModel):
     """4DS + classification readout (one learned query; SSv2: 768 params, 12 heads, 174 classes).
 
     The number of classes comes from ``config.num_labels`` / ``config.id2label``.
     """
 
-    readout_task = "classification"
-
-    def resolve_readout(self, config: FourDSConfig) -> ReadoutConfig:
-        return ReadoutConfig.for_task(self.readout_task, {**(config.readout or {}), "num_classes": config.num_labels})
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return ClassificationReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
-
-    def forward(
-        self, pixel_values_videos: torch.Tensor, labels: torch.Tensor | None = None, return_dict: bool | None = None, **kwargs
-    ) -> FourDSVideoClassificationOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            labels (`torch.LongTensor` of shape `(B,)`, *optional*): class indices.
-        """
-        logits = self.head(self.backbone_features(pixel_values_videos))
-        loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
-        output = FourDSVideoClassificationOutput(loss=loss, logits=logits)
-        return self.finish(output, return_dict)
+    output_class = FourDSVideoClassificationOutput

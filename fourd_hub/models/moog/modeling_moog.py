@@ -23,8 +23,6 @@ Input convention (HF): ``pixel_values_videos`` of shape (B, T, C, H, W), float i
 
 from __future__ import annotations
 
-import copy
-
 import math
 import os
 from dataclasses import dataclass
@@ -39,15 +37,13 @@ from transformers.utils import ModelOutput
 from ...layers import FLAX_NORM_EPS, MLP, Attention, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
 from ...modeling_utils import PARAMETER_SLACK, FourDPreTrainedModel, load_backbone, load_state_strict, parameter_budget, read_head_directory
 from ...readout import (
-    BoxTrackingOutput,
     DepthEstimationOutput,
-    PointTrackingOutput,
     ReadoutConfig,
-    TrackingReadoutHead,
+    ReadoutTaskModel,
+    RecurrentBoxTrackingTask,
+    RecurrentPointTrackingTask,
     init_module_weights,
     masked_depth_loss,
-    track_boxes,
-    track_points,
 )
 from .configuration_moog import MooGConfig, MooGPixelDecoderSpec, MooGTransformerSpec, _spec_dict
 
@@ -571,6 +567,16 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         self.moog = MooGModel(config)
         self.post_init()
 
+    def reconstruct_video(
+        self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> MooGNextFramePredictionOutput:
+        """The video-reconstruction pipelines' protocol: every frame predicted from the state before it.
+
+        ``forward`` as the model is set (eval: every pixel decoded); ``generator`` is not used (the
+        state is passed in, MooG masks nothing).
+        """
+        return self(pixel_values_videos, initial_state=initial_state, return_dict=True)
+
     @classmethod
     def from_base_model(cls, model: MooGModel) -> "MooGForNextFramePrediction":
         """This model around a loaded :class:`MooGModel` (sharing its weights, nothing copied)."""
@@ -633,24 +639,22 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         return self.finish(output, return_dict)
 
 
-class _MooGReadoutModel(MooGPreTrainedModel):
-    """A MooG backbone (without its pixel decoder) plus one head reading the per-frame features."""
+class _MooGReadoutModel(ReadoutTaskModel, MooGPreTrainedModel):
+    """A MooG backbone (without its pixel decoder) plus one head reading the per-frame features
+    (:class:`~fourd_hub.readout.ReadoutTaskModel`): ``initial_state=`` / ``generator=`` in."""
 
-    readout_task: str = ""
-
-    def __init__(self, config: MooGConfig):
-        # build_head records the resolved head hyper-parameters in the config (so save_pretrained
-        # keeps them): in this model's own copy, never in the caller's.
-        super().__init__(copy.deepcopy(config))
-        self.moog = MooGModel(self.config, add_decoder=False)
-        self.head = self.build_head()
-        self.post_init()
-
-    def build_head(self) -> nn.Module:
-        raise NotImplementedError
+    def build_backbone(self) -> MooGModel:
+        return MooGModel(self.config, add_decoder=False)
 
     def backbone_features(self, pixel_values_videos, initial_state=None, generator=None) -> MooGModelOutput:
         return self.moog(pixel_values_videos, initial_state=initial_state, generator=generator, return_dict=True)
+
+    def features_and_state(
+        self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state after each frame, (B, T, N, D), and after the last, (B, N, D) (see :meth:`ReadoutTaskModel.features_and_state`)."""
+        out = self.backbone_features(pixel_values_videos, initial_state, generator)
+        return out.last_hidden_state, out.state
 
     def readout_inputs(self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """What the head reads, (B, T, N, D), and the state after each frame (the same tensor): the pipelines' protocol."""
@@ -713,75 +717,21 @@ class _MooGReadoutModel(MooGPreTrainedModel):
         return model.to(backbone_model.dtype)
 
 
-class _MooGTrackingModel(_MooGReadoutModel):
-    """Points or boxes: the shared :class:`~fourd_hub.readout.TrackingReadoutHead` on the features."""
+class MooGForPointTracking(RecurrentPointTrackingTask, _MooGReadoutModel):
+    """MooG + the point-tracking readout (shared with 4DS: Fourier query embedding, temporal tiling).
 
-    def build_head(self) -> nn.Module:
-        self.readout_config = self.config.readout_config(self.readout_task)
-        # Persist the resolved head hyper-parameters so save_pretrained round-trips them.
-        self.config.readout = self.readout_config.to_dict()
-        return TrackingReadoutHead(self.readout_config, self.config.hidden_size, self.config.num_frames)
-
-
-class MooGForPointTracking(_MooGTrackingModel):
-    """MooG + the point-tracking readout (shared with 4DS: Fourier query embedding, temporal tiling)."""
-
-    readout_task = "points"
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        query_points: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        visibility_labels: torch.Tensor | None = None,
-        normalized_coordinates: bool = False,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> PointTrackingOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], T =
-                the head's frames (16 for the released head).
-            query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
-            labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
-            visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
-            normalized_coordinates (`bool`): queries and labels are [0, 1] (x / W, y / H) instead of pixels.
-            initial_state, generator: see :meth:`MooGModel.forward`.
-        """
-        features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
-        output = track_points(self.head, features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels, normalized_coordinates)
-        return self.finish(output, return_dict)
+    Its output is the shared :class:`~fourd_hub.readout.PointTrackingOutput`, without ``state``: to
+    stream chunks, the pipelines take features and states from :meth:`readout_inputs` and run
+    :func:`~fourd_hub.readout.track_points` on the head.
+    """
 
 
-class MooGForBoxTracking(_MooGTrackingModel):
-    """MooG + the box-tracking readout (one query per box predicts all frames)."""
+class MooGForBoxTracking(RecurrentBoxTrackingTask, _MooGReadoutModel):
+    """MooG + the box-tracking readout (one query per box predicts all frames).
 
-    readout_task = "boxes"
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        query_boxes: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        normalized_coordinates: bool = False,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> BoxTrackingOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
-            labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
-            normalized_coordinates (`bool`): queries and labels are [0, 1] instead of pixels.
-            initial_state, generator: see :meth:`MooGModel.forward`.
-        """
-        features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
-        output = track_boxes(self.head, features, query_boxes, pixel_values_videos.shape[-2:], labels, normalized_coordinates)
-        return self.finish(output, return_dict)
+    Its output is the shared :class:`~fourd_hub.readout.BoxTrackingOutput`, without ``state`` (see
+    :class:`MooGForPointTracking` for streaming).
+    """
 
 
 class MooGForDepthEstimation(_MooGReadoutModel):
@@ -792,10 +742,15 @@ class MooGForDepthEstimation(_MooGReadoutModel):
     """
 
     readout_task = "depth"
+    output_class = DepthEstimationOutput
 
-    def build_head(self) -> nn.Module:
+    def resolve_readout(self, config: MooGConfig) -> None:
+        """None: the depth decoder's hyper-parameters are ``config.depth_decoder`` (:meth:`build_head`), not ``config.readout``."""
+        return None
+
+    def build_head(self, readout: None = None) -> nn.Module:
         spec = self.config.decoder_spec("depth_decoder")
-        self.config.depth_decoder = _spec_dict(spec)
+        self.config.depth_decoder = _spec_dict(spec)  # save_pretrained keeps the resolved spec
         return MooGPixelDecoder(self.config.hidden_size, spec, self.config.layer_norm_eps)
 
     def forward(
@@ -816,7 +771,7 @@ class MooGForDepthEstimation(_MooGReadoutModel):
             initial_state, generator: see :meth:`MooGModel.forward`.
             subsample_factor (`int`, *optional*): default: the config's in training, 1 in eval.
         """
-        features = self.backbone_features(pixel_values_videos, initial_state, generator).last_hidden_state
+        features, state = self.features_and_state(pixel_values_videos, initial_state, generator)
         batch, frames, _, height, width = pixel_values_videos.shape
         if labels is not None and tuple(labels.shape) != (batch, frames, height, width):
             raise ValueError(f"depth labels must have shape {(batch, frames, height, width)}, got {tuple(labels.shape)}")
@@ -834,5 +789,4 @@ class MooGForDepthEstimation(_MooGReadoutModel):
             depth.append(frame[..., 0])
         depth = torch.stack(depth, dim=1)
         loss = masked_depth_loss(depth, labels, self.head.spec.depth_range) if labels is not None else None
-        output = DepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features, state=features[:, -1])
-        return self.finish(output, return_dict)
+        return self.task_output(dict(loss=loss, predicted_depth=depth, readout_features=features), state, return_dict)
