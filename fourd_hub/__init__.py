@@ -70,6 +70,7 @@ def _load() -> None:
         RVMModelOutput,
         RVMPreTrainedModel,
         RVMVideoProcessor,
+        RVMVideoReconstructionOutput,
     )
     from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
     from .processing import load_video_processor
@@ -187,6 +188,7 @@ __all__ = [
     "RVMModelOutput",
     "RVMPreTrainedModel",
     "RVMVideoProcessor",
+    "RVMVideoReconstructionOutput",
     "register_pipelines",
     "TASKS",
     "TaskSpec",

@@ -9,7 +9,7 @@ task of the first):
 ``box-tracking``               ``box-tracking``                boxes (T, Q, 4) pixel (x1, y1, x2, y2)
 ``camera-pose-estimation``     ``camera-pose-estimation``      4x4 poses at key frames, chained
 ``video-feature-extraction``   ``video-feature-extraction``    per-frame features (layout documented)
-``video-reconstruction``       ``video-reconstruction``        MooG's next-frame predictions (T, H, W, 3)
+``video-reconstruction``       ``video-reconstruction``        each frame reconstructed (T, H, W, 3) (+ mask)
 =============================  ==============================  ==========================================
 
 Outputs are at the input video's resolution, in pixels, (x, y) order, for the frames the pipeline
@@ -204,9 +204,10 @@ class VideoPipeline(Pipeline):
             :func:`resolve_device` (a ``ValueError`` naming the device and the available ones).
         dtype: ``torch.bfloat16`` / ``"bfloat16"`` etc. to run the model in (default: as loaded).
         batch_size: windows per model call where windows are independent (depth and features of
-            4DS, camera pose is chained); tracking and MooG run windows in order.
+            4DS, camera pose is chained); tracking and recurrent models run windows in order.
         progress: show a progress bar over windows.
-        seed: seeds MooG's initial state (reproducible results).
+        seed: seeds the random draws: a recurrent model's initial state (MooG), a masking
+            model's masks (RVM's reconstruction); reproducible results.
         cache_frames: processed frames kept in memory for chained tasks (older ones re-decoded).
     """
 
@@ -451,22 +452,23 @@ class VideoPipeline(Pipeline):
         generator = torch.Generator().manual_seed(self.seed)
         return self.model.base_model.initial_state(1, generator=generator)
 
-    def _per_frame_windows(self, frames: _ModelFrames, forward) -> list[tuple[Any, np.ndarray]]:
+    def _per_frame_windows(self, frames: _ModelFrames, forward) -> list[tuple[Any, Any]]:
         """Per-frame outputs of every window, for tasks whose outputs are one per frame.
 
-        ``forward(clips (B, T, 3, h, w), state) -> (outputs (B, T, ...), state after the clip)``.
-        Recurrent models stream consecutive chunks with the state carried from one to the next
-        (exactly one long call); the others run independent windows, ``batch_size`` at a time,
-        with ``state`` None. Returns (window, numpy outputs (T, ...)) pairs.
+        ``forward(clips (B, T, 3, h, w), state) -> (outputs (B, T, ...), state after the clip)``,
+        the outputs a tensor or a dict of tensors. Recurrent models stream consecutive chunks with
+        the state carried from one to the next (exactly one long call); the others run independent
+        windows, ``batch_size`` at a time, with ``state`` None. Returns (window, numpy outputs
+        (T, ...), or a dict of them) pairs.
         """
         if self.recurrent:
 
             def chunk(clip, state):
                 outputs, state = forward(clip, state)
-                return _to_numpy(outputs[0]), state
+                return _batch_numpy(outputs)[0], state
 
             return self._streamed_windows(frames, chunk)
-        return self._independent_windows(frames, lambda clips: _to_numpy(forward(clips, None)[0]))
+        return self._independent_windows(frames, lambda clips: _batch_numpy(forward(clips, None)[0]))
 
     def _independent_windows(self, frames: _ModelFrames, run_batch, windows=None) -> list[tuple[Any, Any]]:
         """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over windows that do not
@@ -598,6 +600,16 @@ def _processor_for(model: PreTrainedModel) -> FourDVideoProcessor:
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy()
+
+
+def _batch_numpy(outputs: torch.Tensor | dict[str, torch.Tensor]) -> np.ndarray | list[dict[str, np.ndarray]]:
+    """Batched model outputs as numpy, indexable by batch element: a float array (a tensor), or one
+    dict per element (a dict of tensors; boolean tensors stay boolean)."""
+    if not isinstance(outputs, dict):
+        return _to_numpy(outputs)
+    arrays = {name: value.detach().cpu().numpy() if value.dtype == torch.bool else _to_numpy(value) for name, value in outputs.items()}
+    count = len(next(iter(arrays.values())))
+    return [{name: array[index] for name, array in arrays.items()} for index in range(count)]
 
 
 class DepthEstimationPipeline(VideoPipeline):
@@ -897,7 +909,8 @@ class FeatureExtractionPipeline(VideoPipeline):
     """Per-frame features (see :class:`FeatureExtractionResult` for the layouts).
 
     4DS: independent windows like depth (the last shifted back), readout features of each frame
-    from one window. MooG: streamed chunks with the state carried (identical to one call).
+    from one window. Recurrent models (MooG, RVM): streamed chunks with the state carried
+    (identical to one call), through the base model's ``frame_features(clips, initial_state=)``.
     """
 
     task_name = "video-feature-extraction"
@@ -913,23 +926,42 @@ class FeatureExtractionPipeline(VideoPipeline):
 
 
 class VideoReconstructionPipeline(VideoPipeline):
-    """MooG's next-frame prediction of every processed frame, streamed in chunks with the state carried."""
+    """Every processed frame reconstructed by the model, streamed in chunks with the state carried.
+
+    The protocol of a reconstruction model (the family's ``video-reconstruction`` task model):
+    ``model.reconstruct_video(clips, initial_state=state, generator=generator)`` (MooG's next-frame
+    prediction: each frame from the state before it) returns an output with ``predicted_frames``
+    (B, T, C, H, W) and the ``state`` to continue from; a model that hides part of each frame (RVM's masked
+    reconstruction: each frame from 5% of its patches and the frames before it) adds ``mask``
+    (B, T, h, w), True where a patch was hidden. ``generator`` is seeded once per video
+    (``seed=``) and drawn from chunk after chunk, so the chunks give the masks of one call.
+
+    Returns a :class:`VideoReconstructionResult`: ``frames`` (T, H, W, 3) uint8, and ``mask``
+    (T, h, w) for a masking model; it renders input | masked input | reconstruction (the visible
+    patches pasted back, as the original demo shows it), or input | prediction without a mask.
+    """
 
     task_name = "video-reconstruction"
 
     def run(self, frames: _ModelFrames) -> dict[str, Any]:
-        chunks = []
+        chunks, masks = [], []
+        generator = torch.Generator().manual_seed(self.seed)
 
         def forward(clips, state):
-            out = self.model(clips, initial_state=state)
-            return out.predicted_frames.permute(0, 1, 3, 4, 2).clamp(0, 1), out.state
+            out = self.model.reconstruct_video(clips, initial_state=state, generator=generator)
+            outputs = {"frames": out.predicted_frames.permute(0, 1, 3, 4, 2).clamp(0, 1)}
+            if getattr(out, "mask", None) is not None:
+                outputs["mask"] = out.mask.bool()
+            return outputs, out.state
 
-        for window, predicted in self._per_frame_windows(frames, forward):
-            chunks.append(predicted[window.keep])
-        return {"predicted": np.concatenate(chunks)}
+        for window, outputs in self._per_frame_windows(frames, forward):
+            chunks.append(outputs["frames"][window.keep])
+            if "mask" in outputs:
+                masks.append(outputs["mask"][window.keep])
+        return {"predicted": np.concatenate(chunks), "mask": np.concatenate(masks) if masks else None}
 
-    def make_result(self, common, frames, predicted) -> VideoReconstructionResult:
-        return VideoReconstructionResult(**common, model_frames=predicted, geometry=frames.geometry)
+    def make_result(self, common, frames, predicted, mask) -> VideoReconstructionResult:
+        return VideoReconstructionResult(**common, model_frames=predicted, mask=mask, geometry=frames.geometry)
 
 
 PIPELINE_CLASSES: dict[str, type[VideoPipeline]] = {

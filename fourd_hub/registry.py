@@ -235,6 +235,7 @@ _TASK_MODELS_RVM = {
     "camera-pose-estimation": "RVMForCameraPoseEstimation",
     "video-classification": "RVMForVideoClassification",
     "video-feature-extraction": "RVMModel",
+    "video-reconstruction": "RVMForMaskedVideoReconstruction",
 }
 register_family(
     FamilySpec(
@@ -250,6 +251,7 @@ register_family(
         card="fourd_hub.models.rvm.card_rvm",
         debug_config="fourd_hub.models.rvm.configuration_rvm.debug_config",
         pretraining_model="fourd_hub.models.rvm.modeling_rvm.RVMForMaskedVideoReconstruction",
+        recipes=("debug-rvm", "rvm-s", "rvm-b", "rvm-l", "rvm-h"),
         recurrent=True,
         auto_classes={"AutoModelForPreTraining": "fourd_hub.models.rvm.modeling_rvm.RVMForMaskedVideoReconstruction"},
     )

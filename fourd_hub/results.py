@@ -401,7 +401,8 @@ class FeatureExtractionResult(VideoTaskResult):
         features: 4DS: (T, h, w, D), the readout features (the block at ``readout_depth``, resized
             to one entry per frame, as the heads read them) on the model's patch grid of
             ``h = H_model / 16`` by ``w = W_model / 16``. MooG: (T, N, D), the N scene tokens after
-            each frame (the recurrent state; tokens are not tied to positions).
+            each frame (the recurrent state; tokens are not tied to positions). RVM: (T, h, w, D),
+            the patch slots of the state after each frame (the cls slot dropped).
         layout: ``"(T, h, w, D)"`` or ``"(T, N, D)"``.
     """
 
@@ -412,16 +413,30 @@ class FeatureExtractionResult(VideoTaskResult):
 
 @dataclass(repr=False)
 class VideoReconstructionResult(VideoTaskResult):
-    """MooG's prediction of each frame from the state before it (frame 0 from the initial state).
+    """Each processed frame as the model reconstructed it.
+
+    MooG: its prediction of each frame from the state before it (frame 0 from the initial state);
+    RVM: each frame from 5% of its patches (``mask``) and the frames before it (the original
+    demo's masked reconstruction, slid along the video).
 
     ``model_frames`` (T, h, w, 3) float in [0, 1] at the model's size; :attr:`frames` resamples
     them to the input size as uint8 (NaN-free: outside a crop the input is shown black).
+    ``mask`` (T, gh, gw) bool on the model's patch grid, True where a patch was hidden from the
+    model; ``None`` for a model that sees every pixel. :meth:`iter_visibility` maps it to the
+    input's pixels. ``save(".npz")`` writes ``frames`` and, when there is one, ``mask``.
     """
 
     model_frames: np.ndarray | None = None
+    mask: np.ndarray | None = None
     geometry: FrameGeometry | None = field(default=None, repr=False)
     array_fields = ("frames",)
     computed_fields = ("frames",)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        arrays = super().arrays()
+        if self.mask is not None:
+            arrays["mask"] = np.asarray(self.mask, dtype=bool)
+        return arrays
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """(H, W, 3) uint8 predicted frames at the input resolution, one at a time (the kept :attr:`frames` if computed)."""
@@ -431,6 +446,26 @@ class VideoReconstructionResult(VideoTaskResult):
         for frame in self.model_frames:
             channels = self.geometry.dense_to_input(torch.from_numpy(frame).permute(2, 0, 1)).nan_to_num(0.0)
             yield (channels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+    def iter_visibility(self) -> Iterator[np.ndarray]:
+        """(H, W) float32 in [0, 1] per processed frame: how much of each input pixel the model saw.
+
+        1 inside a visible patch, 0 inside a masked one or outside the part the model sees (a
+        crop), in between where a patch edge falls inside an input pixel (the patch mask resampled
+        like the frames, bilinear at pixel centres).
+
+        Raises:
+            ValueError: the result has no mask (the model saw every pixel).
+        """
+        if self.mask is None:
+            raise ValueError(f"this {self.task} result has no mask: the model saw every pixel of every frame")
+        height, width = self.model_frames.shape[1:3]
+        rows, cols = self.mask.shape[1:]
+        # Patch of each model pixel (the patch grid covers the model frame exactly for RVM).
+        row_of, col_of = np.arange(height) * rows // height, np.arange(width) * cols // width
+        for mask in self.mask:
+            seen = (~mask.astype(bool))[np.ix_(row_of, col_of)].astype(np.float32)
+            yield self.geometry.dense_to_input(torch.from_numpy(seen)).nan_to_num(0.0).clamp(0, 1).numpy()
 
     @cached_property
     def frames(self) -> np.ndarray:
@@ -442,8 +477,17 @@ class VideoReconstructionResult(VideoTaskResult):
             return f"uint8[{len(self.model_frames)}, {self.image_size[0]}, {self.image_size[1]}, 3]"
         return super()._repr_summary(name)
 
-    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        from .visualization import side_by_side
+    def render(self, frames: Iterator[np.ndarray] | None = None, paste_visible: bool = True) -> Iterator[np.ndarray]:
+        """input | reconstruction per frame; with a mask, input | masked input | reconstruction.
+
+        Args:
+            frames: the input frames (default: the input's processed frames, decoded again).
+            paste_visible: with a mask: the reconstruction panel shows the input where the model
+                saw it and the prediction where it did not (the original demo's ``target * (1 -
+                mask) + reconstructed * mask``); False: the raw prediction everywhere.
+        """
+        from .visualization import render_reconstruction
 
         source = frames if frames is not None else self.input_frames()
-        return (side_by_side(original, predicted) for original, predicted in zip(source, self.iter_frames()))
+        visibility = None if self.mask is None else self.iter_visibility()
+        return render_reconstruction(source, self.iter_frames(), visibility, paste_visible=paste_visible)

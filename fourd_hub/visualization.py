@@ -1,4 +1,4 @@
-"""Render pipeline results (depth, point tracks, boxes, camera poses) as video frames.
+"""Render pipeline results (depth, point tracks, boxes, camera poses, reconstructions) as video frames.
 
 Every frame here is an ``(H, W, 3)`` ``uint8`` RGB numpy array. The ``render_*`` functions take
 iterables of frames and return iterators of frames, so a long video is processed one frame at a
@@ -36,6 +36,7 @@ __all__ = [
     "render_camera_trajectory",
     "render_depth_video",
     "render_pose_video",
+    "render_reconstruction",
     "render_tracks",
     "side_by_side",
     "track_colors",
@@ -491,6 +492,100 @@ def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 0) -> np.ndarra
     out[:, :left_width] = left
     out[:, left_width + gap :] = right
     return out
+
+
+# ---------------------------------------------------------------------------- reconstructions
+
+#: Where a masked frame hides a pixel from the model: mid grey.
+MASK_FILL = (128, 128, 128)
+
+
+def render_reconstruction(
+    frames: Iterable[np.ndarray],
+    reconstructions: Iterable[np.ndarray],
+    visibility: Iterable[np.ndarray] | None = None,
+    *,
+    paste_visible: bool = True,
+    fill: Sequence[int] = MASK_FILL,
+) -> Iterator[np.ndarray]:
+    """Each input frame beside what a model reconstructed of it, one output frame per input frame (lazily).
+
+    Without ``visibility`` (a model that saw every pixel, such as MooG's next-frame prediction):
+    input | reconstruction. With it (a masking model, such as RVM): input | masked input (the
+    input where the model saw it, ``fill`` where it was hidden) | reconstruction, the panels of the
+    original RVM demo; with ``paste_visible`` the reconstruction panel shows the input where the
+    model saw it and the reconstruction elsewhere (the demo's ``target * (1 - mask) +
+    reconstructed * mask``).
+
+    Args:
+        frames: iterable of (H, W, 3) uint8 input frames.
+        reconstructions: iterable of (H, W, 3) uint8 reconstructions, one per frame, at its size.
+        visibility: ``None``, or an iterable of (H, W) maps, one per frame: float in [0, 1] (1 =
+            seen by the model; fractions blend, e.g. at patch edges resampled to the frame) or bool.
+        paste_visible: see above (with ``visibility`` only).
+        fill: RGB colour of the hidden pixels in the masked-input panel.
+
+    Returns:
+        Iterator of (H, 2 * W, 3) uint8 frames, or (H, 3 * W, 3) with ``visibility``.
+
+    Raises:
+        TypeError: non-iterable inputs, a non-bool ``paste_visible`` (at call); bad dtypes (at iteration).
+        ValueError: a bad ``fill`` (at call); at iteration: a reconstruction or visibility map not
+            of its frame's size, visibility outside [0, 1], or inputs of different lengths.
+    """
+    if not isinstance(paste_visible, bool):
+        raise TypeError(f"paste_visible must be a bool; got {type(paste_visible).__name__}")
+    fill = _check_color(fill, "fill")
+    frames, reconstructions = _iterate(frames, "frames"), _iterate(reconstructions, "reconstructions")
+    if visibility is None:
+        return (side_by_side(_check_frame(frame, f"frames[{index}]"), _check_reconstruction(other, frame, index))
+                for index, frame, other in _paired(frames, reconstructions, "frames", "reconstructions"))
+    return _render_masked_reconstruction(frames, reconstructions, _iterate(visibility, "visibility"), paste_visible, fill)
+
+
+def _check_reconstruction(reconstruction: Any, frame: np.ndarray, index: int) -> np.ndarray:
+    reconstruction = _check_frame(reconstruction, f"reconstructions[{index}]")
+    if reconstruction.shape != frame.shape:
+        raise ValueError(
+            f"reconstructions[{index}] has shape {reconstruction.shape} but frames[{index}] is {frame.shape}; resize one first"
+        )
+    return reconstruction
+
+
+def _check_visibility(visibility: Any, frame: np.ndarray, index: int) -> np.ndarray:
+    """(H, W, 1) float32 in [0, 1]."""
+    if not isinstance(visibility, np.ndarray):
+        raise TypeError(f"visibility[{index}] must be a numpy array; got {type(visibility).__name__}")
+    if visibility.dtype != np.bool_ and not np.issubdtype(visibility.dtype, np.floating):
+        raise TypeError(f"visibility[{index}] must be bool or float in [0, 1]; got dtype {visibility.dtype}")
+    if visibility.shape != frame.shape[:2]:
+        raise ValueError(f"visibility[{index}] has shape {visibility.shape} but frames[{index}] is {frame.shape[:2]}; resize one first")
+    values = visibility.astype(np.float32)
+    if not (np.isfinite(values).all() and values.min(initial=0.0) >= 0.0 and values.max(initial=0.0) <= 1.0):
+        raise ValueError(f"visibility[{index}] must be in [0, 1] (1 = seen by the model)")
+    return values[..., None]
+
+
+def _blend(seen: np.ndarray, hidden: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """``seen`` where visibility is 1, ``hidden`` where it is 0, linear in between; uint8."""
+    return np.round(seen.astype(np.float32) * visibility + hidden.astype(np.float32) * (1.0 - visibility)).astype(np.uint8)
+
+
+def _render_masked_reconstruction(
+    frames: Iterator[Any], reconstructions: Iterator[Any], visibility: Iterator[Any], paste_visible: bool, fill: tuple[int, int, int]
+) -> Iterator[np.ndarray]:
+    for index, frame, (reconstruction, seen) in _paired(frames, _zip_checked(reconstructions, visibility), "frames", "reconstructions"):
+        frame = _check_frame(frame, f"frames[{index}]")
+        reconstruction = _check_reconstruction(reconstruction, frame, index)
+        seen = _check_visibility(seen, frame, index)
+        masked = _blend(frame, np.broadcast_to(np.array(fill, dtype=np.uint8), frame.shape), seen)
+        shown = _blend(frame, reconstruction, seen) if paste_visible else reconstruction
+        yield side_by_side(side_by_side(frame, masked), shown)
+
+
+def _zip_checked(reconstructions: Iterator[Any], visibility: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
+    for _, reconstruction, seen in _paired(reconstructions, visibility, "reconstructions", "visibility"):
+        yield reconstruction, seen
 
 
 _COLORIZE_OPTIONS = frozenset({"cmap", "invalid_color", "inverse"})

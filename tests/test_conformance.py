@@ -67,6 +67,8 @@ def check_family_pieces(spec: FamilySpec) -> None:
 
     for name in spec.recipes:
         assert RECIPES[name].family == spec.name, f"recipe {name}"
+    if "video-reconstruction" in spec.tasks:
+        assert callable(getattr(spec.task_model("video-reconstruction"), "reconstruct_video", None)), "reconstruct_video"
     for task in spec.standalone_head_tasks:
         assert hasattr(spec.task_model(task), "from_backbone"), f"standalone {task} heads need from_backbone"
     if spec.recurrent:

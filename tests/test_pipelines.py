@@ -9,6 +9,7 @@ plumbing (windows, chaining, coordinates, resampling) is what is tested.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,13 +217,150 @@ def test_features_have_documented_layouts(video, models):
 
 
 def test_moog_reconstruction(video, models, tmp_path):
-    path, _ = video
-    result = pipeline("video-reconstruction", model=models["moog-backbone"], progress=False)(path, end=20)
+    path, frames = video
+    pipe = pipeline("video-reconstruction", model=models["moog-backbone"], progress=False)
+    result = pipe(path, end=20)
     assert result.frames.shape == (20, HEIGHT, WIDTH, 3) and result.frames.dtype == np.uint8
+    assert result.mask is None  # MooG sees every pixel
+    # Bit for bit the model's forward, streamed in windows with the state carried.
+    clip, state, chunks = _direct(pipe, frames[:20]), pipe._initial_state(), []
+    with torch.no_grad():
+        for start in range(0, 20, pipe.window):
+            out = pipe.model(clip[:, start : start + pipe.window], initial_state=state)
+            state = out.state
+            chunks.append(out.predicted_frames[0].permute(0, 2, 3, 1).clamp(0, 1).numpy())
+    np.testing.assert_array_equal(result.model_frames, np.concatenate(chunks))
     with open_video(result.save(tmp_path / "reconstruction.mp4")) as reader:
         assert len(reader) == 20 and reader.metadata.width == 2 * WIDTH
+    with np.load(result.save(tmp_path / "reconstruction.npz"), allow_pickle=False) as saved:
+        assert "mask" not in saved.files and saved["frames"].shape == (20, HEIGHT, WIDTH, 3)
     with pytest.raises(ValueError, match="MooGForNextFramePrediction|no trained weights|do not run video-reconstruction"):
         pipeline("video-reconstruction", model=models["fourds-backbone"])
+
+
+# ----------------------------------------------------------------------------------------------
+# RVM: features, masked reconstruction and the readout heads through the shared recurrent path
+
+
+@pytest.fixture(scope="module")
+def rvm_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny RVM directories (the debug config, random weights): the backbone with its decoder, the
+    reconstruction model around it, a backbone without decoder, and one head model per readout task."""
+    from fourd_hub import RVMForBoxTracking, RVMForCameraPoseEstimation, RVMForDepthEstimation, RVMForMaskedVideoReconstruction
+    from fourd_hub import RVMForPointTracking, RVMModel
+    from fourd_hub.models.rvm.configuration_rvm import debug_config
+
+    root = tmp_path_factory.mktemp("rvm")
+    torch.manual_seed(0)
+    backbone = RVMModel(debug_config())
+    backbone.save_pretrained(root / "backbone")
+    RVMForMaskedVideoReconstruction.from_base_model(backbone).save_pretrained(root / "reconstruction")
+    RVMModel(debug_config(decoder=None)).save_pretrained(root / "no-decoder")
+    heads = {
+        "depth-estimation": RVMForDepthEstimation, "point-tracking": RVMForPointTracking,
+        "box-tracking": RVMForBoxTracking, "camera-pose-estimation": RVMForCameraPoseEstimation,
+    }
+    for task, cls in heads.items():
+        cls(debug_config()).save_pretrained(root / task)
+    return {name: root / name for name in ("backbone", "reconstruction", "no-decoder", *heads)}
+
+
+def test_rvm_features_stream_through_the_recurrent_path(video, rvm_models):
+    path, frames = video
+    pipe = pipeline("video-feature-extraction", model=rvm_models["backbone"], progress=False)
+    assert pipe.recurrent and pipe.window == 4
+    result = pipe(path, end=10)  # chunks of 4, 4, 2 frames
+    assert result.layout == "(T, h, w, D)" and result.features.shape == (10, 4, 3, 32)
+    with torch.no_grad():
+        whole = pipe.model(_direct(pipe, frames[:10])).patch_features[0]
+    np.testing.assert_allclose(result.features, whole.numpy(), atol=1e-5)
+    # Without a decoder the features still work.
+    assert pipeline("features", model=rvm_models["no-decoder"], progress=False)(path, end=5).features.shape == (5, 4, 3, 32)
+
+
+def test_rvm_reconstruction_masks_and_reconstructs_every_frame(video, rvm_models, tmp_path):
+    path, frames = video
+    pipe = pipeline("video-reconstruction", model=rvm_models["backbone"], progress=False, seed=5)
+    assert type(pipe.model).__name__ == "RVMForMaskedVideoReconstruction"  # around the backbone, sharing its weights
+    result = pipe(path, end=10)
+    visible = pipe.model.config.num_visible(12)
+    assert result.frames.shape == (10, HEIGHT, WIDTH, 3) and result.frames.dtype == np.uint8
+    assert result.mask.shape == (10, 4, 3) and result.mask.dtype == bool
+    assert (~result.mask).sum(axis=(1, 2)).tolist() == [visible] * 10
+    # Chunks of the window (4 frames), the state and the generator carried = one call on the processed frames.
+    with torch.no_grad():
+        direct = pipe.model.reconstruct_video(
+            _direct(pipe, frames[:10]), initial_state=pipe._initial_state(), generator=torch.Generator().manual_seed(5)
+        )
+    np.testing.assert_array_equal(result.mask, direct.mask[0].numpy())
+    np.testing.assert_allclose(result.model_frames, direct.predicted_frames[0].permute(0, 2, 3, 1).clamp(0, 1).numpy(), atol=1e-5)
+    # Seeded: the same seed gives the same frames and masks (also from the reconstruction model's own directory).
+    again = pipeline("video-reconstruction", model=rvm_models["reconstruction"], progress=False, seed=5)(path, end=10)
+    assert np.array_equal(again.frames, result.frames) and np.array_equal(again.mask, result.mask)
+    other = pipeline("video-reconstruction", model=rvm_models["backbone"], progress=False, seed=6)(path, end=10)
+    assert not np.array_equal(other.mask, result.mask)
+
+    # input | masked input | reconstruction (the visible pixels pasted back), as the original demo.
+    rendered = list(result.render())
+    assert len(rendered) == 10 and all(frame.shape == (HEIGHT, 3 * WIDTH, 3) for frame in rendered)
+    for t in (0, 9):
+        seen = list(result.iter_visibility())[t]
+        shown, masked, reconstruction = np.split(rendered[t], 3, axis=1)
+        inside, hidden = seen == 1, seen == 0
+        assert inside.any() and hidden.any() and ((seen >= 0) & (seen <= 1)).all()
+        np.testing.assert_array_equal(shown, frames[t])
+        np.testing.assert_array_equal(masked[inside], frames[t][inside])
+        assert (masked[hidden] == 128).all()
+        np.testing.assert_array_equal(reconstruction[inside], frames[t][inside])
+        np.testing.assert_array_equal(reconstruction[hidden], result.frames[t][hidden])
+    raw = next(iter(result.render(paste_visible=False)))
+    np.testing.assert_array_equal(raw[:, 2 * WIDTH :], result.frames[0])
+    with open_video(result.save(tmp_path / "reconstruction.mp4")) as reader:
+        assert len(reader) == 10 and (reader.metadata.height, reader.metadata.width) == (HEIGHT, 3 * WIDTH)
+    with np.load(result.save(tmp_path / "reconstruction.npz"), allow_pickle=False) as saved:
+        np.testing.assert_array_equal(saved["mask"], result.mask)
+        np.testing.assert_array_equal(saved["frames"], result.frames)
+
+
+def test_rvm_reconstruction_without_a_decoder_is_a_clear_error(rvm_models):
+    from fourd_hub import RVMModel
+    from fourd_hub.models.rvm.configuration_rvm import debug_config
+
+    with pytest.raises(ValueError, match="needs a decoder; config.decoder is None"):
+        pipeline("video-reconstruction", model=rvm_models["no-decoder"])
+    with pytest.raises(ValueError, match="no decoder .*so it cannot reconstruct frames; its features still work"):
+        pipeline("video-reconstruction", model=RVMModel(debug_config(), add_decoder=False))
+    with pytest.raises(ValueError, match="holds a RVMForDepthEstimation, not a RVMForMaskedVideoReconstruction"):
+        pipeline("video-reconstruction", model=rvm_models["depth-estimation"])
+
+
+RVM_HEAD_CALLS = {
+    "depth-estimation": {},
+    "point-tracking": {"points": [(0, 30.0, 20.0), (6, 60.0, 40.0)]},
+    "box-tracking": {"boxes": [(0, 10.0, 10.0, 50.0, 40.0)]},
+    "camera-pose-estimation": {},
+}
+
+
+@pytest.mark.parametrize("task", list(RVM_HEAD_CALLS))
+def test_rvm_readout_heads_run_through_the_pipelines(video, rvm_models, task):
+    path, frames = video
+    pipe = pipeline(task, model=rvm_models[task], progress=False)
+    result = pipe(path, end=10, **RVM_HEAD_CALLS[task])
+    np.testing.assert_array_equal(result.frame_indices, np.arange(10))
+    values = {
+        "depth-estimation": lambda: result.depth, "point-tracking": lambda: result.tracks,
+        "box-tracking": lambda: result.boxes, "camera-pose-estimation": lambda: result.poses,
+    }[task]()
+    expected = {
+        "depth-estimation": (10, HEIGHT, WIDTH), "point-tracking": (10, 2, 2), "box-tracking": (10, 1, 4),
+        "camera-pose-estimation": (4, 4, 4),  # key frames 0, 3, 6, 9: windows overlap by one frame
+    }
+    assert values.shape == expected[task] and np.isfinite(values).all()
+    if task == "depth-estimation":  # one frame's state at a time: the streamed chunks equal one call
+        with torch.no_grad():
+            whole = pipe.model(_direct(pipe, frames[:10])).predicted_depth[0]
+        np.testing.assert_allclose(result.model_depth, whole.numpy(), atol=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Pretraining with FSDP2 in 2 processes under torchrun (CPU, gloo): the loss falls, a killed run
-resumes exactly, and the sharded checkpoints export to directories ``from_pretrained`` loads."""
+resumes exactly, and the sharded checkpoints export to directories ``from_pretrained`` loads
+(4DS in full; MooG and RVM: their debug recipes train, export and, RVM, resume in one process)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,42 @@ def test_moog_fsdp_pretraining_loss_falls(tmp_path):
     model = MooGForNextFramePrediction.from_pretrained(output_dir / "final")
     assert MooGModel.from_pretrained(output_dir / "final").config.num_tokens == model.config.num_tokens == 16
     assert [p.name for p in (output_dir / "checkpoints").iterdir()] == ["step_00000012"]
+
+
+def test_rvm_fsdp_pretraining_loss_falls_resumes_and_exports(tmp_path):
+    """debug-rvm in 2 processes: the masked-reconstruction loss falls, the checkpoints are sharded,
+    the step-6 checkpoint continues in one process (DCP reshards) along the 2-process losses, and
+    the run's export loads as the reconstruction model and as the backbone."""
+    import shutil
+
+    from fourd_hub import RVMForMaskedVideoReconstruction, RVMModel
+    from fourd_hub.training.checkpoint import export_checkpoint
+    from fourd_hub.training.pretrain import pretrain
+    from fourd_hub.training.recipes import get_recipe
+
+    output_dir = tmp_path / "rvm"
+    torchrun(output_dir, "debug-rvm", "--max-steps", "12", "--set", "checkpoint_every=6")
+    losses = logged_losses(output_dir)
+    assert sorted(losses) == list(range(1, 13))
+    assert (losses[11] + losses[12]) / 2 < 0.6 * (losses[1] + losses[2]) / 2, losses
+    assert sorted(p.name for p in (output_dir / "checkpoints").iterdir()) == ["step_00000006", "step_00000012"]
+    assert len(list((output_dir / "checkpoints" / "step_00000012").glob("*.distcp"))) == 2
+
+    copy = tmp_path / "resumed"
+    shutil.copytree(output_dir, copy, ignore=shutil.ignore_patterns("final", "step_00000012"))
+    resumed = pretrain(get_recipe("debug-rvm", max_steps=12, checkpoint_every=6), copy, progress=False, export=False)
+    assert resumed.start_step == 6 and sorted(resumed.losses) == list(range(6, 12))
+    for step in range(7, 13):  # bf16: other batch shapes and gradient sums, the same clips and masks
+        assert resumed.losses[step - 1] == pytest.approx(losses[step], rel=1e-4), (step, resumed.losses, losses)
+
+    model = RVMForMaskedVideoReconstruction.from_pretrained(output_dir / "final")
+    exported = RVMForMaskedVideoReconstruction.from_pretrained(export_checkpoint(output_dir, tmp_path / "export"))
+    for (name, a), (_, b) in zip(model.state_dict().items(), exported.state_dict().items()):
+        assert torch.equal(a, b), name
+    backbone = RVMModel.from_pretrained(output_dir / "final").eval()
+    assert torch.equal(backbone.embeddings.cls_token, model.rvm.embeddings.cls_token)
+    with torch.no_grad():
+        assert backbone(torch.rand(1, 2, 3, 32, 32)).patch_features.shape == (1, 2, 4, 4, 32)
 
 
 def test_two_process_checkpoint_resumes_in_one_process(fourds_run, tmp_path):

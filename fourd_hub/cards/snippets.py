@@ -29,6 +29,10 @@ _FORWARD_PRINTS = {
     ),
 }
 
+# The method a task's snippet calls instead of forward: the protocol every family's model of the
+# task has (MooG's next-frame prediction and RVM's masked reconstruction take other forward inputs).
+_FORWARD_METHODS = {"video-reconstruction": "reconstruct_video"}
+
 # What each pipeline returns (the features' layout comes from the family's card module).
 _PIPELINE_PRINTS = {
     "depth-estimation": "print(result.depth.shape)  # (T, H, W): metres, at the video's resolution",
@@ -120,7 +124,8 @@ def usage_python(
     if spec.recurrent:
         # A recurrent model draws its initial state at random: a seeded generator makes the run repeatable.
         arguments.append("generator=torch.Generator().manual_seed(0)")
-    lines += ["with torch.no_grad():", f"    outputs = model({', '.join(arguments)})"]
+    method = f".{_FORWARD_METHODS[task.task.name]}" if task.task.name in _FORWARD_METHODS else ""
+    lines += ["with torch.no_grad():", f"    outputs = model{method}({', '.join(arguments)})"]
     lines += _forward_prints(spec, task.task.name, config, num_frames, height, width)
     if task.pipeline:
         call = f'"clip.mp4"{_PIPELINE_QUERIES.get(task.pipeline, "")}'

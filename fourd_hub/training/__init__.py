@@ -1,8 +1,9 @@
 """Training: pretraining with FSDP2 under torchrun, readouts with the HF Trainer, the papers' metrics.
 
-* ``torchrun -m fourd_hub.training.pretrain`` (or :func:`fourd_hub.training.pretrain.pretrain`): 4DS masked auto-encoding and MooG
-  next-frame prediction from a :class:`PretrainingRecipe` (:data:`RECIPES`: ``debug``,
-  ``debug-moog``, ``4ds-s`` ... ``4ds-j``, ``moog-movi``), with sharded checkpoints, exact resume
+* ``torchrun -m fourd_hub.training.pretrain`` (or :func:`fourd_hub.training.pretrain.pretrain`): 4DS masked
+  auto-encoding, MooG next-frame prediction and RVM masked reconstruction from a
+  :class:`PretrainingRecipe` (:data:`RECIPES`: ``debug``, ``debug-moog``, ``debug-rvm``, ``4ds-s`` ...
+  ``4ds-j``, ``moog-movi``, ``rvm-s`` ... ``rvm-h``), with sharded checkpoints, exact resume
   and :func:`export_checkpoint` to a ``save_pretrained`` directory (:func:`verify_checkpoint` refuses
   a truncated checkpoint in one line).
 * :class:`ReadoutTrainer` / :func:`readout_training_arguments`: the paper's readout protocol (A.2),

@@ -488,7 +488,7 @@ def _parse_value(text: str) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fourd_hub.training.pretrain",
-        description="Pretrain 4DS (masked auto-encoding) or MooG (next-frame prediction) with FSDP2. "
+        description="Pretrain 4DS (masked auto-encoding), MooG (next-frame prediction) or RVM (masked reconstruction) with FSDP2. "
         "Run under torchrun for several processes. `... export CHECKPOINT OUTPUT` turns a checkpoint into a "
         "save_pretrained directory.",
     )

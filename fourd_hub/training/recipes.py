@@ -6,7 +6,9 @@ checkpointing, compile, checkpoint cadence). ``get_recipe("4ds-b", max_steps=100
 copy with overrides; the trainer (:mod:`fourd_hub.training.pretrain`) takes nothing else.
 
 Sources: 4DS, paper Table 4 / section A.1 (architecture.md section 3); MooG, the public MOVi
-training config (architecture.md section 5). Values that no source gives are marked "ours".
+training config (architecture.md section 5); RVM, what rvm.md section 5 knows of the paper (its
+abstract, the notebooks and, marked "secondary", public summaries). Values that no source gives
+are marked "ours" (RVM: "not known", with what stands in for them).
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ class PretrainingRecipe:
     Args:
         name: recipe name (recorded in checkpoints and logs).
         family: the model family (registry name): its ``pretraining_model`` is trained
-            (``"fourds"``: masked auto-encoding, ``"moog"``: next-frame prediction).
+            (``"fourds"``: masked auto-encoding, ``"moog"``: next-frame prediction, ``"rvm"``:
+            masked reconstruction of target frames from source frames).
         preset: size preset of the family's config (``FourDSConfig.from_preset`` /
-            ``MooGConfig.from_preset``), or None to build the config from ``model`` alone.
+            ``MooGConfig.from_preset`` / ``RVMConfig.from_preset``), or None to build the config
+            from ``model`` alone.
         model: config keyword arguments (overrides of the preset).
         data: ``"synthetic"`` (rendered moving-shapes scenes, no files needed) or the videos: a
             directory, a glob pattern, a ``.txt`` list of files, or a single file.
-        num_frames: clip length (frames).
+        num_frames: clip length (frames). RVM: the span a clip's source and target frames are
+            drawn from (its first ``num_source_frames`` are the sources, the targets are drawn
+            after them, each target's delta = its index in the clip).
         frame_stride: temporal stride of the sampled frames (2 in the paper).
         crop_size: (height, width) of the random crop.
         min_resize_factor: the shortest side is resized to this times the crop (1.15).
@@ -140,7 +146,7 @@ class PretrainingRecipe:
         return self.global_batch_size // per_step
 
     def build_config(self):
-        """The model configuration (FourDSConfig / MooGConfig), sized to the recipe's clips."""
+        """The model configuration (FourDSConfig / MooGConfig / RVMConfig), sized to the recipe's clips."""
         config_class = get_family(self.family).load("config_class")
         values = dict(self.model)
         values.setdefault("num_frames", self.num_frames)
@@ -163,6 +169,29 @@ class PretrainingRecipe:
 _FOURDS_PAPER = dict(family="fourds", num_frames=16, frame_stride=2, crop_size=(224, 224), global_batch_size=2048,
                      max_steps=488_282, warmup_steps=10_000, learning_rate=1e-4, weight_decay=0.05)
 _FOURDS_MICRO_BATCH = {"S": 64, "B": 32, "L": 16, "H": 8, "G": 4, "e": 2}
+
+# RVM (rvm.md section 5: the paper's method section could not be read; "secondary" = public
+# summaries of the paper, unchecked). Known: 256 x 256 clips (the released files' 16 x 16 base
+# grid), 4 source + 4 target frames (secondary; also the demo's), 95% of the target patches masked
+# with one mask per clip for all its targets (the model's default; section 3.5), a plain pixel L2
+# without patch normalisation (secondary), 1M-4M steps (secondary: 1M here), video data only.
+# Source/target sampling, secondary: "targets at a random gap of 4 to 48 frames", read here as
+# each target's offset from the first source frame (the delta the decoder embeds; the demo's
+# targets [4, 5, 6, 7] are offsets 4..7) being in [4, 48]: clips of 49 consecutive frames (stride
+# 1: a delta counts video frames), the 4 sources are frames 0..3, the 4 targets 4 distinct
+# frames drawn uniformly among 4..48 (RVMForMaskedVideoReconstruction.clip_random_inputs), so the
+# gaps between sources and targets and between targets are random.
+# NOT KNOWN (section 5), assumed: the optimiser, learning rate, schedule and batch size are 4DS
+# Table 4's (same group and codebase: AdamW (0.9, 0.95), wd 0.05, lr 1e-4, 10k warm-up, cosine to
+# 0, batch 2048), the augmentation is 4DS's (shortest side to 1.15 x the crop, random crop and
+# flip), no gradient clipping, bf16 compute (the notebooks run their LayerNorms in bf16), and the
+# loss covers every target pixel (reconstruction_loss="all"; "masked" is the other reading).
+# Ours: the micro-batch sizes (estimated for an 80 GB device, not measured) and activation
+# checkpointing from L up.
+_RVM_PAPER = dict(family="rvm", num_frames=49, frame_stride=1, crop_size=(256, 256), global_batch_size=2048,
+                  max_steps=1_000_000, warmup_steps=10_000, learning_rate=1e-4, weight_decay=0.05)
+_RVM_PAPER_MODEL = dict(num_source_frames=4, num_target_frames=4, masking_ratio=0.95, reconstruction_loss="all")
+_RVM_MICRO_BATCH = {"S": 128, "B": 64, "L": 32, "H": 16}
 
 RECIPES: dict[str, PretrainingRecipe] = {
     # CI: a few-second 4DS run on CPU (2 accumulation steps with 2 processes).
@@ -188,6 +217,18 @@ RECIPES: dict[str, PretrainingRecipe] = {
         max_steps=30, warmup_steps=3, learning_rate=2e-3, min_learning_rate=1e-7, weight_decay=1e-4, grad_clip=1.0,
         mixed_precision="bf16", num_workers=0, log_every=1, checkpoint_every=10,
     ),
+    # CI: a tiny RVM (rvm's debug_config sizes) reconstructing 2 of 4 frames after 2 sources,
+    # 75% of their 16 patches masked, on CPU in seconds.
+    "debug-rvm": PretrainingRecipe(
+        name="debug-rvm", family="rvm",
+        model=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, patch_size=[8, 8],
+                   base_token_shape=[2, 3], core=dict(num_layers=1, num_heads=2, num_feats=24, mlp_size=40),
+                   decoder=dict(num_layers=1, num_heads=2, num_feats=16, mlp_size=32, hidden_size=24, num_delta_classes=64),
+                   masking_ratio=0.75, num_source_frames=2, num_target_frames=2),
+        data="synthetic", num_frames=6, frame_stride=1, crop_size=(32, 32), global_batch_size=8, micro_batch_size=2,
+        max_steps=30, warmup_steps=3, learning_rate=2e-3, weight_decay=0.05, grad_clip=1.0,
+        mixed_precision="bf16", num_workers=0, log_every=1, checkpoint_every=10,
+    ),
     **{
         f"4ds-{size.lower()}": PretrainingRecipe(
             name=f"4ds-{size.lower()}", preset=size, micro_batch_size=micro, activation_checkpointing=size not in ("S", "B"),
@@ -207,6 +248,14 @@ RECIPES: dict[str, PretrainingRecipe] = {
         global_batch_size=128, micro_batch_size=16, max_steps=500_000, warmup_steps=1000, learning_rate=1e-4,
         min_learning_rate=1e-7, weight_decay=1e-4, grad_clip=1.0, model=dict(depth_decoder=None),
     ),
+    # RVM at the released sizes (S/B/L/H presets); what is known and what is assumed: above.
+    **{
+        f"rvm-{size.lower()}": PretrainingRecipe(
+            name=f"rvm-{size.lower()}", preset=size, model=dict(_RVM_PAPER_MODEL), micro_batch_size=micro,
+            activation_checkpointing=size in ("L", "H"), **_RVM_PAPER,
+        )
+        for size, micro in _RVM_MICRO_BATCH.items()
+    },
 }
 
 

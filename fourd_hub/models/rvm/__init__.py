@@ -16,6 +16,7 @@ from .modeling_rvm import (
     RVMPointTrackingOutput,
     RVMPreTrainedModel,
     RVMVideoClassificationOutput,
+    RVMVideoReconstructionOutput,
 )
 from .processing_rvm import RVMVideoProcessor
 
@@ -39,4 +40,5 @@ __all__ = [
     "RVMTransformerSpec",
     "RVMVideoClassificationOutput",
     "RVMVideoProcessor",
+    "RVMVideoReconstructionOutput",
 ]

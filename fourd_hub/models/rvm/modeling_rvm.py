@@ -27,13 +27,11 @@ readout heads read the patch features flattened to (B, T, N = h * w, D) (row-maj
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -43,18 +41,16 @@ from ...layers import MLP, Attention, check_video, jax_resize
 from ...modeling_utils import FourDPreTrainedModel
 from ...readout import (
     BoxTrackingOutput,
-    CameraPoseReadoutHead,
-    ClassificationReadoutHead,
-    DepthEstimationOutput,
     DepthReadoutHead,
     PointTrackingOutput,
     ReadoutConfig,
-    TrackingReadoutHead,
-    camera_pose_loss,
+    ReadoutTaskModel,
+    RecurrentBoxTrackingTask,
+    RecurrentCameraPoseTask,
+    RecurrentDepthEstimationTask,
+    RecurrentPointTrackingTask,
+    RecurrentVideoClassificationTask,
     init_module_weights,
-    masked_depth_loss,
-    track_boxes,
-    track_points,
 )
 from ..fourds.modeling_fourds import FourDSBlock, FourDSCameraPoseOutput, FourDSVideoClassificationOutput
 from .configuration_rvm import RVMConfig, RVMTransformerSpec
@@ -127,6 +123,11 @@ class RVMMaskedReconstructionOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     state: torch.FloatTensor | None = None
     initial_state: torch.FloatTensor | None = None
+
+    @property
+    def predicted_frames(self) -> torch.FloatTensor | None:
+        """``reconstruction`` under the reconstruction models' common name (MooG's, :class:`RVMVideoReconstructionOutput`'s)."""
+        return self.reconstruction
 
 
 # The shared readout outputs, with the recurrent protocol's ``state`` (pass it back as
@@ -645,6 +646,40 @@ class RVMModel(RVMPreTrainedModel):
 # Masked reconstruction (the notebook's ``reconstruct``; the pretraining task)
 
 
+@dataclass
+class RVMVideoReconstructionOutput(ModelOutput):
+    r"""Output of :meth:`RVMForMaskedVideoReconstruction.reconstruct_video`: every frame of a video, masked and reconstructed.
+
+    The video-reconstruction pipelines' protocol (shared with MooG's next-frame prediction):
+    ``predicted_frames`` and ``state`` (pass it back as ``initial_state`` to continue the video),
+    plus ``mask`` for a model that hides part of its input.
+
+    Args:
+        predicted_frames (`torch.FloatTensor` of shape `(B, T, C, H, W)`): the decoder's output for
+            each frame, raw (not clipped; the demo clips for display and pastes the visible patches back).
+        mask (`torch.BoolTensor` of shape `(B, T, h, w)`): True where a patch of the frame was masked
+            (hidden from the model), on the patch grid.
+        visible_indices (`torch.LongTensor` of shape `(B, T, n)`): each frame's visible patches (row-major).
+        target_deltas (`torch.LongTensor` of shape `(B, T)`): each frame's delta embedding: its offset
+            from the first of the source frames it was decoded from (= how many there were).
+        last_hidden_state (`torch.FloatTensor` of shape `(B, T, 1 + N, D)`): the state after each
+            (unmasked) frame, as :class:`RVMModel` returns it.
+        state (`torch.FloatTensor` of shape `(B, k, 1 + N, D)`): the core outputs of the last
+            ``k <= num_source_frames`` frames, the reconstruction's context; ``state[:, -1]`` is the
+            recurrent state after the last frame (:class:`RVMModel`'s ``state``). Pass it as
+            ``initial_state`` of the next chunk: the chunks then equal one call.
+        initial_state (`torch.FloatTensor` of shape `(B, 1 + N, D)`): the recurrent state this call started from.
+    """
+
+    predicted_frames: torch.FloatTensor | None = None
+    mask: torch.BoolTensor | None = None
+    visible_indices: torch.LongTensor | None = None
+    target_deltas: torch.LongTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    state: torch.FloatTensor | None = None
+    initial_state: torch.FloatTensor | None = None
+
+
 class RVMForMaskedVideoReconstruction(RVMPreTrainedModel):
     """RVM with its decoder: reconstructs masked target frames from unmasked source frames.
 
@@ -665,6 +700,9 @@ class RVMForMaskedVideoReconstruction(RVMPreTrainedModel):
       targets, with deltas = their index from the first source frame (the demo's "temporal
       offsets from first source frame"). How the paper samples them is not known here (rvm.md
       section 5: "(secondary) a random gap of 4 to 48 frames"): a recipe sets ``num_frames``.
+
+    :meth:`reconstruct_video` masks and reconstructs every frame of a video from the frames before
+    it (the ``video-reconstruction`` pipeline; chunks with the state carried equal one call).
 
     Every weight is the backbone's (the decoder included): an ``RVMModel`` checkpoint loads it
     whole, and ``model.rvm`` is the backbone.
@@ -829,6 +867,118 @@ class RVMForMaskedVideoReconstruction(RVMPreTrainedModel):
         )
         return self.finish(output, return_dict)
 
+    def reconstruct_video(
+        self,
+        pixel_values_videos: torch.Tensor,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        masking_ratio: float | None = None,
+        num_source_frames: int | None = None,
+        return_dict: bool | None = None,
+    ) -> RVMVideoReconstructionOutput | tuple:
+        r"""Mask and reconstruct every frame of a video, each from the frames before it (the demo's
+        ``reconstruct``, slid along the video): the video-reconstruction pipelines' protocol.
+
+        Every frame runs unmasked through the encoder and the core, as in :class:`RVMModel` (so
+        the states are the features). Frame t is also a target: ``int(N * (1 - masking_ratio))`` of
+        its patches (a permutation drawn from ``generator`` per frame, the same for every batch
+        element) are encoded, and the decoder reconstructs the frame from them and the core outputs
+        of the ``k = min(num_source_frames, frames before t)`` frames before it, with delta ``k``
+        (its offset from the first of them). That is ``forward(video[:, t - k:t], video[:, t:t + 1],
+        target_deltas=[[k]], mask=...)`` started from the state before frame t - k; frame 4 of a
+        video is the demo's first target (4 sources, delta 4). The first frame of a video has no
+        frame before it: it is decoded from the state before it (``initial_state``, zeros by
+        default) as its one source, delta 1.
+
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], any T >= 1.
+            initial_state (`torch.FloatTensor`, *optional*): where the video starts: None (its
+                first frame, zero state), a state `(B, 1 + N, D)` (as :meth:`RVMModel.forward`
+                takes; its frame counts as the first one's source), or the ``state`` this method
+                returned for the previous chunk, `(B, k, 1 + N, D)` (the context of k frames:
+                the chunks then equal one call).
+            generator (`torch.Generator`, *optional*): draws the masks, one permutation per frame
+                in frame order (the same generator across chunks gives the masks of one call).
+            masking_ratio (`float`, *optional*): instead of ``config.masking_ratio``.
+            num_source_frames (`int`, *optional*): frames of context, instead of
+                ``config.num_source_frames`` (4, the demo's); 1 to ``num_delta_classes - 1``.
+        """
+        config, rvm = self.config, self.rvm
+        if rvm.decoder is None:
+            raise RuntimeError("this RVM model has no decoder weights, so it cannot reconstruct frames")
+        grid = rvm.validate_video(pixel_values_videos)
+        batch, frames = pixel_values_videos.shape[:2]
+        num_patches = grid[0] * grid[1]
+        ratio = config.masking_ratio if masking_ratio is None else float(masking_ratio)
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"masking_ratio must be in [0, 1), got {masking_ratio!r}")
+        visible = config.num_visible(num_patches, ratio)
+        sources = config.num_source_frames if num_source_frames is None else num_source_frames
+        classes = rvm.decoder.num_delta_classes
+        if isinstance(sources, bool) or not isinstance(sources, int) or not 1 <= sources < classes:
+            raise ValueError(
+                f"num_source_frames must be an integer from 1 to {classes - 1} (the deltas are one-hot over {classes}), got {sources!r}"
+            )
+        state, context = self._video_context(initial_state, batch, grid)
+
+        # Every frame unmasked: encoder and core from the given state (the features).
+        states = rvm.run_core(rvm.encode(pixel_values_videos), state)
+        history = torch.cat([context, states], dim=1)  # the carried context, then this call's frames
+        carried = context.shape[1]
+        # Every frame as a target: one permutation per frame, its first `visible` entries visible.
+        device = generator.device if generator is not None else "cpu"
+        permutations = torch.stack([torch.randperm(num_patches, generator=generator, device=device) for _ in range(frames)])
+        visible_indices = permutations[:, :visible].to(states.device).unsqueeze(0).expand(batch, -1, -1)
+        tokens = rvm.embeddings.patches(pixel_values_videos.to(rvm.compute_dtype)).flatten(2, 3)  # (B, T, N, D)
+        tokens = tokens.gather(2, visible_indices.unsqueeze(-1).expand(-1, -1, -1, tokens.shape[-1]))
+        encoded = rvm.encoder(rvm.embeddings.with_cls(tokens).flatten(0, 1)).unflatten(0, (batch, frames))
+
+        # Frame t decodes from the core outputs of the (up to) `sources` frames before it; frames
+        # with as many sources are decoded together (one decoder call per context length).
+        lengths = [min(sources, carried + t) for t in range(frames)]
+        pieces: list[torch.Tensor | None] = [None] * frames
+        for length in dict.fromkeys(lengths):
+            members = [t for t in range(frames) if lengths[t] == length]
+            if length == 0:  # the first frame of a video: the state before it is its one source
+                contexts = state[:, None, None]
+            else:
+                contexts = torch.stack([history[:, carried + t - length : carried + t] for t in members], dim=1)
+            group = len(members)
+            deltas = torch.full((batch * group, 1), max(length, 1), dtype=torch.long, device=states.device)
+            decoded = rvm.decoder(
+                encoded[:, members].flatten(0, 1).unsqueeze(1), visible_indices[:, members].flatten(0, 1).unsqueeze(1),
+                contexts.flatten(0, 1), grid, deltas,
+            )
+            decoded = decoded[:, 0].unflatten(0, (batch, group))
+            for position, t in enumerate(members):
+                pieces[t] = decoded[:, position]
+        reconstruction = torch.stack(pieces, dim=1)
+        masked = torch.ones(batch, frames, *grid, dtype=torch.bool, device=states.device)
+        masked.view(batch, frames, num_patches).scatter_(2, visible_indices, False)
+        target_deltas = torch.tensor([max(length, 1) for length in lengths], device=states.device).expand(batch, -1).clone()
+        output = RVMVideoReconstructionOutput(
+            predicted_frames=reconstruction, mask=masked, visible_indices=visible_indices.clone(), target_deltas=target_deltas,
+            last_hidden_state=states, state=history[:, -min(sources, history.shape[1]) :].clone(), initial_state=state,
+        )
+        return self.finish(output, return_dict)
+
+    def _video_context(self, initial_state: torch.Tensor | None, batch: int, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`reconstruct_video`'s start: the recurrent state (B, 1 + N, D) and the carried context (B, k, 1 + N, D), k >= 0."""
+        rvm = self.rvm
+        if isinstance(initial_state, torch.Tensor) and initial_state.ndim == 4:
+            slots, width = 1 + grid[0] * grid[1], self.config.hidden_size
+            if initial_state.shape[0] == 1 and batch > 1:
+                initial_state = initial_state.expand(batch, -1, -1, -1)
+            if initial_state.shape[0] != batch or initial_state.shape[1] < 1 or tuple(initial_state.shape[2:]) != (slots, width):
+                raise ValueError(
+                    f"a reconstruction context (the `state` reconstruct_video returned) must have shape (B={batch}, k >= 1, "
+                    f"1 + h*w={slots}, D={width}) for frames on a {grid[0]}x{grid[1]} patch grid, got {tuple(initial_state.shape)}"
+                )
+            context = torch.stack([rvm.start_state(initial_state[:, i], batch, grid) for i in range(initial_state.shape[1])], dim=1)
+            return context[:, -1], context
+        state = rvm.start_state(initial_state, batch, grid)
+        return state, state.unsqueeze(1)[:, :0]  # (B, 0, 1 + N, D): no frame before
+
     def _loss(self, reconstruction: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
         """float32 L2 over every target pixel, or over the masked patches' pixels (``config.reconstruction_loss``)."""
         squared = (reconstruction.float() - targets.float().to(reconstruction.device)) ** 2
@@ -955,35 +1105,27 @@ class RVMForMaskedVideoReconstruction(RVMPreTrainedModel):
 # Task models
 
 
-class _RVMTaskModel(RVMPreTrainedModel):
-    """An RVM backbone (without its decoder) plus one readout head reading the patch features.
+class _RVMTaskModel(ReadoutTaskModel, RVMPreTrainedModel):
+    """An RVM backbone (without its decoder) plus one readout head reading the patch features
+    (:class:`~fourd_hub.readout.ReadoutTaskModel`).
 
     The heads read the patch slots of the state after each frame, (B, T, N, D) row-major (the cls
     slot is not read). Like MooG's task models: ``initial_state=`` in, ``state`` out.
     """
 
-    readout_task: str = ""
-
-    def __init__(self, config: RVMConfig):
-        # The caller's config is left as it was (a second task model from it must build): the
-        # resolved head hyper-parameters go into this model's own copy, so save_pretrained keeps them.
-        config = copy.deepcopy(config)
-        config.readout = self.resolve_readout(config).to_dict()
-        super().__init__(config)
-        self.readout_config = config.readout_config(self.readout_task)
-        self.rvm = RVMModel(config, add_decoder=False)
-        self.head = self.build_head(self.readout_config)
-        self.post_init()
-
-    def resolve_readout(self, config: RVMConfig) -> ReadoutConfig:
-        """The head's hyper-parameters: the task's defaults (RVM's for depth) updated with ``config.readout``."""
-        return config.readout_config(self.readout_task)
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        raise NotImplementedError
+    def build_backbone(self) -> RVMModel:
+        return RVMModel(self.config, add_decoder=False)
 
     def backbone_features(self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None) -> RVMModelOutput:
         return self.rvm(pixel_values_videos, initial_state=initial_state, return_dict=True)
+
+    def features_and_state(
+        self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The patch features, (B, T, N, D), and the state after the last frame, (B, 1 + N, D); ``generator`` is unused
+        (the default initial state is zeros). See :meth:`ReadoutTaskModel.features_and_state`."""
+        out = self.backbone_features(pixel_values_videos, initial_state)
+        return out.readout_features, out.state
 
     def readout_inputs(self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """What the head reads, (B, T, N, D), and the state after each frame, (B, T, 1 + N, D): the pipelines' protocol."""
@@ -991,15 +1133,13 @@ class _RVMTaskModel(RVMPreTrainedModel):
         return out.readout_features, out.last_hidden_state
 
 
-class RVMForDepthEstimation(_RVMTaskModel):
+class RVMForDepthEstimation(RecurrentDepthEstimationTask, _RVMTaskModel):
     """RVM + dense depth readout (the shared attention readout), one frame's state at a time.
 
     The head reads the patch features of one frame (``num_frames`` 1, one learned query per
     (1, 8, 8) output patch at ``config.image_size``): depth of frame t comes from the state after
     frame t, so a video streams through chunks of any length with the state carried.
     """
-
-    readout_task = "depth"
 
     def build_head(self, readout: ReadoutConfig) -> nn.Module:
         if readout.num_frames != 1 or readout.decoding_patch_size[0] != 1:
@@ -1009,169 +1149,46 @@ class RVMForDepthEstimation(_RVMTaskModel):
             )
         return DepthReadoutHead(readout, self.config.hidden_size, 1, self.config.image_size)
 
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> DepthEstimationOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1] at the
-                head's (H, W) (``config.image_size``), any T.
-            labels (`torch.FloatTensor` of shape `(B, T, H, W)`, *optional*): depth in metres; pixels
-                outside ``readout.depth_range`` are ignored by the loss.
-            initial_state: see :meth:`RVMModel.forward`. generator: unused (zero initial state).
-        """
+    def check_depth_video(self, pixel_values_videos: torch.Tensor) -> None:
+        """The frames must have the head's (H, W) (``config.image_size``); any T."""
         if pixel_values_videos.ndim == 5 and tuple(pixel_values_videos.shape[-2:]) != tuple(self.head.image_size):
             height, width = self.head.image_size
             raise ValueError(
                 f"this depth head predicts {height}x{width} frames; got frames of {tuple(pixel_values_videos.shape[-2:])}. "
                 "Resize the video (the pipeline does this for you)"
             )
-        out = self.backbone_features(pixel_values_videos, initial_state)
-        features = out.readout_features
+
+    def predict_depth(self, features: torch.Tensor) -> torch.Tensor:
+        """The head on each frame's features alone: (B, T, N, D) -> (B, T, H, W)."""
         batch, frames = features.shape[:2]
-        depth = self.head(features.flatten(0, 1).unsqueeze(1))[:, 0].unflatten(0, (batch, frames))
-        loss = masked_depth_loss(depth, labels, self.readout_config.depth_range) if labels is not None else None
-        output = DepthEstimationOutput(loss=loss, predicted_depth=depth, readout_features=features, state=out.state)
-        return self.finish(output, return_dict)
+        return self.head(features.flatten(0, 1).unsqueeze(1))[:, 0].unflatten(0, (batch, frames))
 
 
-class RVMForPointTracking(_RVMTaskModel):
+class RVMForPointTracking(RecurrentPointTrackingTask, _RVMTaskModel):
     """RVM + point-tracking readout (shared with 4DS and MooG: Fourier query embedding, temporal tiling)."""
 
-    readout_task = "points"
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        query_points: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        visibility_labels: torch.Tensor | None = None,
-        normalized_coordinates: bool = False,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> RVMPointTrackingOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1], T = the head's frames.
-            query_points (`torch.FloatTensor` of shape `(B, Q, 2)`): pixel (x, y) in the first frame.
-            labels (`torch.FloatTensor` of shape `(B, T, Q, 2)`, *optional*): target pixel (x, y).
-            visibility_labels (`torch.BoolTensor` of shape `(B, T, Q)`, *optional*): required with labels.
-            normalized_coordinates (`bool`): queries and labels are [0, 1] (x / W, y / H) instead of pixels.
-            initial_state: see :meth:`RVMModel.forward`. generator: unused (zero initial state).
-        """
-        out = self.backbone_features(pixel_values_videos, initial_state)
-        tracked = track_points(
-            self.head, out.readout_features, query_points, pixel_values_videos.shape[-2:], labels, visibility_labels, normalized_coordinates
-        )
-        return self.finish(RVMPointTrackingOutput(**tracked, state=out.state), return_dict)
+    output_class = RVMPointTrackingOutput
 
 
-class RVMForBoxTracking(_RVMTaskModel):
+class RVMForBoxTracking(RecurrentBoxTrackingTask, _RVMTaskModel):
     """RVM + box-tracking readout (one query per box predicts all frames)."""
 
-    readout_task = "boxes"
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return TrackingReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        query_boxes: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        normalized_coordinates: bool = False,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> RVMBoxTrackingOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            query_boxes (`torch.FloatTensor` of shape `(B, Q, 4)`): pixel (x1, y1, x2, y2) in the first frame.
-            labels (`torch.FloatTensor` of shape `(B, T, Q, 4)`, *optional*): target pixel boxes.
-            normalized_coordinates (`bool`): queries and labels are [0, 1] instead of pixels.
-            initial_state: see :meth:`RVMModel.forward`. generator: unused (zero initial state).
-        """
-        out = self.backbone_features(pixel_values_videos, initial_state)
-        tracked = track_boxes(self.head, out.readout_features, query_boxes, pixel_values_videos.shape[-2:], labels, normalized_coordinates)
-        return self.finish(RVMBoxTrackingOutput(**tracked, state=out.state), return_dict)
+    output_class = RVMBoxTrackingOutput
 
 
-class RVMForCameraPoseEstimation(_RVMTaskModel):
+class RVMForCameraPoseEstimation(RecurrentCameraPoseTask, _RVMTaskModel):
     """RVM + relative camera pose readout (first and last frame of the clip, Procrustes to SO(3))."""
 
-    readout_task = "camera_pose"
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return CameraPoseReadoutHead(readout, self.config.hidden_size)
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> RVMCameraPoseOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            labels (`torch.FloatTensor` of shape `(B, 4, 4)` or `(B, 3, 4)`, *optional*): target pose of the
-                last frame's camera relative to the first's.
-            initial_state: see :meth:`RVMModel.forward`. generator: unused (zero initial state).
-        """
-        out = self.backbone_features(pixel_values_videos, initial_state)
-        raw, pose = self.head(out.readout_features)
-        loss = camera_pose_loss(raw, labels) if labels is not None else None
-        return self.finish(RVMCameraPoseOutput(loss=loss, pose=pose, raw_pose=raw, state=out.state), return_dict)
+    output_class = RVMCameraPoseOutput
 
 
-class RVMForVideoClassification(_RVMTaskModel):
+class RVMForVideoClassification(RecurrentVideoClassificationTask, _RVMTaskModel):
     """RVM + classification readout (one learned query over the clip's patch features).
 
     The number of classes comes from ``config.num_labels`` / ``config.id2label``.
     """
 
-    readout_task = "classification"
-
-    def resolve_readout(self, config: RVMConfig) -> ReadoutConfig:
-        return ReadoutConfig.for_task(self.readout_task, {**(config.readout or {}), "num_classes": config.num_labels})
-
-    def build_head(self, readout: ReadoutConfig) -> nn.Module:
-        return ClassificationReadoutHead(readout, self.config.hidden_size, self.config.num_frames)
-
-    def forward(
-        self,
-        pixel_values_videos: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        initial_state: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> RVMVideoClassificationOutput | tuple:
-        r"""
-        Args:
-            pixel_values_videos (`torch.FloatTensor` of shape `(B, T, C, H, W)`): RGB in [0, 1].
-            labels (`torch.LongTensor` of shape `(B,)`, *optional*): class indices.
-            initial_state: see :meth:`RVMModel.forward`. generator: unused (zero initial state).
-        """
-        out = self.backbone_features(pixel_values_videos, initial_state)
-        logits = self.head(out.readout_features)
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return self.finish(RVMVideoClassificationOutput(loss=loss, logits=logits, state=out.state), return_dict)
+    output_class = RVMVideoClassificationOutput
 
 
 __all__ = [
@@ -1189,6 +1206,7 @@ __all__ = [
     "RVMPointTrackingOutput",
     "RVMPreTrainedModel",
     "RVMVideoClassificationOutput",
+    "RVMVideoReconstructionOutput",
     "mae_sinusoid_table",
 ]
 

@@ -1,6 +1,7 @@
 """RVM on tiny random configs: config and presets, position tables, streaming, the initial state,
-task models and their recurrent protocol, save/load, input validation. Parity with the original is
-in test_parity_rvm.py, masked reconstruction / pretraining in test_pretraining_rvm.py."""
+task models and their recurrent protocol, save/load, input validation, the video reconstruction of
+the pipelines (``reconstruct_video``). Parity with the original is in test_parity_rvm.py, masked
+reconstruction / pretraining in test_pretraining_rvm.py."""
 
 from __future__ import annotations
 
@@ -341,3 +342,102 @@ def test_debug_config_is_what_the_conformance_suite_builds():
     assert config.token_grid() == (4, 3) and tuple(config.base_token_shape) != config.token_grid()  # the table is resized
     assert config.core_spec().num_feats != config.hidden_size  # attention width != model width (trap 4)
     assert config.decoder_spec().hidden_size != config.hidden_size and RVM_DEBUG["image_size"][0] != RVM_DEBUG["image_size"][1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Video reconstruction (reconstruct_video: the video-reconstruction pipelines' protocol)
+
+
+@pytest.fixture(scope="module")
+def reconstructor() -> RVMForMaskedVideoReconstruction:
+    torch.manual_seed(0)
+    return RVMForMaskedVideoReconstruction(debug_config()).eval()
+
+
+def test_reconstruct_video_is_forward_on_the_frames_before_each_frame(reconstructor):
+    """Frame t is reconstruct(frames t - k .. t - 1 -> frame t, delta k), k = min(num_source_frames, t)."""
+    clip = video(frames=6)
+    sources = reconstructor.config.num_source_frames
+    with torch.no_grad():
+        out = reconstructor.reconstruct_video(clip, generator=torch.Generator().manual_seed(3))
+        features = reconstructor.rvm(clip)
+    num_patches, visible = 12, reconstructor.config.num_visible(12)
+    assert out.predicted_frames.shape == (2, 6, 3, 32, 24) and out.mask.shape == (2, 6, 4, 3)
+    assert (~out.mask).sum((-1, -2)).eq(visible).all() and torch.equal(out.mask[0], out.mask[1])  # one mask per frame for every video
+    assert torch.equal(out.last_hidden_state, features.last_hidden_state)  # the states are the features
+    assert out.state.shape == (2, sources, 13, 32) and torch.equal(out.state[:, -1], features.state)
+    assert out.target_deltas[0].tolist() == [1] + [min(sources, t) for t in range(1, 6)]
+    generator = torch.Generator().manual_seed(3)
+    permutations = [torch.randperm(num_patches, generator=generator) for _ in range(6)]
+    for t in range(1, 6):
+        k = min(sources, t)
+        before = None if t == k else features.last_hidden_state[:, t - k - 1]
+        with torch.no_grad():
+            direct = reconstructor(
+                clip[:, t - k : t], clip[:, t : t + 1], target_deltas=torch.tensor([k]), mask=permutations[t], initial_state=before
+            )
+        assert torch.equal(direct.mask[:, 0], out.mask[:, t])
+        assert (direct.reconstruction[:, 0] - out.predicted_frames[:, t]).abs().max() <= 1e-5, t
+    # Frame 0 has no frame before it: its one source is the state before it (zeros), delta 1.
+    rvm, shown = reconstructor.rvm, permutations[0][:visible]
+    with torch.no_grad():
+        tokens = rvm.embeddings.patches(clip[:, :1]).flatten(2, 3)[:, :, shown]
+        encoded = rvm.encoder(rvm.embeddings.with_cls(tokens).flatten(0, 1)).unflatten(0, (2, 1))
+        first = rvm.decoder(encoded, shown.expand(2, 1, -1), torch.zeros(2, 1, 13, 32), (4, 3), torch.ones(2, 1, dtype=torch.long))
+    assert (first[:, 0] - out.predicted_frames[:, 0]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5])
+def test_reconstruct_video_in_chunks_equals_one_call(reconstructor, chunk):
+    clip = video(frames=7)
+    with torch.no_grad():
+        whole = reconstructor.reconstruct_video(clip, generator=torch.Generator().manual_seed(0))
+        generator, state, parts, masks = torch.Generator().manual_seed(0), None, [], []
+        for start in range(0, 7, chunk):
+            out = reconstructor.reconstruct_video(clip[:, start : start + chunk], initial_state=state, generator=generator)
+            state = out.state
+            parts.append(out.predicted_frames)
+            masks.append(out.mask)
+    assert torch.equal(torch.cat(masks, 1), whole.mask)
+    assert (torch.cat(parts, 1) - whole.predicted_frames).abs().max() <= 1e-5
+    assert (state - whole.state).abs().max() <= 1e-5
+
+
+def test_reconstruct_video_is_seeded_and_starts_from_a_given_state(reconstructor):
+    clip = video(frames=3, batch=1)
+    with torch.no_grad():
+        first = reconstructor.reconstruct_video(clip, generator=torch.Generator().manual_seed(1))
+        again = reconstructor.reconstruct_video(clip, generator=torch.Generator().manual_seed(1))
+        other = reconstructor.reconstruct_video(clip, generator=torch.Generator().manual_seed(2))
+        zeros = reconstructor.reconstruct_video(clip, initial_state=torch.zeros(1, 13, 32), generator=torch.Generator().manual_seed(1))
+        ratio = reconstructor.reconstruct_video(clip, masking_ratio=0.5, num_source_frames=1)
+    assert torch.equal(first.predicted_frames, again.predicted_frames) and torch.equal(first.mask, again.mask)
+    assert not torch.equal(first.mask, other.mask)
+    assert torch.equal(first.predicted_frames, zeros.predicted_frames)  # None is the zero state
+    assert (~ratio.mask).sum((-1, -2)).eq(6).all() and ratio.target_deltas.tolist() == [[1, 1, 1]] and ratio.state.shape[1] == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"initial_state": torch.zeros(1, 2, 7, 32)}, ValueError, r"reconstruction context .*\(B=1, k >= 1, 1 \+ h\*w=13, D=32\)"),
+        ({"initial_state": torch.zeros(1, 0, 13, 32)}, ValueError, "k >= 1"),
+        ({"initial_state": torch.zeros(1, 5, 32)}, ValueError, "initial_state must have shape"),
+        ({"num_source_frames": 0}, ValueError, "num_source_frames must be an integer from 1 to 63"),
+        ({"num_source_frames": 64}, ValueError, "one-hot over 64"),
+        ({"masking_ratio": 1.0}, ValueError, r"masking_ratio must be in \[0, 1\)"),
+    ],
+)
+def test_reconstruct_video_refuses_bad_arguments_by_name(reconstructor, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        reconstructor.reconstruct_video(video(batch=1, frames=2), **kwargs)
+
+
+def test_reconstruct_video_without_a_decoder_is_a_clear_error():
+    backbone = RVMModel(debug_config(), add_decoder=False)
+    with pytest.raises(ValueError, match="no decoder .* cannot reconstruct frames; its features still work"):
+        RVMForMaskedVideoReconstruction.from_base_model(backbone)
+    wrapper = RVMForMaskedVideoReconstruction(debug_config())
+    wrapper.rvm.decoder = None
+    with pytest.raises(RuntimeError, match="no decoder weights, so it cannot reconstruct"):
+        wrapper.reconstruct_video(video(batch=1, frames=2))
