@@ -1,0 +1,429 @@
+"""Label propagation along feature affinities (no trained head), as the RVM evaluation demo computes it.
+
+The first frame's labels (object masks, keypoint heatmaps) are carried to every frame by a top-k
+softmax over feature affinities with a context queue (``docs/label_propagation.md``; the algorithm
+is ``docs/rvm.md`` section 6.2 of the shared notes, the DAVIS / JHMDB pre- and post-processing
+6.3 / 6.4). Any backbone with a spatial feature grid works: RVM's and 4DS's patch features are
+(T, h, w, C); MooG's tokens are not on a grid and are refused.
+
+The label resizes reproduce OpenCV's ``cv2.resize`` rules (INTER_NEAREST, INTER_NEAREST_EXACT,
+INTER_LINEAR on float32) in numpy, because the benchmark's label maps are compared exactly and
+OpenCV is not a dependency.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+
+__all__ = [
+    "label_propagation",
+    "normalize_features",
+    "mask_to_heatmap",
+    "heatmap_to_mask",
+    "pose_to_heatmap",
+    "heatmap_to_pose",
+    "cv2_resize_nearest",
+    "cv2_resize_nearest_exact",
+    "cv2_resize_linear",
+]
+
+# Default memory budget of one chunk of the affinity tensor (query positions x context entries), bytes.
+DEFAULT_MAX_CHUNK_BYTES = 256 * 2**20
+
+
+def _as_tensor(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+    return x
+
+
+def _check_features(feats: torch.Tensor) -> None:
+    if feats.ndim == 3:
+        raise ValueError(
+            f"features of shape {tuple(feats.shape)} look like a (T, N, D) token set without a spatial grid: "
+            "label propagation needs (T, h, w, C) features on the image grid (RVM, 4DS patch features). "
+            "MooG's tokens are off the grid (they are not tied to image positions), so MooG cannot be used here"
+        )
+    if feats.ndim != 4:
+        raise ValueError(f"features must be (T, h, w, C), got shape {tuple(feats.shape)}")
+    if not feats.is_floating_point():
+        raise TypeError(f"features must be floating point, got {feats.dtype}")
+    if feats.shape[0] < 1 or 0 in feats.shape:
+        raise ValueError(f"features must be non-empty (T, h, w, C), got shape {tuple(feats.shape)}")
+    if not torch.isfinite(feats).all():
+        raise ValueError("features contain NaN or infinite values")
+
+
+def normalize_features(feats) -> torch.Tensor:
+    """L2-normalises features per position, as the evaluation does before propagation (6.1).
+
+    ``x / max(||x||, 1e-12)`` over the last axis (``torch.nn.functional.normalize``).
+
+    Args:
+        feats: (T, h, w, C) features (numpy or torch).
+
+    Returns:
+        (T, h, w, C) float tensor.
+    """
+    feats = _as_tensor(feats, "feats")
+    _check_features(feats)
+    return torch.nn.functional.normalize(feats, dim=-1)
+
+
+def label_propagation(
+    feats,
+    heatmap,
+    n_context: int = 20,
+    temperature: float = 0.7,
+    topk: int = 7,
+    radius: float = 20,
+    restrict_neighborhood: bool = True,
+    norm_mask: bool = False,
+    *,
+    chunk_size: int | None = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+) -> torch.Tensor:
+    """Propagates first-frame labels to every frame along feature affinities (the evaluation demo's version).
+
+    For each frame t (frame 0 included: its prediction is not the ground truth), every position
+    attends to the context = the first frame with its given labels plus the last ``n_context``
+    frames with their *predicted* labels (the queue starts as ``n_context`` copies of the first
+    frame). Affinities are dot products / ``temperature``; queue entries (never the first frame)
+    farther than ``radius`` grid cells get -1e10; the ``topk`` largest over all context positions
+    are softmax-weighted to average their labels.
+
+    Memory: the affinities of a frame are (h*w) x ((n_context+1)*h*w); they are computed for chunks
+    of query positions (rows) at a time, so a 60 x 110 grid with 21 context frames needs
+    ``chunk_size * 21 * 6600 * 4`` bytes instead of 3.6 GB. Each row's top-k is over the same
+    row as in the unchunked computation (same layout: context entry, then position), so results
+    are identical, tie-breaking of ``torch.topk`` included.
+
+    Args:
+        feats: (T, h, w, C) floating features, L2-normalised per position (see ``normalize_features``).
+        heatmap: (h, w, L) first-frame labels (one-hot masks, keypoint heatmaps), float.
+        n_context: length of the queue of past frames (>= 1).
+        temperature: affinity temperature (> 0).
+        topk: neighbours averaged per position (<= (n_context+1) * h * w).
+        radius: neighbourhood radius in grid cells for the queue entries (distance < radius kept).
+        restrict_neighborhood: apply the radius restriction (the inference demo's JAX copy silently
+            never applies it; this equals that when False).
+        norm_mask: must be False: the reference never uses it.
+        chunk_size: query positions per chunk; default from ``max_chunk_bytes``.
+        max_chunk_bytes: memory budget of one chunk's affinity tensor (float32).
+
+    Returns:
+        (T, h, w, L) float32 tensor of propagated labels, on the device of ``feats``.
+
+    Raises:
+        ValueError / TypeError: wrong shapes, dtypes, NaNs or parameters.
+    """
+    feats = _as_tensor(feats, "feats")
+    heatmap = _as_tensor(heatmap, "heatmap")
+    _check_features(feats)
+    T, h, w, C = feats.shape
+    if heatmap.ndim != 3 or tuple(heatmap.shape[:2]) != (h, w):
+        raise ValueError(f"heatmap must be (h, w, L) = ({h}, {w}, L) like the feature grid, got shape {tuple(heatmap.shape)}")
+    if heatmap.shape[2] < 1:
+        raise ValueError("heatmap needs at least one label channel")
+    if heatmap.dtype == torch.bool or not (heatmap.is_floating_point() or heatmap.dtype in (torch.uint8, torch.int32, torch.int64)):
+        raise TypeError(f"heatmap must be a float (or integer one-hot) array, got {heatmap.dtype}")
+    heatmap = heatmap.to(device=feats.device, dtype=torch.float32)
+    if not torch.isfinite(heatmap).all():
+        raise ValueError("heatmap contains NaN or infinite values")
+    if norm_mask:
+        raise ValueError("norm_mask=True is not supported: the reference's function never uses it (False everywhere)")
+    if int(n_context) != n_context or n_context < 1:
+        raise ValueError(f"n_context must be a positive integer, got {n_context}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n_keys = (n_context + 1) * h * w
+    if int(topk) != topk or not 1 <= topk <= n_keys:
+        raise ValueError(f"topk must be an integer in [1, {n_keys}] ((n_context+1)*h*w), got {topk}")
+    feats = feats.to(torch.float32)
+    L = heatmap.shape[2]
+    n = h * w
+    if chunk_size is None:
+        # Per query row: its affinities, the topk workspace and its Dmask row with the distances.
+        chunk_size = max(1, int(max_chunk_bytes) // (n_keys * 4 * 3))
+    chunk_size = max(1, min(int(chunk_size), n))
+
+    # Grid coordinates of every position, for the neighbourhood mask of each chunk of query rows.
+    ii, jj = torch.meshgrid(torch.arange(h, device=feats.device), torch.arange(w, device=feats.device), indexing="ij")
+    coords = torch.stack([ii.reshape(-1), jj.reshape(-1)], -1).to(torch.float32)  # (n, 2)
+    first_f = feats[0].reshape(n, C)
+    first_l = heatmap.reshape(n, L)
+    queue = deque([(first_f, first_l)] * n_context, maxlen=n_context)
+    out = torch.empty((T, n, L), dtype=torch.float32, device=feats.device)
+    for t in range(T):
+        ctx_f = torch.stack([first_f] + [f for f, _ in queue])  # (n_context+1, n, C)
+        ctx_l = torch.cat([first_l] + [l for _, l in queue])  # ((n_context+1)*n, L)
+        query = feats[t].reshape(n, C)
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            # (q, n_context+1, n): the reference's 'hwc,tmnc->hwtmn' for these query rows.
+            aff = torch.einsum("qc,tnc->qtn", query[start:stop], ctx_f) / temperature
+            if restrict_neighborhood:
+                # Dmask rows of these queries (never the full (h*w, h*w) table): 0 inside the radius,
+                # -1e10 outside, on the float32 distance as the reference tests `dist < radius`.
+                dist = torch.sqrt(((coords[start:stop, None, :] - coords[None, :, :]) ** 2).sum(-1))
+                dmask = torch.where(dist < radius, 0.0, -1e10).to(torch.float32)
+                # Never on entry 0 (the first frame keeps its whole grid): the evaluation demo's rule.
+                aff[:, 1:] += dmask[:, None, :]
+            weights, idx = torch.topk(aff.reshape(stop - start, -1), topk, dim=-1)
+            weights = torch.softmax(weights, dim=-1)
+            out[t, start:stop] = (weights[..., None] * ctx_l[idx]).sum(-2)
+        queue.append((query, out[t]))
+    return out.reshape(T, h, w, L)
+
+
+# --------------------------------------------------------------------------------------------------
+# cv2.resize rules in numpy (OpenCV 4.x imgproc/src/resize.cpp). Sizes are (height, width) here.
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_image(image: np.ndarray, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or 0 in image.shape[:2]:
+        raise ValueError(f"{name} must be (H, W) or (H, W, C), got shape {image.shape}")
+    return image
+
+
+def cv2_resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)`` in numpy.
+
+    OpenCV's resizeNN: source index ``floor(x * (1 / (dst / src)))`` in float64, clamped to src-1
+    (not the pixel-centre rule: this is why the result is shifted against PIL's nearest).
+
+    Args:
+        image: (H, W) or (H, W, C) array of any dtype.
+        size: (height, width) of the output.
+
+    Returns:
+        (height, width[, C]) array of the input's dtype.
+    """
+    image = _check_image(image, "image")
+    height, width = size
+
+    def index(dst: int, src: int) -> np.ndarray:
+        ifx = 1.0 / (dst / src)
+        return np.minimum(np.floor(np.arange(dst) * ifx).astype(np.int64), src - 1)
+
+    return image[index(height, image.shape[0])][:, index(width, image.shape[1])]
+
+
+def cv2_resize_nearest_exact(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)`` in numpy.
+
+    OpenCV's resizeNN_bitexact: 16-bit fixed point, pixel centres (as PIL / scikit-image):
+    ``ifx = ((src << 16) + dst // 2) // dst``, ``ifx0 = ifx // 2 - src % 2``, index
+    ``(ifx * x + ifx0) >> 16`` clamped to src-1.
+
+    Args:
+        image: (H, W) or (H, W, C) array of any dtype.
+        size: (height, width) of the output.
+
+    Returns:
+        (height, width[, C]) array of the input's dtype.
+    """
+    image = _check_image(image, "image")
+    height, width = size
+
+    def index(dst: int, src: int) -> np.ndarray:
+        ifx = ((src << 16) + dst // 2) // dst
+        ifx0 = ifx // 2 - src % 2
+        return np.minimum((ifx * np.arange(dst, dtype=np.int64) + ifx0) >> 16, src - 1)
+
+    return image[index(height, image.shape[0])][:, index(width, image.shape[1])]
+
+
+def _linear_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OpenCV's INTER_LINEAR taps along one axis: indices (dst, 2) and float32 weights (dst, 2)."""
+    scale = 1.0 / (dst / src)  # scale_x = 1. / inv_scale_x, both float64
+    # fx = (float)((dx + 0.5) * scale_x - 0.5); sx = floor(fx); fx -= sx (in float32).
+    f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    s = np.floor(f).astype(np.int64)
+    f = (f - s.astype(np.float32)).astype(np.float32)
+    # Borders: sx < 0 -> (0, fx = 0); sx >= src - 1 -> (src - 1, fx = 0).
+    low = s < 0
+    f[low], s[low] = 0, 0
+    high = s >= src - 1
+    f[high], s[high] = 0, src - 1
+    idx = np.stack([s, np.minimum(s + 1, src - 1)], -1)
+    weights = np.stack([np.float32(1) - f, f], -1).astype(np.float32)
+    return idx, weights
+
+
+def cv2_resize_linear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``cv2.resize(image.astype(float32), (width, height), interpolation=cv2.INTER_LINEAR)`` in numpy.
+
+    OpenCV's float path: taps from ``(dx + 0.5) * scale - 0.5`` (no antialiasing: shrinking by 16
+    samples the 2 x 2 pixels at each patch centre, not an area average), a horizontal pass
+    ``S[sx] * a0 + S[sx+1] * a1`` then a vertical pass ``R0 * b0 + R1 * b1``, both in float32
+    without fused multiply-add, which is what OpenCV's x86 builds compute. Exactly 2x shrinks
+    use OpenCV's area path, which equals this for the same taps (weights 0.5).
+
+    Args:
+        image: (H, W) or (H, W, C) array; computed in float32.
+        size: (height, width) of the output.
+
+    Returns:
+        (height, width[, C]) float32 array.
+    """
+    image = _check_image(image, "image").astype(np.float32, copy=False)
+    height, width = size
+    xi, xw = _linear_taps(width, image.shape[1])
+    yi, yw = _linear_taps(height, image.shape[0])
+    extra = (None,) * (image.ndim - 2)
+    rows = image[:, xi[:, 0]] * xw[(slice(None), 0) + extra] + image[:, xi[:, 1]] * xw[(slice(None), 1) + extra]
+    wy0 = yw[(slice(None), 0, None) + extra]
+    wy1 = yw[(slice(None), 1, None) + extra]
+    return (rows[yi[:, 0]] * wy0 + rows[yi[:, 1]] * wy1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# DAVIS (6.3) and JHMDB (6.4) label encodings.
+# --------------------------------------------------------------------------------------------------
+
+
+def mask_to_heatmap(mask: np.ndarray, grid: tuple[int, int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """First-frame label map -> (h, w, L) one-hot heatmap on the feature grid (the demo's ``mask2heatmap``).
+
+    ``labels = np.unique(mask)``; the mask is resized to the processing size with INTER_NEAREST,
+    one-hot encoded over ``labels`` (float32) and resized to the grid with INTER_LINEAR.
+
+    Args:
+        mask: (H0, W0) integer label map (0 = background).
+        grid: (h, w) feature grid.
+        size: (height, width) processing size of the video (the backbone's input).
+
+    Returns:
+        heatmap (h, w, L) float32 and labels (L,) int32 (the label of each channel).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or 0 in mask.shape:
+        raise ValueError(f"mask must be a (H, W) label map, got shape {mask.shape}")
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise TypeError(f"mask must be an integer label map, got {mask.dtype}")
+    labels = np.unique(mask)
+    resized = cv2_resize_nearest(mask, size)
+    onehot = (resized[..., None] == labels).astype(np.float32)
+    return cv2_resize_linear(onehot, grid).reshape(*grid, len(labels)), labels.astype(np.int32)
+
+
+def heatmap_to_mask(heatmaps, labels: np.ndarray, size: tuple[int, int], original_size: tuple[int, int]) -> np.ndarray:
+    """Propagated heatmaps -> label maps at the original size (the demo's ``process_segmentation``).
+
+    Per frame: INTER_LINEAR to the processing size, argmax over L (first maximum), the label of
+    that channel, INTER_NEAREST_EXACT to the original size.
+
+    Args:
+        heatmaps: (T, h, w, L) propagated labels.
+        labels: (L,) label of each channel (``mask_to_heatmap``'s second output).
+        size: (height, width) processing size.
+        original_size: (H0, W0) of the video.
+
+    Returns:
+        (T, H0, W0) int32 label maps.
+    """
+    heatmaps = heatmaps.detach().cpu().numpy() if isinstance(heatmaps, torch.Tensor) else np.asarray(heatmaps)
+    labels = np.asarray(labels)
+    if heatmaps.ndim != 4 or heatmaps.shape[-1] != len(labels):
+        raise ValueError(f"heatmaps must be (T, h, w, L) with L = {len(labels)} labels, got shape {heatmaps.shape}")
+    out = np.empty((heatmaps.shape[0], *original_size), dtype=np.int32)
+    for t, pred in enumerate(heatmaps):
+        up = cv2_resize_linear(pred, size).reshape(*size, len(labels))
+        out[t] = cv2_resize_nearest_exact(labels[np.argmax(up, axis=-1)].astype(np.int32), original_size)
+    return out
+
+
+def _draw_labelmap(img: np.ndarray, pt: tuple[float, float], sigma: float) -> None:
+    """pytorch-pose's ``draw_labelmap`` (Gaussian): a (6 sigma + 1)^2 patch written, not added, in place.
+
+    The corner is ``int(pt - 3 sigma)``: truncation toward zero, so near the left/top border the
+    peak is shifted (a trap of the reference, kept).
+    """
+    ul = [int(pt[0] - 3 * sigma), int(pt[1] - 3 * sigma)]
+    br = [int(pt[0] + 3 * sigma + 1), int(pt[1] + 3 * sigma + 1)]
+    if ul[0] >= img.shape[1] or ul[1] >= img.shape[0] or br[0] < 0 or br[1] < 0:
+        return
+    size = 6 * sigma + 1
+    x = np.arange(0, size, 1, float)
+    y = x[:, None]
+    x0 = y0 = size // 2
+    g = np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sigma**2))
+    g_x = max(0, -ul[0]), min(br[0], img.shape[1]) - ul[0]
+    g_y = max(0, -ul[1]), min(br[1], img.shape[0]) - ul[1]
+    img_x = max(0, ul[0]), min(br[0], img.shape[1])
+    img_y = max(0, ul[1]), min(br[1], img.shape[0])
+    img[img_y[0] : img_y[1], img_x[0] : img_x[1]] = g[g_y[0] : g_y[1], g_x[0] : g_x[1]]
+
+
+def pose_to_heatmap(keypoints: np.ndarray, grid: tuple[int, int], original_size: tuple[int, int], sigma: float = 0.5) -> np.ndarray:
+    """First-frame keypoints -> (h, w, K + 1) heatmap (the demo's ``pose2heatmap``).
+
+    Coordinates scale to the grid by (w / W0, h / H0) (no half-pixel shift); joint k gets channel
+    k + 1 (a Gaussian patch, see ``_draw_labelmap``); channel 0 = 1 where every joint channel is 0.
+
+    Args:
+        keypoints: (K, 2) pixel (x, y) in the original frame.
+        grid: (h, w) feature grid.
+        original_size: (H0, W0) of the video.
+        sigma: Gaussian sigma in grid cells (0.5 in the demo).
+
+    Returns:
+        (h, w, K + 1) float32 heatmap.
+    """
+    keypoints = np.asarray(keypoints)
+    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or not np.issubdtype(keypoints.dtype, np.number):
+        raise ValueError(f"keypoints must be a numeric (K, 2) array of (x, y), got shape {keypoints.shape}")
+    if not np.isfinite(keypoints).all():
+        raise ValueError("keypoints contain NaN or infinite values")
+    h, w = grid
+    H0, W0 = original_size
+    heatmap = np.zeros((h, w, len(keypoints) + 1), dtype=np.float32)
+    for k, (x, y) in enumerate(keypoints):
+        channel = np.zeros((h, w), dtype=np.float32)
+        _draw_labelmap(channel, (x * w / W0, y * h / H0), sigma)
+        heatmap[..., k + 1] = channel
+    heatmap[..., 0] = (heatmap[..., 1:].sum(-1) == 0).astype(np.float32)
+    return heatmap
+
+
+def heatmap_to_pose(heatmaps, original_size: tuple[int, int], topk: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Propagated heatmaps -> keypoints (the demo's ``process_pose``).
+
+    Per joint channel (1..): the ``topk`` largest values over the h*w positions (``torch.topk``, so
+    exact ties at the k-th value break as the reference's do), normalised to sum 1, weight the grid
+    coordinates (x = idx % w, y = idx // w), scaled by (W0 / w, H0 / h). A channel that is all
+    zero gives (-1, -1) and is invisible.
+
+    Args:
+        heatmaps: (T, h, w, K + 1) propagated labels (channel 0 = background).
+        original_size: (H0, W0) of the video.
+        topk: positions averaged per joint.
+
+    Returns:
+        coordinates (T, K, 2) float32 (x, y) pixels, -1 where invisible, and visibility (T, K) bool.
+    """
+    heatmaps = _as_tensor(heatmaps, "heatmaps").detach().to("cpu", torch.float32)
+    if heatmaps.ndim != 4 or heatmaps.shape[-1] < 2:
+        raise ValueError(f"heatmaps must be (T, h, w, K + 1), got shape {tuple(heatmaps.shape)}")
+    T, h, w, _ = heatmaps.shape
+    H0, W0 = original_size
+    flat = heatmaps[..., 1:].reshape(T, h * w, -1)  # (T, h*w, K)
+    k = min(topk, h * w)
+    vals, ids = torch.topk(flat, k=k, dim=1)
+    total = vals.sum(1, keepdim=True)
+    vals = vals / torch.where(total == 0, torch.ones_like(total), total)
+    x = (vals * (ids % w)).sum(1) * (W0 / w)
+    y = (vals * torch.div(ids, w, rounding_mode="floor")).sum(1) * (H0 / h)
+    coords = torch.stack([x, y], -1)
+    empty = flat.sum(1) == 0
+    coords[empty] = -1
+    coords = coords.numpy().astype(np.float32)
+    return coords, coords[..., 0] >= 0
