@@ -50,6 +50,7 @@ class FourDSModelOutput(ModelOutput):
     Args:
         last_hidden_state (`torch.FloatTensor` of shape `(B, N, D)`): output of the last block,
             N = (T / pt) * (H / ph) * (W / pw) tokens in (t, h, w) raster order. No final norm.
+            None when the forward stopped after the readout block (``stop_at_readout=True``).
         readout_features (`torch.FloatTensor` of shape `(B, T, n, D)`): the features readouts read:
             ``features[readout_feature_index(L + 1, readout_depth)]`` reshaped to
             (B, T / pt, n = h * w, D) and resized along time to T frames with jax's cubic resize
@@ -203,7 +204,8 @@ class FourDSModel(FourDSPreTrainedModel):
 
         The readout features (``readout_depth``) at the video's own patch grid.
         """
-        features = self(pixel_values_videos, return_dict=True).readout_features
+        # Only the readout features are returned: the blocks after the one they read are skipped.
+        features = self(pixel_values_videos, stop_at_readout=True, return_dict=True).readout_features
         grid = (pixel_values_videos.shape[-2] // self.config.patch_size[1], pixel_values_videos.shape[-1] // self.config.patch_size[2])
         return features.unflatten(2, grid), None
 
@@ -215,6 +217,7 @@ class FourDSModel(FourDSPreTrainedModel):
         output_features: bool = False,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        stop_at_readout: bool = False,
         **kwargs,
     ) -> FourDSModelOutput | tuple:
         r"""
@@ -226,6 +229,15 @@ class FourDSModel(FourDSPreTrainedModel):
             compute_readout_features (`bool`): compute ``readout_features`` (default True).
             output_features (`bool`): return the original's per-layer feature list.
             output_hidden_states (`bool`, *optional*): return transformers-style hidden states.
+            stop_at_readout (`bool`): run only the blocks ``readout_features`` depends on (the
+                task models and :meth:`frame_features` do: for 4DS-B at ``readout_depth=0.95``
+                10 of 12 blocks, for 4DS-e 52 of 56) and return ``last_hidden_state=None``.
+                ``readout_features`` are bit-identical to a full run. Ignored (every block runs)
+                when ``output_features`` / ``output_hidden_states`` ask for all blocks or
+                ``compute_readout_features`` is False.
+
+        Returns:
+            :class:`FourDSModelOutput` (or a tuple with ``return_dict=False``).
         """
         check_video(pixel_values_videos, self.config.patch_size, self.config.num_channels)
         output_hidden_states = bool(output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states)
@@ -238,7 +250,13 @@ class FourDSModel(FourDSPreTrainedModel):
         features = [hidden_states] if output_features else None
         outputs = [hidden_states] if output_hidden_states else None
         readout_tokens = hidden_states if readout_index == 0 else None
-        for i, layer in enumerate(self.layers):
+        layers = self.layers
+        stop_early = stop_at_readout and readout_index is not None and not output_features and not output_hidden_states
+        if stop_early:
+            # features[k] (k >= 1) is the input of block k - 1, i.e. the output of block k - 2: the
+            # readout needs blocks 0 .. k - 2 only (none for k <= 1). Nothing after them is returned.
+            layers = layers[: max(readout_index - 1, 0)]
+        for i, layer in enumerate(layers):
             if features is not None:
                 features.append(hidden_states)
             if readout_index == i + 1:
@@ -246,6 +264,9 @@ class FourDSModel(FourDSPreTrainedModel):
             hidden_states = layer(hidden_states)
             if outputs is not None:
                 outputs.append(hidden_states)
+        if stop_early and readout_index >= 1:
+            # The loop ended before block readout_index - 1, whose input is the readout token set.
+            readout_tokens = hidden_states
 
         readout_features = None
         if readout_tokens is not None:
@@ -254,7 +275,7 @@ class FourDSModel(FourDSPreTrainedModel):
             readout_features = jax_resize(readout_features, {1: num_frames})
 
         output = FourDSModelOutput(
-            last_hidden_state=hidden_states,
+            last_hidden_state=None if stop_early else hidden_states,
             readout_features=readout_features,
             features=tuple(features) if features is not None else None,
             hidden_states=tuple(outputs) if outputs is not None else None,
@@ -452,7 +473,9 @@ class _FourDSTaskModel(ReadoutTaskModel, FourDSPreTrainedModel):
         return FourDSModel(self.config)
 
     def backbone_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        return self.fourds(pixel_values_videos, return_dict=True).readout_features
+        """The readout features, (B, T, N, D): the heads read nothing else, so the backbone stops
+        after the block they come from (``stop_at_readout``; bit-identical to a full run)."""
+        return self.fourds(pixel_values_videos, stop_at_readout=True, return_dict=True).readout_features
 
     def features_and_state(self, pixel_values_videos: torch.Tensor, initial_state: None = None, generator: None = None) -> tuple[torch.Tensor, None]:
         """The readout features, (B, T, N, D), and no state (see :meth:`ReadoutTaskModel.features_and_state`)."""

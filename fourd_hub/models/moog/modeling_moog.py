@@ -293,12 +293,51 @@ def gather_pixels(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) 
     return images[index, rows[:, :, None], cols[:, None, :]]
 
 
+#: Pixel queries per decoder chunk (:class:`MooGPixelDecoder`): the per-pixel activations of a
+#: chunk (MLP hidden, cross-attention scores) stay a few MiB whatever the frame size.
+DECODER_PIXEL_CHUNK = 4096
+
+
+def _is_fsdp_module(module: nn.Module) -> bool:
+    """Whether FSDP2 (``fully_shard``) manages ``module``'s parameters (unsharded by its call hooks)."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch built without distributed
+        return False
+    return isinstance(module, FSDPModule)
+
+
+def _attention_heads(attention: Attention, projection: nn.Linear, norm: nn.Module | None, inputs: torch.Tensor) -> torch.Tensor:
+    """``Attention``'s own projection of q or k/v, as (N, heads, L, head_dim) (what SDPA takes)."""
+    heads = projection(inputs).unflatten(-1, (attention.num_heads, attention.head_dim))
+    if norm is not None:
+        heads = norm(heads)
+    return heads.transpose(1, 2)
+
+
+def _attend(attention: Attention, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The rest of ``Attention.forward`` for one chunk of queries: SDPA and the output projection.
+
+    Shapes: queries (N, heads, c, head_dim), keys / values (N, heads, M, head_dim) -> (N, c, query_dim).
+    """
+    out = F.scaled_dot_product_attention(queries, keys, values, dropout_p=attention.dropout if attention.training else 0.0)
+    return attention.out_proj(out.transpose(1, 2).flatten(2))
+
+
 class MooGPixelDecoder(nn.Module):
     """``SRTDecoder``: pixel queries attend to one frame's state tokens; a Dense predicts each pixel.
 
     Queries are zeros of the token width with the pixel grid's Fourier features (``concat``) or a
     Dense of them (``project_add``). The notebook's version refers to undefined ``height, width``
     when building the zero queries; this one uses the target's (H, W), as the public package does.
+
+    At inference (autograd not recording) the pixel queries go through the blocks ``chunk_size``
+    at a time (same arithmetic as :class:`MooGBlock`, so the same result to float32 rounding):
+    every per-pixel activation is chunk-sized. While autograd records, or when FSDP2 shards the
+    blocks, the blocks run whole, as before (gradient checkpointing and FSDP hooks need them). A self-attending decoder (Ego4D) still needs each layer's keys and values of
+    every pixel, (N, P, qkv_size); SDPA tiles the chunk's attention itself. Where the first block
+    does not depend on the state (its self-attention reads only the position queries), its result
+    is computed once per grid and reused (inference only, never while autograd records).
 
     Shapes: states (N, S, D) -> (N, h, w, output_channels), for an (H, W) grid, every pixel or the
     given ``rows`` (N, h) / ``cols`` (N, w).
@@ -312,6 +351,7 @@ class MooGPixelDecoder(nn.Module):
         query_dim = self.position_embedding.output_dim(state_dim)
         self.transformer = MooGTransformer(query_dim, spec, context_dim=state_dim, eps=eps)
         self.output_proj = nn.Linear(query_dim, spec.output_channels)
+        self._first_block_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def forward(
         self,
@@ -319,18 +359,136 @@ class MooGPixelDecoder(nn.Module):
         image_size: tuple[int, int],
         rows: torch.Tensor | None = None,
         cols: torch.Tensor | None = None,
+        chunk_size: int | None = None,
     ) -> torch.Tensor:
+        """Decode one frame per state.
+
+        Args:
+            states: (N, S, D) state tokens, one frame each.
+            image_size: (H, W) of the pixel grid whose Fourier features make the queries.
+            rows, cols: (N, h) / (N, w) pixel indices to decode (default: every pixel).
+            chunk_size: pixel queries per chunk (default :data:`DECODER_PIXEL_CHUNK`).
+
+        Returns:
+            (N, h, w, output_channels).
+        """
         height, width = image_size
+        chunk_size = DECODER_PIXEL_CHUNK if chunk_size is None else int(chunk_size)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of pixels, got {chunk_size}")
         table = self.position_embedding.table(height, width, states.device, states.dtype)
         if rows is None:
             positions = table.unsqueeze(0)  # (1, H, W, F), every pixel
         else:
             positions = table[rows[:, :, None], cols[:, None, :]]  # (N, h, w, F)
         grid = positions.shape[1:3]
-        zeros = states.new_zeros(states.shape[0], *grid, self.state_dim)
-        queries = self.position_embedding(zeros, positions).flatten(1, 2)
-        out = self.output_proj(self.transformer(queries, context=states))
+        transformer = self.transformer
+        if rows is None:
+            # One set of queries for every frame: they depend on the grid alone.
+            queries = self.position_embedding(states.new_zeros(1, *grid, self.state_dim), positions).flatten(1, 2)
+        else:
+            zeros = states.new_zeros(states.shape[0], *grid, self.state_dim)
+            queries = self.position_embedding(zeros, positions).flatten(1, 2)
+        if transformer.input_proj is not None:
+            queries = transformer.input_proj(queries)
+
+        hidden = queries.expand(states.shape[0], -1, -1)
+        if torch.is_grad_enabled() or any(_is_fsdp_module(layer) for layer in transformer.layers):
+            # Training: whole blocks through their own __call__, so that gradient checkpointing and
+            # FSDP2's per-block unsharding hooks see them (the chunked path below reaches into the
+            # blocks' submodules). Training decodes subsampled pixels anyway.
+            for layer in transformer.layers:
+                hidden = layer(hidden, states)
+            return self._head(hidden).unflatten(1, grid)
+        first = 0
+        cached = self._first_block(queries, rows is None, (height, width))
+        if cached is not None:
+            # Block 0's query norm and self-attention, computed once for this grid.
+            first = 1
+            partial, normed = (t.expand(states.shape[0], -1, -1) for t in cached)
+            hidden = self._block_tail(transformer.layers[0], partial, normed, states, chunk_size)
+        for layer in transformer.layers[first:]:
+            hidden = self._block(layer, hidden, states, chunk_size)
+        out = torch.cat(
+            [self._head(hidden[:, i : i + chunk_size]) for i in range(0, hidden.shape[1], chunk_size)], dim=1
+        )
         return out.unflatten(1, grid)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm, optional projection back, per-pixel Dense: (N, c, width) -> (N, c, output_channels)."""
+        hidden = self.transformer.final_norm(hidden)
+        if self.transformer.output_proj is not None:
+            hidden = self.transformer.output_proj(hidden)
+        return self.output_proj(hidden)
+
+    def _self_attention(self, layer: MooGBlock, normed: torch.Tensor, chunk_size: int) -> torch.Tensor:
+        """``layer.self_attention(normed)`` with the queries in chunks: (N, P, width) -> (N, P, width)."""
+        attention = layer.self_attention
+        keys = _attention_heads(attention, attention.k_proj, attention.k_norm, normed)
+        values = _attention_heads(attention, attention.v_proj, None, normed)
+        return torch.cat(
+            [
+                _attend(attention, _attention_heads(attention, attention.q_proj, attention.q_norm, normed[:, i : i + chunk_size]), keys, values)
+                for i in range(0, normed.shape[1], chunk_size)
+            ],
+            dim=1,
+        )
+
+    def _block(self, layer: MooGBlock, hidden: torch.Tensor, states: torch.Tensor, chunk_size: int) -> torch.Tensor:
+        """:meth:`MooGBlock.forward` on (N, P, width) pixel queries, chunk by chunk."""
+        normed = layer.query_norm(hidden)
+        if layer.self_attention is not None:
+            hidden = hidden + self._self_attention(layer, normed, chunk_size)
+        return self._block_tail(layer, hidden, normed, states, chunk_size)
+
+    def _block_tail(
+        self, layer: MooGBlock, hidden: torch.Tensor, normed: torch.Tensor, states: torch.Tensor, chunk_size: int
+    ) -> torch.Tensor:
+        """The per-pixel rest of a block after its self-attention: cross-attention into the state
+        (with the block's normalised queries ``normed``) and the MLP, chunk by chunk."""
+        keys = values = None
+        if layer.cross_attention is not None:
+            attention = layer.cross_attention
+            keys = _attention_heads(attention, attention.k_proj, attention.k_norm, states)
+            values = _attention_heads(attention, attention.v_proj, None, states)
+        # Written chunk by chunk into one tensor: a list of chunks plus their concatenation would
+        # hold the frame's activations twice.
+        out = hidden.new_empty(hidden.shape)
+        for i in range(0, hidden.shape[1], chunk_size):
+            chunk = hidden[:, i : i + chunk_size]
+            if keys is not None:
+                attention = layer.cross_attention
+                queries = _attention_heads(attention, attention.q_proj, attention.q_norm, normed[:, i : i + chunk_size])
+                chunk = chunk + _attend(attention, queries, keys, values)
+            out[:, i : i + chunk_size] = chunk + layer.mlp(layer.mlp_norm(chunk))
+        return out
+
+    def _first_block(self, queries: torch.Tensor, full_grid: bool, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Block 0's ``(queries + self_attention(norm(queries)), norm(queries))``, (1, P, width) each,
+        cached per grid: they read the position queries only, not the state.
+
+        None (compute as usual) when there is no such work to save (no blocks, or no
+        self-attention), for subsampled pixels (their queries differ per frame), or while autograd
+        records (training must see the graph). The key holds every weight involved with its
+        in-place version counter, so loading or an optimizer step invalidates the entry.
+        """
+        layers = self.transformer.layers
+        if not full_grid or len(layers) == 0 or layers[0].self_attention is None or torch.is_grad_enabled():
+            return None
+        modules = [self.position_embedding, layers[0].query_norm, layers[0].self_attention]
+        if self.transformer.input_proj is not None:
+            modules.append(self.transformer.input_proj)
+        weights = tuple((id(p), p._version) for module in modules for p in module.parameters())
+        key = (tuple(image_size), str(queries.device), queries.dtype, torch.is_inference_mode_enabled(), weights)
+        cached = self._first_block_cache.get(key)
+        if cached is None:
+            layer = layers[0]
+            normed = layer.query_norm(queries)
+            # chunk_size: the whole grid at once is fine here, it runs once per grid.
+            partial = queries + self._self_attention(layer, normed, DECODER_PIXEL_CHUNK)
+            self._first_block_cache.clear()  # one grid at a time: a resolution sweep does not pile up tables
+            cached = self._first_block_cache[key] = (partial, normed)
+        return cached
 
 
 class MooGPreTrainedModel(FourDPreTrainedModel):
@@ -492,16 +650,29 @@ class MooGModel(MooGPreTrainedModel):
         image_size: tuple[int, int],
         rows: torch.Tensor | None = None,
         cols: torch.Tensor | None = None,
+        resolution: tuple[int, int] | None = None,
+        chunk_size: int | None = None,
     ) -> torch.Tensor:
-        """Decode frames from states, one frame at a time (bounded memory).
+        """Decode frames from states, one frame at a time and its pixels in chunks (bounded memory).
 
         Args:
             states: (B, T, N, D), e.g. :attr:`MooGModelOutput.states_before_frames`.
             image_size: (H, W) of the frames.
             rows, cols: (B, T, h) / (B, T, w) pixel indices to decode (default: every pixel).
+            resolution: (h, w) to decode at instead of (H, W): the queries are the Fourier
+                features of an h x w grid over the same image (coordinates still span [-1, 1]),
+                so the result is the frame at that size, not a crop. The self-attending decoder's
+                cost grows with the square of the pixel count: half the size per axis is about
+                16x less attention. Not combinable with ``rows`` / ``cols``. Note that a
+                self-attending decoder (Ego4D) predicts each pixel from all the others, so a
+                lower-resolution prediction is not a resize of the full one.
+            chunk_size: pixel queries per chunk (default ``DECODER_PIXEL_CHUNK``, 4096); smaller
+                bounds memory further, at some speed. The result does not depend on it beyond
+                float32 rounding.
 
         Returns:
-            (B, T, C, h, w) predicted pixels.
+            (B, T, C, h, w) predicted pixels: (h, w) = ``resolution``, the sampled rows and
+            columns, or (H, W).
         """
         if self.decoder is None:
             raise RuntimeError(
@@ -509,13 +680,41 @@ class MooGModel(MooGPreTrainedModel):
                 "add_decoder=False / config.decoder=None), so it cannot reconstruct or predict frames; its features "
                 "still work for readouts"
             )
+        if resolution is not None:
+            if rows is not None or cols is not None:
+                raise ValueError("resolution= decodes a whole grid; it cannot be combined with sampled rows / cols")
+            resolution = check_resolution(resolution)
+            image_size = resolution
         frames = []
         for t in range(states.shape[1]):
             frame = self.decoder(
-                states[:, t], image_size, None if rows is None else rows[:, t], None if cols is None else cols[:, t]
+                states[:, t], image_size, None if rows is None else rows[:, t], None if cols is None else cols[:, t],
+                chunk_size=chunk_size,
             )
             frames.append(frame.permute(0, 3, 1, 2))
         return torch.stack(frames, dim=1)
+
+
+def check_resolution(resolution: Any) -> tuple[int, int]:
+    """``resolution`` as an (h, w) pair of positive ints, or a ValueError naming it."""
+    if isinstance(resolution, int) and not isinstance(resolution, bool):
+        resolution = (resolution, resolution)
+    try:
+        height, width = (int(v) for v in resolution)
+        valid = all(int(v) == v and not isinstance(v, bool) for v in resolution) and height >= 1 and width >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"resolution must be (height, width) in pixels (or one int for a square), got {resolution!r}")
+    return height, width
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (antialiased when shrinking) resize of (B, T, C, H, W) frames to (B, T, C, *size)."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    flat = F.interpolate(frames.flatten(0, 1).float(), size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return flat.to(frames.dtype).unflatten(0, frames.shape[:2])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -568,14 +767,25 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         self.post_init()
 
     def reconstruct_video(
-        self, pixel_values_videos: torch.Tensor, initial_state: torch.Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        pixel_values_videos: torch.Tensor,
+        initial_state: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        resolution: tuple[int, int] | None = None,
     ) -> MooGNextFramePredictionOutput:
         """The video-reconstruction pipelines' protocol: every frame predicted from the state before it.
 
         ``forward`` as the model is set (eval: every pixel decoded); ``generator`` is not used (the
-        state is passed in, MooG masks nothing).
+        state is passed in, MooG masks nothing). With ``resolution=(h, w)`` the frames are decoded
+        at that size (see :meth:`MooGModel.decode`) and resized back to the video's (H, W)
+        (bilinear), so ``predicted_frames`` keep the protocol's shape; ``target_frames`` are then
+        the input itself.
         """
-        return self(pixel_values_videos, initial_state=initial_state, return_dict=True)
+        out = self(pixel_values_videos, initial_state=initial_state, resolution=resolution, return_dict=True)
+        if resolution is not None:
+            out.predicted_frames = resize_frames(out.predicted_frames, tuple(pixel_values_videos.shape[-2:]))
+            out.target_frames = pixel_values_videos
+        return out
 
     @classmethod
     def from_base_model(cls, model: MooGModel) -> "MooGForNextFramePrediction":
@@ -597,6 +807,7 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         return_loss: bool | None = None,
         return_dict: bool | None = None,
         subsample_offsets: torch.LongTensor | None = None,
+        resolution: tuple[int, int] | None = None,
         **kwargs,
     ) -> MooGNextFramePredictionOutput | tuple:
         r"""
@@ -612,6 +823,9 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
                 ``labels`` are given).
             subsample_offsets (`torch.LongTensor` of shape `(B, T, 2)`, *optional*): the (row, column)
                 roll of each frame's subsampling in [0, factor), instead of drawing it from ``generator``.
+            resolution (`tuple[int, int]`, *optional*): decode every pixel of an (h, w) grid
+                instead (see :meth:`MooGModel.decode`); ``target_frames`` are then the targets
+                resized to (h, w) (antialiased bilinear). Not combinable with subsampling.
         """
         out = self.moog(pixel_values_videos, initial_state=initial_state, generator=generator, return_dict=True)
         batch, frames, _, height, width = pixel_values_videos.shape
@@ -621,6 +835,13 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
         if targets.shape != pixel_values_videos.shape:
             raise ValueError(f"labels must have the video's shape {tuple(pixel_values_videos.shape)}, got {tuple(targets.shape)}")
         rows = cols = None
+        if resolution is not None:
+            if subsample_factor > 1:
+                raise ValueError(
+                    "resolution= decodes every pixel of a smaller grid; pass subsample_factor=1 (or use eval mode) with it"
+                )
+            resolution = check_resolution(resolution)
+            targets = resize_frames(targets, resolution)
         if subsample_factor > 1:
             rows, cols = subsample_pixel_indices(
                 (batch, frames), (height, width), subsample_factor, generator, out.state.device, offsets=subsample_offsets
@@ -628,7 +849,7 @@ class MooGForNextFramePrediction(MooGPreTrainedModel):
             channels_last = targets.flatten(0, 1).permute(0, 2, 3, 1)
             targets = gather_pixels(channels_last, rows.flatten(0, 1), cols.flatten(0, 1))
             targets = targets.permute(0, 3, 1, 2).unflatten(0, (batch, frames))
-        predicted = self.moog.decode(out.states_before_frames, (height, width), rows, cols)
+        predicted = self.moog.decode(out.states_before_frames, (height, width), rows, cols, resolution=resolution)
         if return_loss is None:
             return_loss = self.training or labels is not None
         loss = F.mse_loss(predicted.float(), targets.float()) if return_loss else None

@@ -122,6 +122,55 @@ def test_readout_features_can_be_skipped(tiny_model, tiny_video):
     assert out.readout_features is None and out.features is None and out.hidden_states is None
 
 
+def _count_block_calls(model: FourDSModel) -> list[int]:
+    """Forward hooks on every block; the returned list grows by one block index per block call."""
+    calls: list[int] = []
+    for index, layer in enumerate(model.layers):
+        layer.register_forward_hook(lambda module, args, output, index=index: calls.append(index))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "layers, readout_depth, blocks_run",
+    [(12, 0.95, 10), (3, 0.95, 1), (3, 1.0, 2), (3, 0.5, 0)],  # 12 layers at 0.95: 4DS-B's 10 of 12
+)
+def test_stop_at_readout_runs_only_the_blocks_read_and_is_bit_identical(tiny_video, layers, readout_depth, blocks_run):
+    torch.manual_seed(0)
+    model = FourDSModel(FourDSConfig(**tiny_fourds_kwargs(num_hidden_layers=layers, readout_depth=readout_depth))).eval()
+    calls = _count_block_calls(model)
+    with torch.no_grad():
+        full = model(tiny_video)
+        assert calls == list(range(layers))
+        calls.clear()
+        early = model(tiny_video, stop_at_readout=True)
+    assert calls == list(range(blocks_run))
+    assert torch.equal(early.readout_features, full.readout_features)
+    assert early.last_hidden_state is None
+    # Asking for every block's output (or none of the readout) runs them all, whatever the flag.
+    for kwargs in (dict(output_hidden_states=True), dict(output_features=True), dict(compute_readout_features=False)):
+        calls.clear()
+        with torch.no_grad():
+            out = model(tiny_video, stop_at_readout=True, **kwargs)
+        assert calls == list(range(layers)), kwargs
+        assert torch.equal(out.last_hidden_state, full.last_hidden_state)
+
+
+def test_4ds_e_readout_needs_52_of_56_blocks():
+    # features[k] is the output of block k - 2, so index 53 (of 57) needs blocks 0..51.
+    assert readout_feature_index(57, 0.95) == 53
+
+
+def test_frame_features_stop_at_the_readout_block(tiny_video):
+    torch.manual_seed(0)
+    model = FourDSModel(FourDSConfig(**tiny_fourds_kwargs(num_hidden_layers=12))).eval()
+    calls = _count_block_calls(model)
+    with torch.no_grad():
+        features, _ = model.frame_features(tiny_video)
+        assert calls == list(range(10))
+        full = model(tiny_video).readout_features
+    assert torch.equal(features, full.unflatten(2, (4, 3)))
+
+
 def test_position_embedding_identity_at_native_grid(tiny_model):
     table = tiny_model.embeddings.position_embedding
     assert torch.equal(tiny_model.embeddings.resampled_position_embedding(tuple(table.shape[:3])), table)
@@ -302,6 +351,32 @@ def test_camera_pose_is_a_rigid_transform(tiny_video):
     torch.testing.assert_close(out.pose[:, 3], torch.tensor([0.0, 0, 0, 1]).repeat(2, 1))
     torch.testing.assert_close(out.pose[:, :3, 3], out.raw_pose[:, :, 3])
     out.loss.backward()
+
+
+@pytest.mark.parametrize(
+    "cls, inputs",
+    [
+        (FourDSForDepthEstimation, {}),
+        (FourDSForPointTracking, {"query_points": torch.tensor([[[12.0, 8.0], [3.0, 30.0]]]).repeat(2, 1, 1)}),
+        (FourDSForCameraPoseEstimation, {}),
+    ],
+)
+def test_task_models_stop_after_the_readout_block_with_identical_outputs(tiny_video, monkeypatch, cls, inputs):
+    torch.manual_seed(0)
+    model = cls(FourDSConfig(**tiny_fourds_kwargs(num_hidden_layers=12), readout={"num_params": 16, "num_heads": 2, "temporal_tile_size": 2})).eval()
+    calls = _count_block_calls(model.fourds)
+    with torch.no_grad():
+        early = model(tiny_video, **inputs)
+    assert calls == list(range(10))  # readout_depth 0.95 of 12 blocks reads block 9's output
+    # The same task forward on a backbone that runs every block.
+    monkeypatch.setattr(model, "backbone_features", lambda video: model.fourds(video, return_dict=True).readout_features)
+    calls.clear()
+    with torch.no_grad():
+        full = model(tiny_video, **inputs)
+    assert calls == list(range(12))
+    assert early.keys() == full.keys()
+    for key in early.keys():
+        assert torch.equal(early[key], full[key]), key
 
 
 def test_classification_loss(tiny_video):

@@ -228,6 +228,96 @@ def test_cross_attention_only_decoder_decodes_each_pixel_independently():
         assert torch.allclose(sub.predicted_frames[b, t], expected, atol=1e-5)
 
 
+def _decode_all_pixels_at_once(model: MooGModel, states: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The decoder before chunking: every pixel query of a frame through the whole transformer."""
+    decoder, frames = model.decoder, []
+    for t in range(states.shape[1]):
+        table = decoder.position_embedding.table(*size, states.device, states.dtype).unsqueeze(0)
+        zeros = states.new_zeros(states.shape[0], *size, decoder.state_dim)
+        queries = decoder.position_embedding(zeros, table).flatten(1, 2)
+        frames.append(decoder.output_proj(decoder.transformer(queries, context=states[:, t])).unflatten(1, size).permute(0, 3, 1, 2))
+    return torch.stack(frames, dim=1)
+
+
+@pytest.mark.parametrize(
+    "decoder",
+    [
+        dict(num_layers=2, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2),  # self-attending (Ego4D-like)
+        dict(num_layers=2, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2, cross_attention_only=True),  # MOVi-like
+        dict(num_layers=1, qkv_size=8, num_heads=2, mlp_size=24, fourier_bases=2, hidden_size=12, position_update="project_add"),
+    ],
+)
+def test_chunked_decoding_equals_decoding_every_pixel_at_once(decoder):
+    torch.manual_seed(0)
+    model = MooGModel(tiny_config(decoder=decoder)).eval()
+    states = torch.randn(2, 3, 8, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = _decode_all_pixels_at_once(model, states, (16, 12))
+        for chunk_size in (None, 1, 7, 10_000):
+            got = model.decode(states, (16, 12), chunk_size=chunk_size)
+            assert (got - expected).abs().max() <= 1e-6, chunk_size
+    # With autograd recording (no first-block cache) the same frames, and gradients flow.
+    got = model.decode(states, (16, 12), chunk_size=7)
+    assert (got - expected).abs().max() <= 1e-6
+    got.sum().backward()
+    assert model.decoder.transformer.layers[0].mlp.fc_in.weight.grad is not None
+    with pytest.raises(ValueError, match="chunk_size"):
+        model.decode(states, (16, 12), chunk_size=0)
+
+
+def test_first_block_cache_follows_the_weights():
+    torch.manual_seed(0)
+    model = MooGModel(tiny_config()).eval()
+    states = torch.randn(1, 2, 8, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first = model.decode(states, (16, 12))
+        model.decoder.transformer.layers[0].self_attention.q_proj.weight.mul_(2.0)  # e.g. an optimizer step
+        changed = model.decode(states, (16, 12))
+        expected = _decode_all_pixels_at_once(model, states, (16, 12))
+    assert not torch.equal(first, changed)
+    assert (changed - expected).abs().max() <= 1e-6
+    with torch.inference_mode():
+        assert (model.decode(states, (16, 12)) - expected).abs().max() <= 1e-6
+
+
+def test_decoding_at_a_lower_resolution(model):
+    states = torch.randn(2, 3, 8, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        low = model.decode(states, (16, 12), resolution=(8, 6))
+        assert low.shape == (2, 3, 3, 8, 6)
+        # The same as decoding an 8x6 image: the grid spans the same [-1, 1] extent.
+        assert torch.equal(low, model.decode(states, (8, 6)))
+        assert model.decode(states, (16, 12), resolution=4).shape == (2, 3, 3, 4, 4)
+    rows, cols = subsample_pixel_indices((2, 3), (16, 12), 4)
+    with pytest.raises(ValueError, match="rows / cols"):
+        model.decode(states, (16, 12), rows, cols, resolution=(8, 6))
+    for bad in ((0, 6), (8,), "8x6", (8.5, 6)):
+        with pytest.raises(ValueError, match="resolution"):
+            model.decode(states, (16, 12), resolution=bad)
+
+
+def test_next_frame_prediction_at_a_lower_resolution():
+    torch.manual_seed(0)
+    model = MooGForNextFramePrediction(tiny_config()).eval()
+    clip = video()
+    state = model.moog.initial_state(2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(clip, labels=clip, initial_state=state, resolution=(8, 6))
+        full = model(clip, initial_state=state)
+        reconstructed = model.reconstruct_video(clip, initial_state=state, resolution=(8, 6))
+    assert out.predicted_frames.shape == out.target_frames.shape == (2, 4, 3, 8, 6)
+    expected_targets = torch.nn.functional.interpolate(clip.flatten(0, 1), size=(8, 6), mode="bilinear", antialias=True)
+    torch.testing.assert_close(out.target_frames, expected_targets.unflatten(0, (2, 4)))
+    torch.testing.assert_close(out.loss, ((out.predicted_frames - out.target_frames) ** 2).mean())
+    assert torch.equal(out.state, full.state)  # the recurrence does not depend on the decoding grid
+    # The pipelines' protocol keeps the video's size: decoded at 8x6, resized back.
+    assert reconstructed.predicted_frames.shape == clip.shape
+    model.train()
+    with pytest.raises(ValueError, match="subsample_factor=1"):
+        model(clip, resolution=(8, 6))
+    assert model(clip, resolution=(8, 6), subsample_factor=1).loss.ndim == 0
+
+
 def test_decoder_reads_the_state_before_each_frame(model):
     with torch.no_grad():
         out = model(video(frames=3), generator=torch.Generator().manual_seed(0))
