@@ -39,6 +39,14 @@ def test_moog_example_runs(capsys):
     assert lines[:2] == ["torch.Size([1, 4, 1024, 512])", "torch.Size([1, 1024, 512])"]
 
 
+def test_rvm_example_runs(capsys):
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "RVMConfig.from_preset" in b]
+    assert blocks, "the README has no RVM example"
+    exec(compile(blocks[0], "README RVM example", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("#")[0].strip() for line in lines[:3]] == ["torch.Size([1, 1, 4, 4, 384])", "torch.Size([1, 17, 384])", "True"]
+
+
 def test_pipeline_example_runs(capsys, tmp_path, monkeypatch):
     from fourd_hub import open_video
 

@@ -635,7 +635,7 @@ class RVMModel(RVMPreTrainedModel):
             last_hidden_state=states,
             cls_features=states[:, :, 0],
             patch_features=states[:, :, 1:].unflatten(2, grid),
-            state=states[:, -1],
+            state=states[:, -1].clone(),  # a view would keep the whole chunk's states alive while the state is carried
             initial_state=state,
             encoder_hidden_states=encoded if output_encoder_tokens else None,
         )
