@@ -444,3 +444,32 @@ def dotted_value(values: Mapping[str, Any], dotted: str) -> Any:
     if rest:
         value = value.get(rest) if isinstance(value, dict) else None
     return list(value) if isinstance(value, tuple) else value
+
+
+def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str, strict: bool = True) -> dict[str, Any]:
+    """``given`` updated with ``inferred``, sub-spec dicts key by key; a field both define differently
+    is refused (``strict``) or taken from the file (``given`` is only a fallback).
+
+    An optional part the file lacks (``inferred`` ``None`` where ``given`` has a sub-spec, e.g. a
+    decoder not in the file) is not a conflict: the file decides that it is absent.
+    """
+    conflicts, merged = [], dict(given)
+    for name, value in inferred.items():
+        known = given.get(name)
+        if isinstance(value, dict):
+            base = dict(known) if isinstance(known, dict) else {}
+            for key, sub in value.items():
+                if key in base and base[key] is not None and _normal(base[key]) != _normal(sub):
+                    conflicts.append(f"{name}.{key}: checkpoint has {sub!r}, {what} says {base[key]!r}")
+            merged[name] = {**base, **value}
+        else:
+            if known is not None and _normal(known) != _normal(value) and not (value is None and isinstance(known, dict)):
+                conflicts.append(f"{name}: checkpoint has {value!r}, {what} says {known!r}")
+            merged[name] = value
+    if conflicts and strict:
+        raise mismatch_error(what, conflicts)
+    return merged
+
+
+def _normal(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value

@@ -31,7 +31,7 @@ from ...conversion.core import (
     dotted_value,
     is_claimed,
     merge_claims,
-    mismatch_error,
+    merge_nested,
     optional_shape,
 )
 from ...conversion.tables import dense_rules, norm_rules, prefixed
@@ -271,31 +271,6 @@ def infer_fields(shapes: Shapes, layout: Layout) -> dict[str, Any]:
     else:
         fields["decoder"] = None
     return fields
-
-
-def merge_nested(inferred: dict[str, Any], given: dict[str, Any], what: str, strict: bool = True) -> dict[str, Any]:
-    """``given`` updated with ``inferred``, sub-spec dicts key by key; a field both define differently
-    is refused (``strict``) or taken from the file (``given`` is only a fallback)."""
-    conflicts, merged = [], dict(given)
-    for name, value in inferred.items():
-        known = given.get(name)
-        if isinstance(value, dict):
-            base = dict(known) if isinstance(known, dict) else {}
-            for key, sub in value.items():
-                if key in base and base[key] is not None and _normal(base[key]) != _normal(sub):
-                    conflicts.append(f"{name}.{key}: checkpoint has {sub!r}, {what} says {base[key]!r}")
-            merged[name] = {**base, **value}
-        else:
-            if known is not None and _normal(known) != _normal(value) and not (name == "decoder" and value is None):
-                conflicts.append(f"{name}: checkpoint has {value!r}, {what} says {known!r}")
-            merged[name] = value
-    if conflicts and strict:
-        raise mismatch_error(what, conflicts)
-    return merged
-
-
-def _normal(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def resolve_config(

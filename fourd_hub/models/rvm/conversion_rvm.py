@@ -34,10 +34,10 @@ from ...conversion.core import (
     dotted_value,
     is_claimed,
     merge_claims,
+    merge_nested,
 )
 from ...conversion.tables import dense_rules, norm_rules, prefixed
 from ..fourds.conversion_fourds import FOURDS_BACKBONE_RULES
-from ..moog.conversion_moog import merge_nested
 from .configuration_rvm import RVMConfig, RVMDecoderSpec, RVMTransformerSpec
 from .modeling_rvm import RVMModel
 
