@@ -35,8 +35,12 @@ def test_create_model_builds_what_the_catalog_describes():
 
 
 def test_torch_hub_loads_every_catalog_name_from_this_repository():
-    import hubconf  # noqa: F401  (importable: torch.hub imports it the same way)
+    import importlib.util
 
+    # Loaded from its file, as torch.hub loads it (the repository root need not be on sys.path).
+    spec = importlib.util.spec_from_file_location("hubconf", REPO_ROOT / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
     assert all(callable(getattr(hubconf, name)) for name in CATALOG)
     model = torch.hub.load(str(REPO_ROOT), "4ds-s", source="local", num_hidden_layers=1, trust_repo=True)
     assert isinstance(model, FourDSModel) and model.config.num_hidden_layers == 1
