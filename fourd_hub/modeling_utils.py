@@ -197,11 +197,11 @@ class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
             own_fields = set(cls.config_class.__dataclass_fields__) - set(PreTrainedConfig.__dataclass_fields__)
             overrides = {key: value for key, value in kwargs.items() if key in own_fields}
             config = cls.config_class.from_pretrained(directory, **overrides)
-        check_weights_fit(cls, config, weights, saved_class=saved_class)
+        loaded_keys = check_weights_fit(cls, config, weights, saved_class=saved_class)
         verify_checksums(weights)
         loaded = super().from_pretrained(directory, *model_args, use_safetensors=True, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
-        check_finite(model, weights)
+        check_finite(model, weights, loaded_keys)
         return loaded
 
     def push_to_hub(self, repo_id: str, **kwargs):
@@ -532,19 +532,23 @@ def check_weights_fit(model_class: type, config: PreTrainedConfig, weights: Weig
     return {key: file_key for key, file_key in file_keys.items() if key in expected}
 
 
-def check_finite(model: torch.nn.Module, weights: WeightFiles) -> None:
+def check_finite(model: torch.nn.Module, weights: WeightFiles, loaded_keys: dict[str, str]) -> None:
     """Refuse NaN or inf in any floating-point weight of ``model`` that was loaded from ``weights``.
+
+    Args:
+        model: the loaded model.
+        weights: the files it was loaded from.
+        loaded_keys: model key -> file key of the weights read from them (what
+            :func:`check_weights_fit` returns); the others are fresh.
 
     Raises:
         WeightsError: naming the tensor and its file.
     """
-    prefix = getattr(model, "base_model_prefix", "") + "."
-    for key, tensor in model.state_dict().items():
+    state = model.state_dict()
+    for key, file_key in loaded_keys.items():
+        tensor = state[key]
         if not tensor.is_floating_point() or tensor.device.type == "meta":
             continue
-        file_key = key if key in weights.tensors else key.removeprefix(prefix) if key.removeprefix(prefix) in weights.tensors else prefix + key
-        if file_key not in weights.tensors:
-            continue  # a fresh weight, not from the file
         if not bool(torch.isfinite(tensor).all()):
             raise WeightsError(
                 f"{weights.tensors[file_key].file}: weight {file_key} holds NaN or inf; the file is corrupted: re-download or re-convert the model"
