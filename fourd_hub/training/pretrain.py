@@ -32,7 +32,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,34 @@ from .parallel import (
 from .optim import parameter_groups
 from .recipes import RECIPES, PretrainingRecipe, get_recipe
 
-# Dense bf16 peak TFLOP/s per device, for MFU. Matched against torch.cuda.get_device_name().
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0}
+# Dense (no sparsity) bfloat16 peak TFLOP/s per device, from the vendors' datasheets. Matched in
+# order as case-insensitive substrings of torch.cuda.get_device_name(): more specific names first
+# ("H100 PCIe" before "H100", "A100" before "A10", "L40S" before "L40" before "L4"). The one table:
+# benchmarks/gpu_check.py reads it too.
+PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
+    ("B200", 2250.0),
+    ("H200 NVL", 835.0),
+    ("H200", 989.0),  # also GH200
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),  # SXM ("NVIDIA H100 80GB HBM3")
+    ("H800", 989.0),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+    ("L40S", 362.0),
+    ("L40", 181.0),
+    ("L4", 121.0),
+)
+
+
+def peak_tflops_for(device_name: str) -> tuple[float, str] | None:
+    """(dense bf16 peak TFLOP/s, matching table key) of a device called ``device_name``, or None if unknown."""
+    for key, value in PEAK_TFLOPS:
+        if key.lower() in device_name.lower():
+            return value, key
+    return None
 
 # Fields a resumed run may change: they do not alter the trajectory (the step's data are the same
 # set of clips whatever the micro-batching, see BatchStream, and each clip's random inputs depend on
@@ -172,10 +197,9 @@ def device_peak_tflops(recipe: PretrainingRecipe, device: torch.device) -> float
     if recipe.peak_tflops is not None:
         return recipe.peak_tflops
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, value in PEAK_TFLOPS.items():
-            if key in name:
-                return value
+        found = peak_tflops_for(torch.cuda.get_device_name(device))
+        if found is not None:
+            return found[0]
     return None
 
 
@@ -351,7 +375,11 @@ def pretrain(
     if not dist.is_initialized():
         # One process without torchrun: a world of one, so the same FSDP2 code path (and its
         # mixed-precision policy) serves both.
-        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        # NCCL on CUDA: gloo has no reduce-scatter of CUDA tensors, which FSDP2 needs.
+        backend = "nccl" if ctx.device.type == "cuda" else "gloo"
+        dist.init_process_group(
+            backend, store=dist.HashStore(), rank=0, world_size=1, device_id=ctx.device if backend == "nccl" else None
+        )
         owns_group = True
     try:
         return _pretrain(recipe, Path(output_dir), ctx, resume, export, tensorboard, progress)
