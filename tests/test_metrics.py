@@ -35,7 +35,7 @@ def test_abs_rel_perfect_prediction_is_zero():
 
 
 def test_abs_rel_constant_offset():
-    target = np.array([1.0, 2.0, 4.0])
+    target = np.array([[1.0, 2.0, 4.0]])  # one 1 x 3 frame
     # |d + 0.5 - d| / d = 0.5, 0.25, 0.125
     assert abs_rel(target + 0.5, target) == pytest.approx((0.5 + 0.25 + 0.125) / 3)
 
@@ -46,33 +46,103 @@ def test_abs_rel_scaled_prediction():
 
 
 def test_abs_rel_ignores_out_of_range_and_masked_targets():
-    target = np.array([1.0, 2.0, 0.0, 0.0005, 10.0, 25.0, np.nan, 4.0])
-    prediction = np.array([2.0, 2.0, 7.0, 7.0, 7.0, 7.0, 7.0, 5.0])
+    target = np.array([[1.0, 2.0, 0.0, 0.0005, 10.0, 25.0, np.nan, 4.0]])  # one 1 x 8 frame
+    prediction = np.array([[2.0, 2.0, 7.0, 7.0, 7.0, 7.0, 7.0, 5.0]])
     # Valid: 1 (error 1/1), 2 (0/2), 4 (1/4); 0, 0.0005, 10 (bound is open), 25, NaN are out.
     assert abs_rel(prediction, target) == pytest.approx((1.0 + 0.0 + 0.25) / 3)
-    mask = np.array([False, True, True, True, True, True, True, True])
+    mask = np.array([[False, True, True, True, True, True, True, True]])
     assert abs_rel(prediction, target, mask=mask) == pytest.approx((0.0 + 0.25) / 2)
     # (0.5, 30) also admits 10 (3/10) and 25 (18/25).
     assert abs_rel(prediction, target, valid_range=(0.5, 30.0)) == pytest.approx((1 + 0 + 0.3 + 18 / 25 + 0.25) / 5)
 
 
 def test_abs_rel_eps_and_torch_inputs():
-    target = torch.tensor([1.0, 3.0])
-    prediction = torch.tensor([2.0, 4.0], requires_grad=True)
+    target = torch.tensor([[1.0, 3.0]])
+    prediction = torch.tensor([[2.0, 4.0]], requires_grad=True)
     assert abs_rel(prediction, target, eps=1.0) == pytest.approx((1 / 2 + 1 / 4) / 2)
 
 
 def test_abs_rel_errors():
     with pytest.raises(ValueError, match="shape"):
         abs_rel(np.ones((2, 3)), np.ones((3, 2)))
-    with pytest.raises(ValueError, match="NaN"):
-        abs_rel(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
-    with pytest.raises(ValueError, match="inf"):
-        abs_rel(np.array([1.0, np.inf]), np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="1 NaN.*mask='finite'"):
+        abs_rel(np.array([[1.0, np.nan]]), np.array([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match="1 inf"):
+        abs_rel(np.array([[1.0, np.inf]]), np.array([[1.0, 2.0]]))
     with pytest.raises(ValueError, match="no valid depth"):
-        abs_rel(np.ones(3), np.array([0.0, 20.0, np.nan]))
+        abs_rel(np.ones((1, 3)), np.array([[0.0, 20.0, np.nan]]))
     with pytest.raises(ValueError, match="mask"):
-        abs_rel(np.ones(3), np.ones(3), mask=np.ones(2, dtype=bool))
+        abs_rel(np.ones((1, 3)), np.ones((1, 3)), mask=np.ones((1, 2), dtype=bool))
+    with pytest.raises(ValueError, match="'finite'"):
+        abs_rel(np.ones((1, 3)), np.ones((1, 3)), mask="crop")
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
+        abs_rel(np.ones(3), np.ones(3))  # frames need two dimensions; reduction="pixels" takes any shape
+    assert abs_rel(np.full(3, 2.0), np.ones(3), reduction="pixels") == 1.0
+    with pytest.raises(ValueError, match="reduction"):
+        abs_rel(np.ones((1, 3)), np.ones((1, 3)), reduction="videos")
+    with pytest.raises(ValueError, match="min_valid_pixels"):
+        abs_rel(np.ones((1, 3)), np.ones((1, 3)), min_valid_pixels=0)
+
+
+def test_abs_rel_averages_per_frame_then_over_frames():
+    # Frame 0: one valid pixel (targets 0 are invalid), predicted 2 m for 1 m -> AbsRel 1.
+    # Frame 1: four valid pixels, all exact -> AbsRel 0.
+    # Per frame then over frames (Depth Anything): (1 + 0) / 2 = 0.5; pooled over the 5 pixels: 1 / 5.
+    target = np.array([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    prediction = np.array([[[2.0, 5.0], [5.0, 5.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    assert abs_rel(prediction, target) == pytest.approx(0.5)
+    assert abs_rel(prediction, target, reduction="pixels") == pytest.approx(1 / 5)
+    # Leading dimensions are all frames: (B, T, H, W) = (2, 1, 2, 2) is the same two frames.
+    assert abs_rel(prediction[:, None], target[:, None]) == pytest.approx(0.5)
+    # Frames with fewer valid pixels than min_valid_pixels are skipped: frame 0 has one.
+    assert abs_rel(prediction, target, min_valid_pixels=2) == 0.0
+    with pytest.raises(ValueError, match="no frame has 5 or more valid depth pixels"):
+        abs_rel(prediction, target, min_valid_pixels=5)
+
+
+def test_abs_rel_skips_frames_without_valid_pixels():
+    # Frame 1 has no valid target: skipped, not a 0 (nor NaN) in the mean.
+    target = np.array([[[2.0, 4.0]], [[0.0, 20.0]]])
+    prediction = np.array([[[3.0, 4.0]], [[1.0, 1.0]]])
+    # Frame 0: (1/2 + 0/4) / 2 = 0.25.
+    assert abs_rel(prediction, target) == pytest.approx(0.25)
+
+
+def test_abs_rel_scores_a_prediction_that_is_nan_outside_a_centre_crop():
+    # 1 frame of 4 x 4: the centre 2 x 2 predicted 2 m, NaN around it (no prediction there).
+    prediction = np.full((1, 4, 4), np.nan)
+    prediction[0, 1:3, 1:3] = 2.0
+    target = np.full((1, 4, 4), 2.5)  # |2 - 2.5| / 2.5 = 0.2 in the crop
+    with pytest.raises(ValueError, match="mask='finite'"):
+        abs_rel(prediction, target)
+    assert abs_rel(prediction, target, mask="finite") == pytest.approx(0.2)
+    crop = np.zeros((1, 4, 4), dtype=bool)
+    crop[0, 1:3, 1:3] = True
+    assert abs_rel(prediction, target, mask=crop) == pytest.approx(0.2)
+    assert abs_rel(torch.from_numpy(prediction), torch.from_numpy(target), mask=torch.from_numpy(crop)) == pytest.approx(0.2)
+    # A NaN inside the explicit mask is still an error.
+    bad = prediction.copy()
+    bad[0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite inside the mask.*1 NaN"):
+        abs_rel(bad, target, mask=crop)
+
+
+def test_abs_rel_scores_a_depth_result_with_its_own_valid_mask():
+    from fourd_hub.processing import FrameGeometry
+    from fourd_hub.results import DepthEstimationResult
+
+    # A 20 x 30 input centre-cropped to the model's 8 x 8: the result is NaN outside the crop.
+    geometry = FrameGeometry.create((20, 30), (8, 8), "crop")
+    result = DepthEstimationResult(
+        task="depth-estimation", frame_indices=np.arange(2), fps=10.0, image_size=(20, 30),
+        model_depth=np.full((2, 8, 8), 2.0, np.float32), geometry=geometry,
+    )
+    depth = result.depth
+    assert np.isnan(depth).any() and np.isfinite(depth).any()
+    target = np.full(depth.shape, 2.2)
+    # |2 - 2.2| / 2.2 = 1/11 on every predicted pixel of both frames.
+    assert abs_rel(depth, target, mask="finite") == pytest.approx(1 / 11, rel=1e-6)
+    assert abs_rel(result.predicted_depth, target, mask=np.isfinite(depth)) == pytest.approx(1 / 11, rel=1e-6)
 
 
 # ------------------------------------------------------------------------- point tracking
@@ -83,6 +153,12 @@ def _tracks(batch=1, frames=4, points=3, seed=0):
     return rng.uniform(0, 200, size=(batch, frames, points, 2))
 
 
+def _aj(*args, **kwargs):
+    """``average_jaccard`` on 256 x 256 frames: the TAP-Vid thresholds are then the coordinates' own pixels."""
+    kwargs.setdefault("image_size", (256, 256))
+    return average_jaccard(*args, **kwargs)
+
+
 def _all_jaccards(metrics, value):
     for thr in THRESHOLDS:
         assert metrics[f"jaccard_{thr}"] == pytest.approx(value), thr
@@ -91,7 +167,7 @@ def _all_jaccards(metrics, value):
 def test_average_jaccard_perfect():
     gt = _tracks(batch=2)
     visible = np.ones(gt.shape[:-1], dtype=bool)
-    metrics = average_jaccard(gt.copy(), visible, gt, visible)
+    metrics = _aj(gt.copy(), visible, gt, visible)
     assert metrics["average_jaccard"] == 1.0
     assert metrics["average_pts_within_thresh"] == 1.0
     assert metrics["occlusion_accuracy"] == 1.0
@@ -105,7 +181,7 @@ def test_average_jaccard_perfect():
 def test_average_jaccard_offset_of_3_pixels():
     gt = _tracks()
     visible = np.ones(gt.shape[:-1], dtype=bool)
-    metrics = average_jaccard(gt + np.array([3.0, 0.0]), visible, gt, visible)
+    metrics = _aj(gt + np.array([3.0, 0.0]), visible, gt, visible)
     # 3 px: outside 1 and 2, inside 4, 8, 16.
     assert metrics["jaccard_1"] == metrics["jaccard_2"] == 0.0
     assert metrics["jaccard_4"] == metrics["jaccard_8"] == metrics["jaccard_16"] == 1.0
@@ -117,7 +193,7 @@ def test_average_jaccard_distance_is_euclidean():
     gt = _tracks()
     visible = np.ones(gt.shape[:-1], dtype=bool)
     # (3, 4) offset: 5 px away, within 8 and 16 only.
-    metrics = average_jaccard(gt + np.array([3.0, 4.0]), visible, gt, visible)
+    metrics = _aj(gt + np.array([3.0, 4.0]), visible, gt, visible)
     assert metrics["average_jaccard"] == pytest.approx(2 / 5)
 
 
@@ -125,8 +201,87 @@ def test_average_jaccard_rescales_to_256():
     gt = _tracks()
     visible = np.ones(gt.shape[:-1], dtype=bool)
     # 3 px at 128x128 is 6 px at 256x256: within 8 and 16 only.
-    metrics = average_jaccard(gt + np.array([0.0, 3.0]), visible, gt, visible, image_size=(128, 128))
+    metrics = _aj(gt + np.array([0.0, 3.0]), visible, gt, visible, image_size=(128, 128))
     assert metrics["average_jaccard"] == pytest.approx(2 / 5)
+
+
+def test_average_jaccard_thresholds_are_in_256_coordinates_by_default():
+    # A 224 x 224 clip, every point 0.9 px off in x. In the clip's pixels 0.9 < 1: within every
+    # threshold. At 256 x 256 it is 0.9 * 256 / 224 = 1.029 px: outside 1 px only -> AJ 4 / 5.
+    gt = _tracks()
+    visible = np.ones(gt.shape[:-1], dtype=bool)
+    pred = gt + np.array([0.9, 0.0])
+    tapvid = average_jaccard(pred, visible, gt, visible, image_size=(224, 224))
+    assert tapvid["jaccard_1"] == 0.0 and tapvid["jaccard_2"] == 1.0
+    assert tapvid["average_jaccard"] == pytest.approx(4 / 5)
+    clip = average_jaccard(pred, visible, gt, visible, thresholds_in="clip")
+    assert clip["average_jaccard"] == 1.0
+    # image_size is not used with "clip".
+    assert average_jaccard(pred, visible, gt, visible, image_size=(224, 224), thresholds_in="clip") == clip
+
+
+def test_average_jaccard_rescales_each_axis_on_its_own():
+    # H = 128, W = 256: y is doubled to reach 256 x 256, x is kept.
+    gt = _tracks()
+    visible = np.ones(gt.shape[:-1], dtype=bool)
+    # 3 px in y -> 6 px: within 8 and 16 only.
+    in_y = average_jaccard(gt + np.array([0.0, 3.0]), visible, gt, visible, image_size=(128, 256))
+    assert in_y["average_jaccard"] == pytest.approx(2 / 5)
+    # 3 px in x -> 3 px: within 4, 8 and 16.
+    in_x = average_jaccard(gt + np.array([3.0, 0.0]), visible, gt, visible, image_size=(128, 256))
+    assert in_x["average_jaccard"] == pytest.approx(3 / 5)
+
+
+def test_average_jaccard_needs_the_image_size_for_256_thresholds():
+    gt = _tracks()
+    visible = np.ones(gt.shape[:-1], dtype=bool)
+    with pytest.raises(ValueError, match=r"256x256.*image_size=\(H, W\).*thresholds_in='clip'"):
+        average_jaccard(gt, visible, gt, visible)
+    with pytest.raises(ValueError, match="thresholds_in"):
+        average_jaccard(gt, visible, gt, visible, thresholds_in="256x256")
+    with pytest.raises(ValueError, match="image_size must be"):
+        average_jaccard(gt, visible, gt, visible, image_size=(0, 224))
+
+
+def _undefined_video_case(video0_predicted_visible: bool):
+    # Video 0: its one track is occluded on both frames in the ground truth (positions NaN,
+    # never read). Video 1: visible on both frames, exact, predicted visible on frame 0 only:
+    # TP 1, FN 1, FP 0 -> Jaccard 1/2 at every threshold, 2/2 within, occlusion accuracy 1/2.
+    gt = np.zeros((2, 2, 1, 2))
+    gt[0] = np.nan
+    gt_visible = np.array([[False, False], [True, True]]).reshape(2, 2, 1)
+    pred_visible = np.array([[video0_predicted_visible] * 2, [True, False]]).reshape(2, 2, 1)
+    return np.zeros((2, 2, 1, 2)), pred_visible, gt, gt_visible
+
+
+def test_average_jaccard_videos_whose_ratios_are_0_over_0():
+    # Video 0 predicted occluded too: no gt-visible and no predicted-visible point, so its
+    # Jaccard (0 / (0 + 0)) and pts_within (0 / 0) are undefined; occlusion accuracy 2/2.
+    case = _undefined_video_case(video0_predicted_visible=False)
+    skip = _aj(*case)
+    assert skip["average_jaccard"] == pytest.approx(0.5)  # video 1 alone
+    assert skip["jaccard_1"] == pytest.approx(0.5)
+    assert skip["average_pts_within_thresh"] == 1.0
+    assert skip["occlusion_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
+    # TAP-Vid's reference: the undefined video is NaN and np.mean over videos gives NaN.
+    reference = _aj(*case, undefined="nan")
+    assert math.isnan(reference["average_jaccard"]) and math.isnan(reference["jaccard_16"])
+    assert math.isnan(reference["average_pts_within_thresh"]) and math.isnan(reference["pts_within_1"])
+    assert reference["occlusion_accuracy"] == pytest.approx(0.75)  # defined for both videos
+    with pytest.raises(ValueError, match="undefined"):
+        _aj(*case, undefined="zero")
+
+
+def test_average_jaccard_false_positives_define_a_video_without_visible_points():
+    # Video 0 predicted visible on both (occluded) frames: 2 FP -> Jaccard 0 / (0 + 2) = 0, a
+    # value; pts_within is still 0 / 0 there. Occlusion accuracy of video 0: 0 / 2.
+    case = _undefined_video_case(video0_predicted_visible=True)
+    for undefined in ("skip", "nan"):
+        metrics = _aj(*case, undefined=undefined)
+        assert metrics["average_jaccard"] == pytest.approx((0.0 + 0.5) / 2)
+        assert metrics["occlusion_accuracy"] == pytest.approx((0.0 + 0.5) / 2)
+    assert _aj(*case)["average_pts_within_thresh"] == 1.0
+    assert math.isnan(_aj(*case, undefined="nan")["average_pts_within_thresh"])
 
 
 def test_average_jaccard_counts_occlusion_errors():
@@ -139,7 +294,7 @@ def test_average_jaccard_counts_occlusion_errors():
     gt = _tracks(frames=4, points=1)
     gt_visible = np.array([True, True, False, False]).reshape(1, 4, 1)
     pred_visible = np.array([True, False, True, False]).reshape(1, 4, 1)
-    metrics = average_jaccard(gt.copy(), pred_visible, gt, gt_visible)
+    metrics = _aj(gt.copy(), pred_visible, gt, gt_visible)
     _all_jaccards(metrics, 1 / 3)
     assert metrics["average_jaccard"] == pytest.approx(1 / 3)
     assert metrics["occlusion_accuracy"] == pytest.approx(2 / 4)
@@ -154,7 +309,7 @@ def test_average_jaccard_far_visible_prediction_is_fp_and_fn():
     pred = gt.copy()
     pred[0, 1, 0] += np.array([6.0, 8.0])
     visible = np.ones((1, 2, 1), dtype=bool)
-    metrics = average_jaccard(pred, visible, gt, visible)
+    metrics = _aj(pred, visible, gt, visible)
     for thr in (1, 2, 4, 8):
         assert metrics[f"jaccard_{thr}"] == pytest.approx(1 / 3)
     assert metrics["jaccard_16"] == 1.0
@@ -170,7 +325,7 @@ def test_average_jaccard_positions_on_occluded_frames_do_not_matter():
     pred[0, 2, 1] = [1000.0, -1000.0]  # wildly wrong, but predicted occluded like the gt
     gt = gt.copy()
     gt[0, 2, 1] = np.nan  # occluded ground truth may hold anything
-    metrics = average_jaccard(pred, gt_visible, gt, gt_visible)
+    metrics = _aj(pred, gt_visible, gt, gt_visible)
     assert metrics["average_jaccard"] == 1.0
     assert metrics["occlusion_accuracy"] == 1.0
 
@@ -188,12 +343,12 @@ def test_average_jaccard_query_first_protocol():
     pred_visible = np.ones((1, 3, 2), dtype=bool)
     pred_visible[0, 0, 0] = False
     query_frames = np.zeros((1, 2), dtype=np.int64)
-    metrics = average_jaccard(pred, pred_visible, gt, gt_visible, query_frames=query_frames)
+    metrics = _aj(pred, pred_visible, gt, gt_visible, query_frames=query_frames)
     assert metrics["average_jaccard"] == 1.0
     assert metrics["occlusion_accuracy"] == 1.0
     # Without the protocol every frame and track counts. At every threshold:
     # TP = 2 (track 0 on t1, t2); gt visible = 5; FP = track 1 on t0 (occluded gt), t1, t2 (far) = 3.
-    everything = average_jaccard(pred, pred_visible, gt, gt_visible)
+    everything = _aj(pred, pred_visible, gt, gt_visible)
     assert everything["average_jaccard"] == pytest.approx(2 / (5 + 3))
 
 
@@ -205,14 +360,14 @@ def test_average_jaccard_query_modes():
     pred[0, 0, 0] += 50.0  # wrong before the query frame
     pred[0, 1, 0] += 50.0  # wrong on the query frame
     query = np.array([[1]])
-    assert average_jaccard(pred, visible, gt, visible, query_frames=query)["average_jaccard"] == 1.0
-    strided = average_jaccard(pred, visible, gt, visible, query_frames=query, query_mode="strided")
+    assert _aj(pred, visible, gt, visible, query_frames=query)["average_jaccard"] == 1.0
+    strided = _aj(pred, visible, gt, visible, query_frames=query, query_mode="strided")
     # Frame 0: FN + FP; frame 2: TP -> 1 / (2 + 1).
     assert strided["average_jaccard"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="query_mode"):
-        average_jaccard(pred, visible, gt, visible, query_frames=query, query_mode="last")
+        _aj(pred, visible, gt, visible, query_frames=query, query_mode="last")
     with pytest.raises(ValueError, match="query frames"):
-        average_jaccard(pred, visible, gt, visible, query_frames=np.array([[3]]))
+        _aj(pred, visible, gt, visible, query_frames=np.array([[3]]))
 
 
 def test_average_jaccard_averages_per_video():
@@ -225,7 +380,7 @@ def test_average_jaccard_averages_per_video():
     pred_visible[1, :, 1] = False
     mask = np.ones((2, 2, 2), dtype=bool)
     mask[0, :, 1] = False
-    metrics = average_jaccard(gt.copy(), pred_visible, gt, gt_visible, evaluation_mask=mask)
+    metrics = _aj(gt.copy(), pred_visible, gt, gt_visible, evaluation_mask=mask)
     assert metrics["average_jaccard"] == pytest.approx(0.75)
     assert metrics["occlusion_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
 
@@ -234,19 +389,19 @@ def test_average_jaccard_errors():
     gt = _tracks()
     visible = np.ones(gt.shape[:-1], dtype=bool)
     with pytest.raises(ValueError, match="shape"):
-        average_jaccard(gt[:, :, :2], visible, gt, visible)
+        _aj(gt[:, :, :2], visible, gt, visible)
     with pytest.raises(ValueError, match="predicted visibility"):
-        average_jaccard(gt, visible[:, :2], gt, visible)
+        _aj(gt, visible[:, :2], gt, visible)
     with pytest.raises(ValueError, match=r"\(B, T, Q, 2\)"):
-        average_jaccard(gt[..., 0], visible, gt[..., 0], visible)
+        _aj(gt[..., 0], visible, gt[..., 0], visible)
     bad = gt.copy()
     bad[0, 1, 1, 0] = np.nan
     with pytest.raises(ValueError, match="predicted tracks.*NaN"):
-        average_jaccard(bad, visible, gt, visible)
+        _aj(bad, visible, gt, visible)
     with pytest.raises(ValueError, match="ground-truth tracks are non-finite"):
-        average_jaccard(gt, visible, bad, visible)
+        _aj(gt, visible, bad, visible)
     with pytest.raises(ValueError, match="no point to evaluate"):
-        average_jaccard(gt, visible, gt, np.zeros_like(visible), query_frames=np.zeros((1, 3), dtype=int))
+        _aj(gt, visible, gt, np.zeros_like(visible), query_frames=np.zeros((1, 3), dtype=int))
 
 
 # ---------------------------------------------------------------------------------- boxes
@@ -306,6 +461,29 @@ def test_mean_iou_hand_average_and_invalid_boxes():
     gt_padded = gt.copy()
     gt_padded[0, 1, 0] = np.nan  # invalid boxes are never read
     assert mean_iou(pred, gt_padded, box_valid=valid) == 1.0
+
+
+def test_mean_iou_averages_per_track_then_per_video_then_over_videos():
+    # 3 videos, 3 frames (frame 0 not scored), 2 tracks each; the box [0, 0, 2, 2] and its
+    # shift by 1 px in x have IoU 1/3.
+    box = np.array([0.0, 0.0, 2.0, 2.0])
+    gt = np.broadcast_to(box, (3, 3, 2, 4)).copy()
+    pred = gt.copy()
+    valid = np.ones((3, 3, 2), dtype=bool)
+    # Video 0: track 0 exact on frames 1, 2 (IoU 1); track 1 only valid on frame 1, missed (IoU 0).
+    valid[0, 2, 1] = False
+    pred[0, 1, 1] += 100.0
+    # Video 1: track 0 IoU 1/3 on frame 1, 1 on frame 2 -> 2/3; track 1 is padding (never valid).
+    pred[1, 1, 0] = [1.0, 0.0, 3.0, 2.0]
+    valid[1, :, 1] = False
+    # Video 2: nothing valid after frame 0: left out, as the evaluator skips empty videos.
+    valid[2, 1:] = False
+    # Per track: video 0 (1 + 0) / 2 = 1/2, video 1 2/3; over videos (1/2 + 2/3) / 2 = 7/12.
+    assert mean_iou(pred, gt, box_valid=valid) == pytest.approx(7 / 12)
+    # Pooled over the 5 valid boxes: (1 + 1 + 0 + 1/3 + 1) / 5 = 2/3.
+    assert mean_iou(pred, gt, box_valid=valid, average="boxes") == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="average"):
+        mean_iou(pred, gt, average="frames")
 
 
 def test_mean_iou_errors():
@@ -376,9 +554,56 @@ def test_pose_epe_projects_non_rotations():
     raw = gt.copy()
     raw[0, :3, :3] *= 2.0  # 2R is no rotation; its closest rotation is R
     assert pose_end_point_error(raw, gt) == pytest.approx(0.0, abs=1e-12)
-    # Unprojected, each point X moves by ||2RX - RX|| = ||X|| = sqrt(0.5 + z^2).
-    expected = (math.sqrt(0.5 + 1.5**2) + math.sqrt(0.5 + 2.5**2)) / 2
-    assert pose_end_point_error(raw, gt, project_rotation=False) == pytest.approx(expected)
+    # Unprojected and applied as given, each point X moves by ||2RX - RX|| = ||X|| = sqrt(0.5 + z^2).
+    norms = (math.sqrt(0.5 + 1.5**2) + math.sqrt(0.5 + 2.5**2)) / 2
+    gt_origin = _pose(_rotation_y(0.2))[None]
+    raw_origin = gt_origin.copy()
+    raw_origin[0, :3, :3] *= 2.0
+    as_given = pose_end_point_error(raw_origin, gt_origin, project_rotation=False, pose_direction="first_to_last")
+    assert as_given == pytest.approx(norms)
+    # Inverted (the default direction), 2R becomes R^T / 2: ||R^T X / 2 - R^T X|| = ||X|| / 2.
+    assert pose_end_point_error(raw_origin, gt_origin, project_rotation=False) == pytest.approx(norms / 2)
+    singular = gt_origin.copy()
+    singular[0, :3, :3] = 0.0
+    with pytest.raises(ValueError, match="singular"):
+        pose_end_point_error(singular, gt_origin, project_rotation=False)
+
+
+def test_pose_epe_moves_a_point_in_front_of_the_first_camera_into_the_last():
+    # First camera at the origin, last camera 1 m to its right (+x), not turned. Our labels map
+    # the last camera's frame into the first's: inv(c2w_first) @ c2w_last = [I | (1, 0, 0)].
+    # A point 2 m ahead of the first camera, X = (0, 0, 2), appears to the last camera at
+    # X - (1, 0, 0) = (-1, 0, 2): sqrt(1 + 4) = sqrt(5) from it.
+    point = np.array([[0.0, 0.0, 2.0]])
+    gt = _pose(translation=(1.0, 0.0, 0.0))[None]
+    # The prediction has the translation right and the last camera turned by theta about y.
+    # The cube then turns about the last camera: a chord of the circle through (-1, 0, 2),
+    # 2 sin(theta / 2) sqrt(5).
+    theta = 0.2
+    pred = _pose(_rotation_y(theta), (1.0, 0.0, 0.0))[None]
+    chord = 2 * math.sin(theta / 2)
+    assert pose_end_point_error(pred, gt, cube_points=point) == pytest.approx(chord * math.sqrt(5))
+    # Applying the labels as given instead turns X about the first camera: radius 2 (not the paper's cube).
+    assert pose_end_point_error(pred, gt, cube_points=point, pose_direction="first_to_last") == pytest.approx(chord * 2)
+
+
+def test_pose_epe_default_cube_after_moving_forward():
+    # The last camera is 2 m ahead of the first, at the default cube's centre: its corners are
+    # (+-0.5, +-0.5, +-0.5) to it, all sqrt(0.5) from its vertical axis. A yaw error theta moves
+    # each by the chord 2 sin(theta / 2) sqrt(0.5).
+    theta = 0.3
+    gt = _pose(translation=(0.0, 0.0, 2.0))[None]
+    pred = _pose(_rotation_y(theta), (0.0, 0.0, 2.0))[None]
+    chord = 2 * math.sin(theta / 2)
+    assert pose_end_point_error(pred, gt) == pytest.approx(chord * math.sqrt(0.5))
+    # As given, the cube turns about the first camera: radii sqrt(0.25 + z^2), z in {1.5, 2.5}.
+    as_given = chord * (math.sqrt(0.25 + 1.5**2) + math.sqrt(0.25 + 2.5**2)) / 2
+    assert pose_end_point_error(pred, gt, pose_direction="first_to_last") == pytest.approx(as_given)
+    # Poses already in the metric's direction (first -> last): pass them with "first_to_last".
+    inverted = pose_end_point_error(np.linalg.inv(pred), np.linalg.inv(gt), pose_direction="first_to_last")
+    assert inverted == pytest.approx(chord * math.sqrt(0.5))
+    with pytest.raises(ValueError, match="pose_direction"):
+        pose_end_point_error(pred, gt, pose_direction="world_to_camera")
 
 
 def test_project_to_rotation_fixes_reflections():
@@ -439,6 +664,11 @@ def test_compute_metrics_depth():
     prediction = 1.1 * target
     prediction[:, :, 0] = -100.0
     assert compute(EvalPrediction(predictions=prediction, label_ids=padded))["abs_rel"] == pytest.approx(0.1)
+    # clip_size is for the metrics that need it: depth ignores it. The mask option passes through.
+    assert make_compute_metrics("depth", clip_size=(3, 4))((1.1 * target, target))["abs_rel"] == pytest.approx(0.1)
+    holes = 1.1 * target
+    holes[:, :, 0] = np.nan
+    assert make_compute_metrics("depth", mask="finite")((holes, target))["abs_rel"] == pytest.approx(0.1)
     tight = make_compute_metrics("depth", valid_range=(0.001, 1.0))
     assert tight(EvalPrediction(predictions=1.1 * target, label_ids=target))["abs_rel"] == pytest.approx(0.1)
 
@@ -451,7 +681,7 @@ def test_compute_metrics_points():
     pred[1, :, 2] += 100.0
     pred[:, 0] += 100.0  # frame 0 (the query frame) is not evaluated
     extra = np.zeros(gt.shape[:-1])  # e.g. logits: ignored
-    compute = make_compute_metrics("points")
+    compute = make_compute_metrics("points", image_size=(256, 256))  # thresholds at 256: the coordinates' pixels
     metrics = compute(EvalPrediction(predictions=(pred, gt_visible, extra), label_ids=(gt, gt_visible.astype(np.float32))))
     assert metrics["average_jaccard"] == pytest.approx(3 / 5)
     assert metrics["jaccard_2"] == 0.0 and metrics["jaccard_4"] == 1.0
@@ -463,9 +693,18 @@ def test_compute_metrics_points():
     padded_pred_vis = np.concatenate([gt_visible, np.ones((2, 4, 1), dtype=bool)], axis=2)
     padded = compute(EvalPrediction(predictions=[padded_pred, padded_pred_vis], label_ids=(padded_gt, padded_vis)))
     assert padded == pytest.approx(metrics)
-    # The 256x256 rescaling passes through: 3 px at 128 is 6 px.
-    scaled = make_compute_metrics("points", image_size=(128, 128))
-    assert scaled(EvalPrediction(predictions=(pred, gt_visible), label_ids=(gt, gt_visible)))["average_jaccard"] == pytest.approx(2 / 5)
+    # The 256x256 rescaling passes through: 3 px at 128 is 6 px; clip_size gives image_size
+    # (what ReadoutTrainer passes from the model's config), an explicit image_size wins.
+    as_128 = EvalPrediction(predictions=(pred, gt_visible), label_ids=(gt, gt_visible))
+    assert make_compute_metrics("points", image_size=(128, 128))(as_128)["average_jaccard"] == pytest.approx(2 / 5)
+    assert make_compute_metrics("points", clip_size=(128, 128))(as_128)["average_jaccard"] == pytest.approx(2 / 5)
+    explicit = make_compute_metrics("points", clip_size=(128, 128), image_size=(256, 256))
+    assert explicit(as_128)["average_jaccard"] == pytest.approx(3 / 5)
+    # The clip's own pixels: 3 px is within 4, 8 and 16.
+    assert make_compute_metrics("points", thresholds_in="clip")(as_128)["average_jaccard"] == pytest.approx(3 / 5)
+    # Without a size the 256x256 thresholds cannot be placed: an error when building, not evaluating.
+    with pytest.raises(ValueError, match=r"image_size=\(H, W\).*thresholds_in='clip'"):
+        make_compute_metrics("points")
     with pytest.raises(ValueError, match="at least 2"):
         compute(EvalPrediction(predictions=pred, label_ids=(gt, gt_visible)))
 
@@ -483,6 +722,14 @@ def test_compute_metrics_boxes():
     assert compute(EvalPrediction(predictions=padded_pred, label_ids=padded_gt)) == {"mean_iou": 1.0}
     full = make_compute_metrics("boxes", skip_first_frame=False)
     assert full(EvalPrediction(predictions=pred, label_ids=gt))["mean_iou"] == pytest.approx(2 / 3)
+    # Per track, per video, then over videos (the default) vs pooled over boxes.
+    uneven_gt, uneven_pred = gt.copy(), pred.copy()
+    uneven_gt[1, :, 1] = -100.0  # video 1: one track (the other is Trainer padding)
+    uneven_pred[0, 2, 1] += 100.0  # video 0: track 1 missed on frame 2 (IoU 0)
+    # Video 0: tracks 1 and (1 + 0) / 2 -> 3/4; video 1: 1 -> (3/4 + 1) / 2 = 7/8.
+    assert compute((uneven_pred, uneven_gt))["mean_iou"] == pytest.approx(7 / 8)
+    # Pooled: 6 boxes after frame 0, one of IoU 0 -> 5/6.
+    assert make_compute_metrics("boxes", average="boxes")((uneven_pred, uneven_gt))["mean_iou"] == pytest.approx(5 / 6)
 
 
 def test_compute_metrics_pose():
@@ -495,6 +742,12 @@ def test_compute_metrics_pose():
         assert set(metrics) == {"end_point_error"}
         assert metrics["end_point_error"] == pytest.approx(0.1)
     assert compute(EvalPrediction(predictions=pred, label_ids=gt))["end_point_error"] == pytest.approx(0.1)
+    # pose_direction passes through (the forward-motion case of test_pose_epe_default_cube_after_moving_forward).
+    forward, turned = _pose(translation=(0.0, 0.0, 2.0))[None], _pose(_rotation_y(0.3), (0.0, 0.0, 2.0))[None]
+    chord = 2 * math.sin(0.15)
+    assert compute((turned, forward))["end_point_error"] == pytest.approx(chord * math.sqrt(0.5))
+    as_given = make_compute_metrics("pose", pose_direction="first_to_last")((turned, forward))["end_point_error"]
+    assert as_given == pytest.approx(chord * (math.sqrt(0.25 + 1.5**2) + math.sqrt(0.25 + 2.5**2)) / 2)
 
 
 def test_compute_metrics_classification():

@@ -11,18 +11,24 @@ looking along ``+z``.
 Every function accepts numpy arrays or torch tensors (converted with
 ``np.asarray(t.detach().cpu())``), validates shapes (``ValueError`` naming the expected and the
 actual shape) and rejects NaN / inf in predictions: a non-finite prediction is a bug upstream
-and averaging it away would hide it. Evaluating on nothing (no valid pixel, no evaluated
-point, no valid box) is an error too, for the same reason.
+and averaging it away would hide it (depth may exclude pixels without a prediction with an
+explicit mask). Evaluating on nothing (no valid pixel, no evaluated point, no valid box) is an
+error too, for the same reason.
 
-Metrics (paper sections):
+Metrics (paper sections), each with the benchmark's own averaging (docs/readout_training.md,
+"Metric conventions"):
 
-- :func:`abs_rel` (A.2.5, ScanNet depth): mean of ``|d* - d| / (d + eps)`` over valid pixels.
+- :func:`abs_rel` (A.2.5, ScanNet depth): ``|d* - d| / (d + eps)`` over each frame's valid
+  pixels, then the mean over frames (Depth Anything's evaluation, which the paper cites).
 - :func:`average_jaccard` (A.2.3, Perception Test points): TAP-Vid's Average Jaccard
-  (Doersch et al. 2022), with its ``pts_within`` and occlusion-accuracy companions.
-- :func:`box_iou`, :func:`mean_iou` (A.2.4, Waymo Open boxes): IoU averaged over boxes and over
-  frames excluding the initial frame, where the boxes are given.
+  (Doersch et al. 2022, ``compute_tapvid_metrics``), thresholds in 256 x 256 coordinates, per
+  video then over videos, with its ``pts_within`` and occlusion-accuracy companions.
+- :func:`box_iou`, :func:`mean_iou` (A.2.4, Waymo Open boxes): IoU over frames excluding the
+  initial one (where the boxes are given), per track, then per video, then over videos (the
+  Perception Test box tracking evaluator's order).
 - :func:`pose_end_point_error` (A.2.2, RealEstate10k pose): mean distance between the 8 corners
-  of a virtual cube in front of the first camera moved by the true and by the estimated pose.
+  of a virtual cube in front of the first camera moved into the last camera's frame by the
+  true and by the estimated pose.
 - :func:`top1_accuracy` (classification readouts).
 """
 
@@ -34,8 +40,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = [
+    "IOU_AVERAGES",
+    "POSE_DIRECTIONS",
     "TASKS",
     "TAPVID_RESOLUTION",
+    "THRESHOLD_SPACES",
+    "UNDEFINED_VIDEO_RULES",
     "abs_rel",
     "average_jaccard",
     "box_iou",
@@ -48,7 +58,7 @@ __all__ = [
 ]
 
 # TAP-Vid's pixel thresholds are defined at 256x256 (Doersch et al. 2022); `average_jaccard`
-# rescales to it when told the evaluation images' size.
+# rescales the clips' coordinates to it by default (thresholds_in="tapvid").
 TAPVID_RESOLUTION = (256, 256)
 
 # What the Trainer pads with when it concatenates eval batches whose shapes differ beyond the
@@ -97,12 +107,15 @@ def _bool(value: Any, name: str) -> np.ndarray:
     return array > 0.5
 
 
+def _non_finite_counts(array: np.ndarray) -> str:
+    """``"<n> NaN, <m> inf"`` of an array, for error messages."""
+    nan = int(np.isnan(array).sum())
+    return f"{nan} NaN, {int(array.size - np.isfinite(array).sum() - nan)} inf"
+
+
 def _check_finite(array: np.ndarray, name: str) -> None:
-    finite = np.isfinite(array)
-    if not np.all(finite):
-        nan = int(np.isnan(array).sum())
-        inf = int(array.size - finite.sum() - nan)
-        raise ValueError(f"{name} contains non-finite values ({nan} NaN, {inf} inf)")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains non-finite values ({_non_finite_counts(array)})")
 
 
 def _shape_error(name: str, expected: str, got: tuple[int, ...]) -> ValueError:
@@ -126,47 +139,104 @@ def abs_rel(
     valid_range: tuple[float, float] = (0.001, 10.0),
     mask: Any = None,
     eps: float = 0.0,
+    reduction: str = "frames",
+    min_valid_pixels: int = 1,
 ) -> float:
-    """Mean absolute relative depth error, ``|d* - d| / (d + eps)``, over valid pixels.
+    """Absolute relative depth error ``|d* - d| / (d + eps)``: per frame, then the mean over frames.
 
     A pixel is valid when its target depth lies strictly inside ``valid_range`` (the paper
-    masks ScanNet targets outside (0.001, 10) m; NaN targets are therefore invalid too) and,
-    if given, ``mask`` is True there. The mean is over all valid pixels of the whole input
-    (pixel-weighted, not per image).
+    masks ScanNet targets outside (0.001, 10) m; NaN targets are therefore invalid too) and
+    ``mask`` is True there.
+
+    Reduction (``reduction="frames"``, the default) follows Depth Anything's evaluation (which
+    the paper cites for AbsRel; ``metric_depth/train.py`` + ``util/metric.py`` of Depth
+    Anything V2): each frame's AbsRel is the mean over its valid pixels, and the result is
+    the mean over frames, every frame weighing the same whatever its number of valid pixels.
+    Frames with fewer than ``min_valid_pixels`` valid pixels are left out (Depth Anything V2
+    skips images with fewer than 10; pass ``min_valid_pixels=10`` to match it exactly).
+    ``reduction="pixels"`` is the pooled mean over every valid pixel of the input (this
+    function's behaviour before the per-frame convention).
+
+    Predictions must be finite wherever ``mask`` is True (with no mask: everywhere), so a
+    NaN from a bug is never averaged away. Pixels without a prediction — a
+    :class:`~fourd_hub.results.DepthEstimationResult` is NaN outside its centre crop — are
+    scored by excluding them: ``mask=np.isfinite(result.depth)``, or ``mask="finite"``,
+    which is the same (note that it also skips a NaN a bug left inside the crop; an explicit
+    crop mask catches those).
 
     Args:
-        prediction: predicted depth in metres, any shape, e.g. (B, T, H, W).
+        prediction: predicted depth in metres, (..., H, W), e.g. (B, T, H, W); every leading
+            index is one frame. With ``reduction="pixels"`` any shape.
         target: ground-truth depth in metres, same shape.
         valid_range: (low, high) open interval of target depths that count.
-        mask: optional bool array of the same shape; False pixels are ignored.
+        mask: optional bool array of the same shape (False pixels are ignored), or
+            ``"finite"``: the prediction's own validity, ``np.isfinite(prediction)``.
         eps: added to the target in the denominator (the paper's epsilon; 0 is safe because
             valid targets are > valid_range[0] > 0 with the default range).
+        reduction: ``"frames"`` (mean of per-frame AbsRel) or ``"pixels"`` (pooled).
+        min_valid_pixels: with ``"frames"``, frames with fewer valid pixels are skipped.
 
     Returns:
-        The mean AbsRel as a Python float.
+        The AbsRel as a Python float.
 
     Raises:
-        ValueError: shapes differ, the prediction is not finite, or no pixel is valid.
+        ValueError: shapes differ, the prediction is not finite where it is scored (or, with
+            no mask, anywhere), a bad option, or nothing valid to score.
     """
     prediction = _float(prediction, "depth prediction")
     target = _float(target, "depth target")
     _check_same_shape(prediction, "depth prediction", target, "depth target")
-    _check_finite(prediction, "depth prediction")
+    if reduction not in ("frames", "pixels"):
+        raise ValueError(f"reduction must be 'frames' (mean of per-frame AbsRel) or 'pixels' (pooled), got {reduction!r}")
+    if reduction == "frames" and prediction.ndim < 2:
+        raise _shape_error("depth prediction", "(..., H, W) (frames of H x W pixels) with reduction='frames'", prediction.shape)
+    if isinstance(min_valid_pixels, bool) or not isinstance(min_valid_pixels, (int, np.integer)) or min_valid_pixels < 1:
+        raise ValueError(f"min_valid_pixels must be a positive integer, got {min_valid_pixels!r}")
     low, high = valid_range
     if not low < high:
         raise ValueError(f"valid_range must be (low, high) with low < high, got {valid_range}")
-    with np.errstate(invalid="ignore"):  # NaN targets compare False: invalid, as intended
-        valid = (target > low) & (target < high)
-    if mask is not None:
+
+    if mask is None:
+        if not np.all(np.isfinite(prediction)):
+            raise ValueError(
+                f"depth prediction contains non-finite values ({_non_finite_counts(prediction)}). "
+                "If NaN marks pixels without a prediction (a DepthEstimationResult outside its centre crop), "
+                "pass mask='finite' or a mask that is False there"
+            )
+        mask = np.ones(prediction.shape, dtype=bool)
+    elif isinstance(mask, str):
+        if mask != "finite":
+            raise ValueError(f"mask must be a bool array or 'finite' (the prediction's own validity), got {mask!r}")
+        mask = np.isfinite(prediction)
+    else:
         mask = _bool(mask, "depth mask")
         _check_same_shape(prediction, "depth prediction", mask, "depth mask")
-        valid &= mask
+        scored = prediction[mask]
+        if not np.all(np.isfinite(scored)):
+            raise ValueError(
+                f"depth prediction is non-finite inside the mask ({_non_finite_counts(scored)}); "
+                "only pixels where the mask is False may lack a prediction"
+            )
+    with np.errstate(invalid="ignore"):  # NaN targets compare False: invalid, as intended
+        valid = (target > low) & (target < high) & mask
     if not valid.any():
         raise ValueError(f"no valid depth: no target pixel inside {valid_range} (and the mask)")
     denominator = target[valid] + eps
     if np.any(denominator <= 0):
         raise ValueError(f"target + eps must be > 0 on valid pixels; valid_range {valid_range}, eps {eps}")
-    return float(np.mean(np.abs(prediction[valid] - target[valid]) / denominator))
+    errors = np.zeros(target.shape, dtype=np.float64)
+    errors[valid] = np.abs(prediction[valid] - target[valid]) / denominator
+    if reduction == "pixels":
+        return float(errors[valid].mean())
+    frame_pixels = valid.reshape(-1, valid.shape[-2] * valid.shape[-1]).sum(axis=1)
+    frame_sums = errors.reshape(frame_pixels.shape[0], -1).sum(axis=1)
+    scored_frames = frame_pixels >= min_valid_pixels
+    if not scored_frames.any():
+        raise ValueError(
+            f"no frame has {min_valid_pixels} or more valid depth pixels (most: {int(frame_pixels.max())}); "
+            "lower min_valid_pixels or check valid_range and the mask"
+        )
+    return float(np.mean(frame_sums[scored_frames] / frame_pixels[scored_frames]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,17 +248,35 @@ def _threshold_name(threshold: float) -> str:
     return str(int(threshold)) if float(threshold).is_integer() else str(threshold)
 
 
-def _mean_over_videos(numerator: np.ndarray, denominator: np.ndarray) -> float:
-    """Per-video ratio, then the mean over the videos where it is defined (denominator > 0).
+# `average_jaccard(thresholds_in=...)`: where the pixel thresholds are measured.
+THRESHOLD_SPACES = ("tapvid", "clip")
+# `average_jaccard(undefined=...)`: what a video whose metric is 0/0 contributes.
+UNDEFINED_VIDEO_RULES = ("skip", "nan")
 
-    TAP-Vid averages per-video metrics; a video where a metric is 0/0 (e.g. no visible
-    ground-truth point) has no value for it and is left out instead of poisoning the mean
-    with NaN. NaN is returned only if no video defines it.
+
+def _ratio_per_video(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """(B,) float ratios, NaN where the denominator is 0 (TAP-Vid's 0/0), without a warning."""
+    numerator = numerator.astype(np.float64)
+    return np.divide(numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0)
+
+
+def _mean_over_videos(per_video: np.ndarray, undefined: str) -> float:
+    """The benchmark mean of a per-video metric (B,) that is NaN where the video has no value.
+
+    ``undefined="nan"`` is TAP-Vid's ``np.mean``: one undefined video makes the mean NaN.
+    ``"skip"`` averages over the videos that define it (NaN only if none does).
     """
-    defined = denominator > 0
-    if not defined.any():
-        return float("nan")
-    return float(np.mean(numerator[defined] / denominator[defined]))
+    if undefined == "nan":
+        return float(np.mean(per_video))
+    defined = ~np.isnan(per_video)
+    return float(np.mean(per_video[defined])) if defined.any() else float("nan")
+
+
+def _size(value: Any, name: str) -> tuple[float, float]:
+    array = _float(value, name)
+    if array.shape != (2,) or not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise ValueError(f"{name} must be (height, width), two positive numbers, got {value!r}")
+    return float(array[0]), float(array[1])
 
 
 def average_jaccard(
@@ -202,12 +290,14 @@ def average_jaccard(
     query_mode: str = "first",
     evaluation_mask: Any = None,
     image_size: tuple[int, int] | None = None,
+    thresholds_in: str = "tapvid",
     metric_size: tuple[int, int] = TAPVID_RESOLUTION,
+    undefined: str = "skip",
 ) -> dict[str, float]:
     """TAP-Vid metrics: Average Jaccard, ``< delta^x_avg`` and occlusion accuracy.
 
-    Follows ``compute_tapvid_metrics`` of deepmind/tapnet (Doersch et al. 2022). For each
-    threshold ``thr`` and evaluated (frame, point):
+    Follows ``compute_tapvid_metrics`` of google-deepmind/tapnet (Doersch et al. 2022). For
+    each threshold ``thr`` and evaluated (frame, point):
 
     - ``within = ||pred - gt|| < thr``;
     - true positive: ``within & gt_visible & pred_visible``;
@@ -219,9 +309,25 @@ def average_jaccard(
     ``pts_within_thr`` is the fraction of evaluated gt-visible points within ``thr``,
     ignoring the visibility prediction; ``occlusion_accuracy`` the fraction of evaluated
     points whose visibility is predicted right. Positions on frames where the ground truth is
-    occluded never matter. Each metric is computed per video (sums over frames and points,
-    then the ratio) and averaged over the batch, as TAP-Vid does (videos where a ratio is
-    0/0 are left out of that metric's mean).
+    occluded never matter.
+
+    Coordinates (``thresholds_in``): TAP-Vid's thresholds are pixels of 256 x 256 frames;
+    its readers scale every video to 256 x 256 before the metric. By default
+    (``"tapvid"``) the (x, y) coordinates are therefore rescaled from ``image_size`` to
+    ``metric_size`` (256 x 256; each axis on its own, as a resize does) before thresholding,
+    and ``image_size`` is required: 1 px at 256 is 0.875 px of a 224 x 224 clip.
+    ``"clip"`` applies the thresholds to the coordinates as given (the clip's own pixels;
+    more lenient on clips smaller than 256; ``image_size`` is then not used).
+
+    Averaging: each metric is computed per video (counts summed over the video's frames and
+    points, then the ratio; AJ per video is the mean of its Jaccards over the thresholds),
+    and the result is the mean over the videos of the batch, as TAP-Vid's benchmark mean.
+    A ratio that is 0/0 for a video — no evaluated gt-visible point (``pts_within``), no
+    gt-visible point and no predicted-visible one (Jaccard), no evaluated point at all
+    (everything) — is NaN in TAP-Vid's code, and its ``np.mean`` over videos is then NaN.
+    ``undefined="skip"`` (default) leaves such a video out of that metric's mean (the metric
+    is NaN only when no video defines it); ``undefined="nan"`` reproduces the reference: the
+    mean is NaN as soon as one video is undefined.
 
     Query protocol: with ``query_frames`` given, only frames the protocol evaluates count —
     ``query_mode="first"`` (TAP-Vid's "query first"): frames strictly after the query frame;
@@ -229,27 +335,48 @@ def average_jaccard(
     frame are ignored entirely (paper A.2.3). Without ``query_frames`` every frame counts.
 
     Args:
-        pred_tracks: (B, T, Q, 2) predicted (x, y) pixels.
+        pred_tracks: (B, T, Q, 2) predicted (x, y) pixels of ``image_size`` frames.
         pred_visible: (B, T, Q) bool, True = predicted visible (numeric: ``> 0.5``).
         gt_tracks: (B, T, Q, 2) ground-truth (x, y) pixels; only read where gt is visible.
         gt_visible: (B, T, Q) bool, True = visible (numeric: ``> 0.5``).
-        thresholds: pixel thresholds (at ``metric_size`` when ``image_size`` is given).
+        thresholds: pixel thresholds, in ``metric_size`` pixels (``"tapvid"``) or the
+            coordinates' own (``"clip"``).
         query_frames: optional (B, Q) int frame index of each track's query.
         query_mode: ``"first"`` or ``"strided"``; only used with ``query_frames``.
         evaluation_mask: optional (B, T, Q) bool; False entries are not evaluated (padding).
-        image_size: optional (H, W) of the images the coordinates refer to; when given, the
-            coordinates are rescaled to ``metric_size`` before thresholding, as TAP-Vid
-            reports at 256x256. None: thresholds apply to the coordinates as given.
-        metric_size: (H, W) the thresholds are defined at.
+        image_size: (H, W) of the frames the coordinates are pixels of; required with
+            ``thresholds_in="tapvid"``.
+        thresholds_in: ``"tapvid"`` (default: thresholds at ``metric_size``) or ``"clip"``.
+        metric_size: (H, W) the thresholds are defined at with ``"tapvid"`` (TAP-Vid: 256 x 256).
+        undefined: ``"skip"`` or ``"nan"``: what a video whose ratio is 0/0 does to the mean.
 
     Returns:
         ``{"average_jaccard", "jaccard_<thr>"..., "average_pts_within_thresh",
-        "pts_within_<thr>"..., "occlusion_accuracy"}`` as floats in [0, 1].
+        "pts_within_<thr>"..., "occlusion_accuracy"}`` as floats in [0, 1] (NaN as above).
 
     Raises:
-        ValueError: bad shapes, non-finite predictions, non-finite visible ground truth,
-            query frames out of range, or nothing to evaluate.
+        ValueError: bad shapes or options, no ``image_size`` with ``"tapvid"``, non-finite
+            predictions, non-finite visible ground truth, query frames out of range, or
+            nothing to evaluate.
     """
+    if thresholds_in not in THRESHOLD_SPACES:
+        raise ValueError(
+            f"thresholds_in must be 'tapvid' (thresholds in TAP-Vid's 256x256 pixels) or 'clip' (the clip's own pixels), "
+            f"got {thresholds_in!r}"
+        )
+    if undefined not in UNDEFINED_VIDEO_RULES:
+        raise ValueError(f"undefined must be 'skip' (leave 0/0 videos out) or 'nan' (TAP-Vid's NaN mean), got {undefined!r}")
+    scale = None
+    if thresholds_in == "tapvid":
+        if image_size is None:
+            raise ValueError(
+                "average_jaccard puts its thresholds in TAP-Vid's 256x256 coordinates (thresholds_in='tapvid') and needs "
+                "image_size=(H, W), the frames the tracks are pixels of; or pass thresholds_in='clip' to threshold in "
+                "those pixels as they are"
+            )
+        height, width = _size(image_size, "image_size")
+        metric_height, metric_width = _size(metric_size, "metric_size")
+        scale = np.array([metric_width / width, metric_height / height])  # (x, y) order
     pred_tracks = _float(pred_tracks, "predicted tracks")
     gt_tracks = _float(gt_tracks, "ground-truth tracks")
     if gt_tracks.ndim != 4 or gt_tracks.shape[-1] != 2:
@@ -301,9 +428,7 @@ def average_jaccard(
     # Occluded ground truth may hold anything (NaN, -100 padding): its positions never count.
     gt_tracks = np.where(scored_visible[..., None], gt_tracks, 0.0)
 
-    if image_size is not None:
-        height, width = image_size
-        scale = np.array([metric_size[1] / width, metric_size[0] / height])  # (x, y) order
+    if scale is not None:
         pred_tracks = pred_tracks * scale
         gt_tracks = gt_tracks * scale
     squared_distance = np.sum((pred_tracks - gt_tracks) ** 2, axis=-1)  # (B, T, Q)
@@ -313,22 +438,25 @@ def average_jaccard(
 
     metrics: dict[str, float] = {}
     gt_positives = per_video(gt_visible)
-    jaccards, fractions = [], []
+    jaccards, fractions = [], []  # per threshold, (B,) each
     for threshold in thresholds:
         within = squared_distance < float(threshold) ** 2
         correct = within & gt_visible
         true_positives = per_video(correct & pred_visible)
         false_positives = per_video(pred_visible & ~correct)
+        jaccard = _ratio_per_video(true_positives, gt_positives + false_positives)
+        fraction = _ratio_per_video(per_video(correct), gt_positives)
         name = _threshold_name(threshold)
-        jaccard = _mean_over_videos(true_positives, gt_positives + false_positives)
-        fraction = _mean_over_videos(per_video(correct), gt_positives)
-        metrics[f"jaccard_{name}"] = jaccard
-        metrics[f"pts_within_{name}"] = fraction
+        metrics[f"jaccard_{name}"] = _mean_over_videos(jaccard, undefined)
+        metrics[f"pts_within_{name}"] = _mean_over_videos(fraction, undefined)
         jaccards.append(jaccard)
         fractions.append(fraction)
-    metrics["average_jaccard"] = float(np.mean(jaccards))
-    metrics["average_pts_within_thresh"] = float(np.mean(fractions))
-    metrics["occlusion_accuracy"] = _mean_over_videos(per_video(pred_visible == gt_visible), per_video(evaluated))
+    # Per video first (NaN if any threshold is), then over videos: TAP-Vid's order.
+    metrics["average_jaccard"] = _mean_over_videos(np.mean(np.stack(jaccards, axis=1), axis=1), undefined)
+    metrics["average_pts_within_thresh"] = _mean_over_videos(np.mean(np.stack(fractions, axis=1), axis=1), undefined)
+    metrics["occlusion_accuracy"] = _mean_over_videos(
+        _ratio_per_video(per_video(pred_visible == gt_visible), per_video(evaluated)), undefined
+    )
     return metrics
 
 
@@ -373,30 +501,47 @@ def box_iou(boxes_a: Any, boxes_b: Any) -> np.ndarray:
     return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 
 
+# `mean_iou(average=...)`: how IoUs are averaged.
+IOU_AVERAGES = ("tracks", "boxes")
+
+
 def mean_iou(
     pred_boxes: Any,
     gt_boxes: Any,
     *,
     box_valid: Any = None,
     skip_first_frame: bool = True,
+    average: str = "tracks",
 ) -> float:
-    """IoU averaged over boxes and frames, excluding the initial frame (paper A.2.4).
+    """Box IoU averaged per track, then per video, then over videos, without the initial frame.
 
-    The initial frame is where the query boxes are given, so it measures nothing. The mean is
-    over every valid (video, frame, box) entry of the input.
+    The initial frame is where the query boxes are given, so it measures nothing (paper
+    A.2.4). ``average="tracks"`` (default) is the order of DeepMind's Perception Test box
+    tracking evaluator (``run_iou`` / ``summarise_results`` in ``perception_test``'s
+    ``baselines/single_object_tracking.ipynb``): each track's IoU is its mean over its
+    valid frames, each video's the mean over its tracks, the result the mean over videos.
+    Tracks with no valid frame (after the first) and videos with no such track are left out,
+    as the evaluator skips them. ``average="boxes"`` is the pooled mean over every valid
+    (video, frame, box) entry (this function's behaviour before), which weighs long tracks
+    and crowded videos more.
 
     Args:
-        pred_boxes: (B, T, K, 4) predicted (x1, y1, x2, y2) pixels.
+        pred_boxes: (B, T, K, 4) predicted (x1, y1, x2, y2) pixels; track ``k`` of video ``b``
+            is ``[b, :, k]``.
         gt_boxes: (B, T, K, 4) ground truth; only read where valid.
         box_valid: optional (B, T, K) bool; False excludes padded or invisible boxes.
         skip_first_frame: leave frame 0 out (the paper's protocol).
+        average: ``"tracks"`` (per track, per video, over videos) or ``"boxes"`` (pooled).
 
     Returns:
         Mean IoU as a Python float.
 
     Raises:
-        ValueError: bad shapes, non-finite predictions or valid ground truth, or no valid box.
+        ValueError: bad shapes or ``average``, non-finite predictions or valid ground truth,
+            or no valid box.
     """
+    if average not in IOU_AVERAGES:
+        raise ValueError(f"average must be 'tracks' (per track, per video, over videos) or 'boxes' (pooled), got {average!r}")
     pred = _float(pred_boxes, "predicted boxes")
     gt = _float(gt_boxes, "ground-truth boxes")
     if gt.ndim != 4 or gt.shape[-1] != 4:
@@ -415,7 +560,17 @@ def mean_iou(
         raise ValueError("no valid box to evaluate" + (" after the first frame" if skip_first_frame else ""))
     if not np.all(np.isfinite(gt[valid])):
         raise ValueError("ground-truth boxes are non-finite where box_valid is True")
-    return float(np.mean(box_iou(pred[valid], gt[valid])))
+    if average == "boxes":
+        return float(np.mean(box_iou(pred[valid], gt[valid])))
+    iou = np.zeros(valid.shape, dtype=np.float64)
+    iou[valid] = box_iou(pred[valid], gt[valid])
+    frames_per_track = valid.sum(axis=1)  # (B, K)
+    tracked = frames_per_track > 0
+    per_track = np.divide(iou.sum(axis=1), frames_per_track, out=np.zeros(tracked.shape), where=tracked)
+    tracks_per_video = tracked.sum(axis=1)  # (B,)
+    videos = tracks_per_video > 0
+    per_video = per_track.sum(axis=1)[videos] / tracks_per_video[videos]
+    return float(np.mean(per_video))
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,31 +626,74 @@ def _poses(value: Any, name: str) -> np.ndarray:
     return pose[:, :3, :]  # the bottom row of a rigid transform carries nothing
 
 
+# `pose_end_point_error(pose_direction=...)`: which way the given 4x4 poses map points.
+POSE_DIRECTIONS = ("last_to_first", "first_to_last")
+
+
+def _invert_poses(pose: np.ndarray, rigid: bool, name: str) -> np.ndarray:
+    """(B, 3, 4) inverses of ``X -> M X + t``: ``X -> M^-1 (X - t)`` (``M^T`` when ``rigid``)."""
+    m, t = pose[:, :, :3], pose[:, :, 3]
+    if rigid:
+        inverse = np.swapaxes(m, -1, -2)
+    else:
+        if np.any(np.abs(np.linalg.det(m)) < 1e-12):
+            raise ValueError(
+                f"{name} has a singular 3x3 block: it cannot be inverted to map the first camera's frame; "
+                "pass rigid poses (project_rotation=True for predictions) or pose_direction='first_to_last'"
+            )
+        inverse = np.linalg.inv(m)
+    return np.concatenate([inverse, -np.einsum("bij,bj->bi", inverse, t)[..., None]], axis=-1)
+
+
 def pose_end_point_error(
     pred_pose: Any,
     gt_pose: Any,
     *,
     cube_points: Any = None,
     project_rotation: bool = True,
+    pose_direction: str = "last_to_first",
 ) -> float:
     """Pose end-point error: mean ``||P(X_j) - P_hat(X_j)||`` over cube corners, then batch.
 
-    ``P(X) = R X + t``. The points ``X_j`` are given in the frame the poses act on, placed in
-    front of the first camera (see :func:`default_cube_points` for the default 1 m cube
-    centred 2 m ahead: the paper does not specify the cube). A pure translation error ``d``
-    gives exactly ``||d||``; rotation errors weigh by the points' distance to the rotation axis.
+    The paper (A.2.2) moves "8 auxiliary points forming a virtual cube in front of the camera
+    of the first frame" with the true and the estimated relative pose. The points ``X_j`` are
+    therefore coordinates in the **first** camera's frame (:func:`default_cube_points`: a 1 m
+    cube centred 2 m ahead; the paper does not give its size), and ``P`` must take
+    first-camera coordinates: ``P = inv(c2w_last) @ c2w_first`` maps them into the last
+    camera's frame, i.e. ``P(X_j)`` is where the cube appears to the last camera.
+
+    Our pose labels (``fourd_hub.data.synthetic.relative_pose``), the readouts trained on them
+    and :class:`~fourd_hub.results.CameraPoseResult` use the other direction,
+    ``inv(c2w_first) @ c2w_last`` (last camera -> first camera; its translation is the last
+    camera's centre seen from the first). With ``pose_direction="last_to_first"`` (default)
+    both poses are inverted before moving the cube; ``"first_to_last"`` uses them as given
+    (for poses already in the metric's direction — and this function's behaviour before,
+    which applied our last -> first poses directly and so scored a cube in front of the
+    *last* camera). A pure translation error ``d`` gives ``||d||`` either way (and so does any
+    pose against the identity); errors that mix rotation and translation differ.
 
     Args:
         pred_pose: (B, 4, 4) or (B, 3, 4) predicted poses (a single (4, 4) / (3, 4) too).
-        gt_pose: (B, 4, 4) or (B, 3, 4) ground-truth poses (used as given).
-        cube_points: optional (N, 3) evaluation points; default the 8 corners above.
+        gt_pose: (B, 4, 4) or (B, 3, 4) ground-truth poses, in the same direction.
+        cube_points: optional (N, 3) points in the first camera's frame; default the cube.
         project_rotation: project the predicted 3x3 block onto SO(3) first (Procrustes, as the
             paper does before computing the metric). Our readouts already output rotations;
-            this keeps raw regressions comparable.
+            this keeps raw regressions comparable. Without it a non-rigid prediction is
+            inverted as a general affine map.
+        pose_direction: ``"last_to_first"`` (default; our labels') or ``"first_to_last"``.
 
     Returns:
         Mean end-point error (in the translation's unit, metres for RealEstate10k) as a float.
+
+    Raises:
+        ValueError: bad shapes or ``pose_direction``, non-finite poses or points, or a
+            singular unprojected prediction to invert.
     """
+    if pose_direction not in POSE_DIRECTIONS:
+        raise ValueError(
+            f"pose_direction must be 'last_to_first' (our labels: last camera -> first camera) or 'first_to_last', "
+            f"got {pose_direction!r}"
+        )
     pred = _poses(pred_pose, "predicted pose")
     gt = _poses(gt_pose, "ground-truth pose")
     if pred.shape[0] != gt.shape[0]:
@@ -506,14 +704,16 @@ def pose_end_point_error(
     if points.ndim != 2 or points.shape[-1] != 3 or points.shape[0] == 0:
         raise _shape_error("cube points", "(N, 3) with N > 0", points.shape)
     _check_finite(points, "cube points")
-    rotation = project_to_rotation(pred[:, :, :3]) if project_rotation else pred[:, :, :3]
+    if project_rotation:
+        pred = np.concatenate([project_to_rotation(pred[:, :, :3]), pred[:, :, 3:]], axis=-1)
+    if pose_direction == "last_to_first":
+        gt = _invert_poses(gt, rigid=False, name="ground-truth pose")  # as given, like before: no projection
+        pred = _invert_poses(pred, rigid=project_rotation, name="predicted pose")
 
-    def transform(r: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return np.einsum("bij,nj->bni", r, points) + t[:, None, :]  # (B, N, 3)
+    def transform(pose: np.ndarray) -> np.ndarray:
+        return np.einsum("bij,nj->bni", pose[:, :, :3], points) + pose[:, None, :, 3]  # (B, N, 3)
 
-    moved_gt = transform(gt[:, :, :3], gt[:, :, 3])
-    moved_pred = transform(rotation, pred[:, :, 3])
-    return float(np.mean(np.linalg.norm(moved_gt - moved_pred, axis=-1)))
+    return float(np.mean(np.linalg.norm(transform(gt) - transform(pred), axis=-1)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,7 +824,23 @@ TASKS = tuple(_TASK_METRICS)
 _RESERVED = {"points": {"query_frames"}, "boxes": {"box_valid"}}
 
 
-def make_compute_metrics(task: str, **metric_kwargs: Any) -> Callable[[Any], dict[str, float]]:
+def _prepare_points_kwargs(kwargs: dict, clip_size: Any) -> None:
+    """Fill ``image_size`` from ``clip_size`` and fail now, not at the first evaluation, without one."""
+    if kwargs.get("image_size") is None and clip_size is not None:
+        kwargs["image_size"] = tuple(clip_size)
+    if kwargs.get("thresholds_in", "tapvid") == "tapvid" and kwargs.get("image_size") is None:
+        raise ValueError(
+            "the points metric puts its thresholds in TAP-Vid's 256x256 coordinates and needs the clips' size: "
+            "make_compute_metrics('points', image_size=(H, W)) (or clip_size=(H, W)); "
+            "thresholds_in='clip' thresholds in the clips' own pixels instead"
+        )
+
+
+# Per-task preparation of the metric keyword arguments (given the clips' size).
+_PREPARE: dict[str, Callable[[dict, Any], None]] = {"points": _prepare_points_kwargs}
+
+
+def make_compute_metrics(task: str, *, clip_size: Any = None, **metric_kwargs: Any) -> Callable[[Any], dict[str, float]]:
     """A ``compute_metrics`` for :class:`transformers.Trainer` on one readout task.
 
     The callable takes an :class:`transformers.EvalPrediction` (or a ``(predictions,
@@ -643,6 +859,13 @@ def make_compute_metrics(task: str, **metric_kwargs: Any) -> Callable[[Any], dic
     classification logits (N, C)                           labels (N,) -> top1
     ============== ======================================= ====================================
 
+    The metrics use the benchmarks' conventions by default (see each function): depth AbsRel
+    per frame, then over frames; point thresholds in TAP-Vid's 256 x 256 coordinates, so the
+    points task needs the clips' size (``image_size=(H, W)`` or ``clip_size=(H, W)``; a
+    ``ValueError`` here otherwise, or pass ``thresholds_in="clip"``); box IoU per track, per
+    video, then over videos; pose error on a cube in front of the first camera, for poses in
+    our labels' direction (last camera -> first camera).
+
     ``"camera_pose"`` is accepted for ``"pose"``. Points: every track is queried on frame 0
     (query-first protocol: frame 0 is not evaluated, tracks invisible on frame 0 are ignored).
     Boxes: label boxes that are non-finite, all -100 or empty are treated as padding.
@@ -654,12 +877,16 @@ def make_compute_metrics(task: str, **metric_kwargs: Any) -> Callable[[Any], dic
 
     Args:
         task: ``"depth"``, ``"points"``, ``"boxes"``, ``"pose"`` or ``"classification"``.
-        **metric_kwargs: keyword arguments of the task's metric function (e.g.
-            ``valid_range`` for depth, ``image_size``/``thresholds`` for points,
-            ``cube_points`` for pose), checked here.
+        clip_size: (H, W) of the evaluated clips, for the metrics that need it (points: the
+            default ``image_size``); ignored by the others, so callers can pass it for any task.
+        **metric_kwargs: keyword arguments of the task's metric (e.g. ``valid_range`` /
+            ``mask`` / ``reduction`` for depth, ``image_size`` / ``thresholds_in`` /
+            ``thresholds`` for points, ``average`` for boxes, ``cube_points`` /
+            ``pose_direction`` for pose), checked here.
 
     Raises:
-        ValueError: unknown task. TypeError: a keyword the metric does not take.
+        ValueError: unknown task, or points without a clip size (see above).
+        TypeError: a keyword the metric does not take.
     """
     key = _ALIASES.get(task, task)
     if key not in _TASK_METRICS:
@@ -671,6 +898,8 @@ def make_compute_metrics(task: str, **metric_kwargs: Any) -> Callable[[Any], dic
     if unknown:
         raise TypeError(f"{metric.__name__} (task {task!r}) takes no {sorted(unknown)}; allowed: {sorted(allowed)}")
     kwargs = dict(metric_kwargs)
+    if key in _PREPARE:
+        _PREPARE[key](kwargs, clip_size)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         if hasattr(eval_pred, "predictions"):

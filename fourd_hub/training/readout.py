@@ -435,8 +435,9 @@ class ReadoutTrainer(Trainer):
             ``"classification"``; inferred from the model when ``None``.
         backbone_lr_scale: backbone learning rate / head learning rate (paper: 0.003). Irrelevant
             when the backbone is frozen.
-        metric_kwargs: keyword arguments of the task's metric (e.g. ``image_size`` for points),
-            used when ``compute_metrics`` is not given.
+        metric_kwargs: keyword arguments of the task's metric (e.g. ``thresholds_in`` for
+            points), used when ``compute_metrics`` is not given; the points metric's
+            ``image_size`` defaults to ``model.config.image_size``.
         **kwargs: every other ``Trainer`` keyword (``train_dataset``, ``eval_dataset``,
             ``callbacks``, ``compute_metrics``, ``optimizers`` ...).
     """
@@ -463,7 +464,7 @@ class ReadoutTrainer(Trainer):
         self.task = readout_task_of(model, task)
         self.backbone_lr_scale = float(backbone_lr_scale)
         if kwargs.get("compute_metrics") is None:
-            kwargs["compute_metrics"] = make_compute_metrics(self.task, **(metric_kwargs or {}))
+            kwargs["compute_metrics"] = make_compute_metrics(self.task, **_metric_kwargs_for(model, metric_kwargs))
         elif metric_kwargs:
             raise ValueError("metric_kwargs only apply to the default compute_metrics; pass one or the other")
         super().__init__(model=model, args=args, **kwargs)
@@ -521,6 +522,16 @@ class ReadoutTrainer(Trainer):
 # Evaluation without the Trainer
 
 
+def _metric_kwargs_for(model: nn.Module, metric_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``metric_kwargs`` plus the clips' size from the model's config (``clip_size``: the points
+    metric rescales to TAP-Vid's 256 x 256 from it), unless the caller set one."""
+    kwargs = dict(metric_kwargs or {})
+    image_size = getattr(getattr(model, "config", None), "image_size", None)
+    if image_size is not None:
+        kwargs.setdefault("clip_size", tuple(int(v) for v in image_size))
+    return kwargs
+
+
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -563,7 +574,7 @@ def evaluate_readout(
     _positive_int("batch_size", batch_size)
     if len(dataset) == 0:
         raise ValueError("cannot evaluate on an empty dataset")
-    compute_metrics = make_compute_metrics(task, **(metric_kwargs or {}))
+    compute_metrics = make_compute_metrics(task, **_metric_kwargs_for(model, metric_kwargs))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn or default_data_collator)
     device = next(model.parameters()).device
     was_training = model.training
@@ -636,8 +647,11 @@ def static_points_baseline(dataset: Dataset, **metric_kwargs: Any) -> float:
     Args:
         dataset: a points dataset (``query_points`` (Q, 2), ``labels`` (T, Q, 2),
             ``visibility_labels`` (T, Q) per item).
-        **metric_kwargs: keyword arguments of ``average_jaccard`` (e.g. ``image_size``).
+        **metric_kwargs: keyword arguments of ``average_jaccard``; ``image_size`` (for the
+            256 x 256 thresholds) defaults to the items' ``pixel_values_videos`` frame size.
     """
+    if metric_kwargs.get("image_size") is None and len(dataset) and "pixel_values_videos" in dataset[0]:
+        metric_kwargs["image_size"] = tuple(int(v) for v in dataset[0]["pixel_values_videos"].shape[-2:])
     queries = _stack(dataset, "query_points").float()
     tracks = _stack(dataset, "labels").float()
     visible = _stack(dataset, "visibility_labels").bool()
