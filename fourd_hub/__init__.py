@@ -80,7 +80,9 @@ def _load() -> None:
         CameraPoseResult,
         DepthEstimationResult,
         FeatureExtractionResult,
+        KeypointTrackingResult,
         PointTrackingResult,
+        VideoObjectSegmentationResult,
         VideoReconstructionResult,
     )
     from .modeling_utils import from_pretrained
@@ -156,6 +158,7 @@ __all__ = [
     "from_pretrained",
     "get_family",
     "get_task",
+    "KeypointTrackingResult",
     "list_models",
     "load_video",
     "load_video_processor",
@@ -193,6 +196,7 @@ __all__ = [
     "TASKS",
     "TaskSpec",
     "VideoError",
+    "VideoObjectSegmentationResult",
     "VideoReconstructionResult",
     "write_video",
 ]

@@ -2,7 +2,8 @@
 ``download`` a catalog model into the Hugging Face cache, ``push`` one to the Hub, regenerate the
 ``model-cards``, and run
 the pipelines on a video (``depth-estimation``, ``point-tracking``, ``box-tracking``,
-``camera-pose-estimation``, ``features``, ``video-reconstruction``) with the output format chosen by
+``camera-pose-estimation``, ``features``, ``video-reconstruction``, ``video-object-segmentation``,
+``keypoint-tracking``) with the output format chosen by
 the extension of ``--output``: ``.mp4`` visualisation, ``.npz`` arrays, ``.json`` tracks/boxes/poses,
 or a directory (no extension) of PNG frames.
 
@@ -49,6 +50,7 @@ _PIP_NAMES = {
     "yaml": "pyyaml",
     "accelerate": '"fourd_hub[train]"',
     "tensorboard": '"fourd_hub[train]"',
+    "scipy": '"fourd_hub[eval]"',
 }
 
 
@@ -202,12 +204,16 @@ def _cmd_task(args: argparse.Namespace) -> int:
         warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
     if getattr(args, "grid", None) is not None:
         check_grid_size(args.grid)
+    call: dict = {}
+    if args.command in _PROPAGATION_COMMANDS:
+        call.update(_propagation_call(args))  # the mask / keypoints and the parameters, before the model loads
     # Check the video before loading a (possibly large) model: a bad file fails in a second.
     from .video_io import open_video
 
-    with open_video(args.video, min_frames=2):
-        pass
-    call: dict = {}
+    with open_video(args.video, min_frames=2) as reader:
+        frame_size = (reader.metadata.height, reader.metadata.width)
+    if args.command in _PROPAGATION_COMMANDS:
+        _check_against_frame(call, frame_size)
     if args.command == "point-tracking":
         if (args.points is None) == (args.grid is None):
             raise ValueError("point-tracking needs --points 't,x,y;...' or --grid N")
@@ -227,7 +233,7 @@ def _cmd_task(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             call[name] = getattr(args, name)
     call["start"] = args.start
-    overrides = {"resize_mode": args.resize_mode} if args.resize_mode else {}
+    overrides = {"resize_mode": args.resize_mode} if getattr(args, "resize_mode", None) else {}
     runner = pipeline(
         task, args.model, backbone=args.backbone, device=device, dtype=args.dtype,
         batch_size=args.batch_size, progress=not args.quiet, seed=args.seed, **overrides,
@@ -237,6 +243,75 @@ def _cmd_task(args: argparse.Namespace) -> int:
     written = result.save(output, overwrite=args.overwrite, **render_options)
     print(f"wrote {written} ({len(result.frame_indices)} frames, {result.image_size[1]}x{result.image_size[0]})")
     return 0
+
+
+#: Commands of the label propagation pipelines (their own arguments: --mask / --keypoints, --size, the parameters).
+_PROPAGATION_COMMANDS = ("video-object-segmentation", "keypoint-tracking")
+
+
+def _propagation_call(args: argparse.Namespace) -> dict:
+    """The call arguments of a label propagation command, checked (the mask read) before any model loads."""
+    from .pipelines import check_propagation_parameters, parse_processing_size, read_first_mask
+
+    call: dict = {}
+    if args.command == "video-object-segmentation":
+        read_first_mask(args.mask)  # a missing, corrupt or RGB mask fails now
+        call["mask"] = args.mask
+    else:
+        rows = parse_coordinates(args.keypoints, 2, "keypoints")
+        if len(rows[0]) != 2:
+            raise ValueError("--keypoints takes 'x,y;x,y' pixel pairs in the first processed frame (no t)")
+        call["keypoints"] = rows
+        if args.allow_outside:
+            call["allow_outside"] = True
+    if args.size is not None:
+        call["size"] = parse_processing_size(args.size)
+    params = {name: getattr(args, name) for name in ("n_context", "temperature", "topk", "radius", "restrict_neighborhood")}
+    params = {name: value for name, value in params.items() if value is not None}
+    check_propagation_parameters(**params)
+    call.update(params)
+    return call
+
+
+def _check_against_frame(call: dict, frame_size: tuple[int, int]) -> None:
+    """The mask's size / the keypoints' positions against the video's frame, before the model loads."""
+    from .pipelines import check_mask_size, parse_keypoints, read_first_mask
+
+    if "mask" in call:
+        check_mask_size(read_first_mask(call["mask"])[0], frame_size)
+    else:
+        parse_keypoints(call["keypoints"], frame_size, call.get("allow_outside", False))
+
+
+def _add_propagation_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    if command == "video-object-segmentation":
+        parser.add_argument(
+            "--mask", required=True,
+            help="the first processed frame's object labels: a palette (P) or grayscale (L) PNG of the frame's size, as "
+            "DAVIS annotations (0 = background, up to 255 objects; the palette is kept)",
+        )
+    else:
+        parser.add_argument(
+            "--keypoints", required=True, help="first-frame keypoints 'x,y;x,y' in pixels; write --keypoints=... if it starts with '-'"
+        )
+        parser.add_argument(
+            "--allow-outside", action="store_true",
+            help="keep keypoints outside the frame (as the JHMDB protocol; one outside the grid is never visible) instead of an error",
+        )
+    short = 480 if command == "video-object-segmentation" else 320
+    parser.add_argument(
+        "--size",
+        help=f"processing size HxW, multiples of the model's patch (DAVIS 480x880, JHMDB 320x320); default: short side {short}, "
+        "the aspect ratio kept",
+    )
+    parser.add_argument("--n-context", type=int, help="frames in the context queue (default 20)")
+    parser.add_argument("--temperature", type=float, help="affinity temperature (default 0.7)")
+    parser.add_argument("--topk", type=int, help="neighbours averaged per position (default 7)")
+    parser.add_argument("--radius", type=float, help="neighbourhood radius in grid cells for the queue frames (default 20)")
+    parser.add_argument(
+        "--restrict-neighborhood", action=argparse.BooleanOptionalAction, default=None,
+        help="apply the radius to the queue frames (default); --no-restrict-neighborhood: the inference demo's variant",
+    )
 
 
 _QUIET_HELP = "only errors on stderr: no progress bars, load reports or warnings"
@@ -271,6 +346,8 @@ def _add_task_commands(sub) -> None:
             )
         if command == "depth-estimation":
             parser.add_argument("--colorbar", action="store_true", help="add a colour bar with ticks in metres to the .mp4 / PNG output")
+        if command in _PROPAGATION_COMMANDS:
+            _add_propagation_arguments(parser, command)
         selection = parser.add_mutually_exclusive_group()
         selection.add_argument("--num-frames", type=int, help="process N frames evenly spaced over the video")
         selection.add_argument("--stride", type=int, help="process every k-th frame")
@@ -278,7 +355,8 @@ def _add_task_commands(sub) -> None:
         parser.add_argument("--source-fps", type=float, help="frame rate of a directory or glob of frames (default 30)")
         parser.add_argument("--start", type=int, default=0, help="first frame (default 0)")
         parser.add_argument("--end", type=int, help="stop before this frame")
-        parser.add_argument("--resize-mode", choices=["resize", "crop", "pad"], help="override the model's preprocessing")
+        if command not in _PROPAGATION_COMMANDS:  # those always stretch to --size with Lanczos, as the protocol
+            parser.add_argument("--resize-mode", choices=["resize", "crop", "pad"], help="override the model's preprocessing")
         parser.add_argument("--device", help="cpu, cuda, cuda:1, mps ... (default: first GPU, else CPU); checked before loading")
         parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="run the model in this dtype")
         parser.add_argument("--batch-size", type=int, default=1, help="windows per model call where they are independent")
@@ -366,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     cards.add_argument("--check", action="store_true", help="write nothing; fail if a card differs from the catalog")
     cards.set_defaults(func=_cmd_model_cards)
     _add_task_commands(sub)
+    from .evaluation.cli import add_evaluate_command
+
+    add_evaluate_command(sub)
     return parser
 
 

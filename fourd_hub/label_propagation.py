@@ -13,12 +13,14 @@ OpenCV is not a dependency.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
 import torch
 
 __all__ = [
+    "LabelPropagator",
     "label_propagation",
     "normalize_features",
     "mask_to_heatmap",
@@ -75,6 +77,213 @@ def normalize_features(feats) -> torch.Tensor:
     return torch.nn.functional.normalize(feats, dim=-1)
 
 
+def _check_heatmap(heatmap: torch.Tensor, grid: tuple[int, int], device: torch.device) -> torch.Tensor:
+    h, w = grid
+    if heatmap.ndim != 3 or tuple(heatmap.shape[:2]) != (h, w):
+        raise ValueError(f"heatmap must be (h, w, L) = ({h}, {w}, L) like the feature grid, got shape {tuple(heatmap.shape)}")
+    if heatmap.shape[2] < 1:
+        raise ValueError("heatmap needs at least one label channel")
+    if heatmap.dtype == torch.bool or not (heatmap.is_floating_point() or heatmap.dtype in (torch.uint8, torch.int32, torch.int64)):
+        raise TypeError(f"heatmap must be a float (or integer one-hot) array, got {heatmap.dtype}")
+    heatmap = heatmap.to(device=device, dtype=torch.float32)
+    if not torch.isfinite(heatmap).all():
+        raise ValueError("heatmap contains NaN or infinite values")
+    return heatmap
+
+
+# The largest affinity magnitude (Cauchy-Schwarz bound |q . k| / temperature) for which positions
+# outside the radius (reference value about -1e10) provably never reach the top-k and get softmax
+# weight exactly 0, so they need not be computed at all. L2-normalised features have 1 / temperature.
+_BAND_SAFE_AFFINITY = 1e8
+
+
+class LabelPropagator:
+    """The evaluation demo's label propagation, one frame at a time (streaming; rvm.md 6.2).
+
+    Holds the first frame's features and labels and the context queue of the last ``n_context``
+    frames with their predicted labels (initially ``n_context`` copies of the first frame); each
+    :meth:`step` predicts one frame's labels and pushes that frame into the queue, exactly as the
+    loop of :func:`label_propagation` (which is this class over a (T, h, w, C) array). Memory
+    does not grow with the video: the context (``n_context + 1`` frames of (h, w, C) features and
+    (h, w, L) labels) plus the affinities of one chunk of query positions.
+
+    How a frame is computed (the same result as the reference's single top-k over all
+    ``(n_context + 1) * h * w`` candidates, see ``docs/label_propagation.md``):
+
+    - per context entry, the affinities of a chunk of query positions against that entry, then
+      its ``topk`` best; the global top-k is contained in the union of these per-entry top-k's, so
+      a second top-k over the ``(n_context + 1) * topk`` survivors gives it;
+    - the initial copies of the first frame in the queue share one computation (same features,
+      same labels);
+    - with ``restrict_neighborhood``, queue entries are computed only for the grid rows within
+      ``radius`` of the chunk's rows: the others are outside the radius, carry -1e10 in the
+      reference, are never among the top-k (the first frame alone offers h*w unrestricted
+      candidates) and would get softmax weight exactly 0. This is used only while
+      ``max |features| ** 2 / temperature`` is below 1e8 (always for normalised features), where
+      that argument holds; else full rows are computed.
+
+    Exact ties among affinities may be broken differently from ``torch.topk`` over the full row
+    (whose tie order is itself unspecified); only ties between candidates with *different* labels
+    can change a prediction, and only in the last bits of float32 sums unless the tie is at the
+    k-th place. On the fixtures the predictions are equal to 1.2e-7.
+
+    Args:
+        first_features: (h, w, C) float features of the first frame, L2-normalised per position.
+        heatmap: (h, w, L) first-frame labels (one-hot masks, keypoint heatmaps).
+        n_context: length of the queue of past frames (>= 1).
+        temperature: affinity temperature (> 0).
+        topk: neighbours averaged per position (1 <= topk <= (n_context+1) * h * w).
+        radius: neighbourhood radius in grid cells for the queue entries (distance < radius kept).
+        restrict_neighborhood: apply the radius restriction (False: the inference demo's JAX copy).
+        chunk_size: query positions per chunk; default from ``max_chunk_bytes``.
+        max_chunk_bytes: memory budget of one chunk's affinities (float32, a few (chunk, h*w) buffers).
+
+    Raises:
+        ValueError / TypeError: wrong shapes, dtypes, NaNs or parameters.
+    """
+
+    def __init__(
+        self,
+        first_features,
+        heatmap,
+        n_context: int = 20,
+        temperature: float = 0.7,
+        topk: int = 7,
+        radius: float = 20,
+        restrict_neighborhood: bool = True,
+        *,
+        chunk_size: int | None = None,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    ):
+        first = _as_tensor(first_features, "first_features")
+        if first.ndim != 3:
+            _check_features(first[None] if first.ndim == 2 else first)  # (N, D) tokens: the off-grid message
+            raise ValueError(f"first_features must be one frame's (h, w, C) features, got shape {tuple(first.shape)}")
+        _check_features(first[None])
+        h, w, C = first.shape
+        heatmap = _check_heatmap(_as_tensor(heatmap, "heatmap"), (h, w), first.device)
+        if isinstance(n_context, bool) or int(n_context) != n_context or n_context < 1:
+            raise ValueError(f"n_context must be a positive integer, got {n_context}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        n = h * w
+        n_keys = (int(n_context) + 1) * n
+        if isinstance(topk, bool) or int(topk) != topk or not 1 <= topk <= n_keys:
+            raise ValueError(f"topk must be an integer in [1, {n_keys}] ((n_context+1)*h*w), got {topk}")
+        self.grid = (h, w)
+        self.num_channels = C
+        self.num_labels = heatmap.shape[2]
+        self.n_context = int(n_context)
+        self.temperature = temperature
+        self._temperature = torch.tensor(float(temperature), dtype=torch.float32, device=first.device)
+        self.topk = int(topk)
+        self.radius = radius
+        self.restrict_neighborhood = bool(restrict_neighborhood)
+        self.device = first.device
+        self.first_features = first.to(torch.float32).reshape(n, C)
+        self.first_labels = heatmap.reshape(n, self.num_labels)
+        self.queue: deque[tuple[torch.Tensor, torch.Tensor]] = deque(
+            [(self.first_features, self.first_labels)] * self.n_context, maxlen=self.n_context
+        )
+        if chunk_size is None:
+            # Per query row: the first frame's affinities, one queue entry's and the top-k workspace.
+            chunk_size = max(1, int(max_chunk_bytes) // (n * 4 * 3))
+        self.chunk_size = max(1, min(int(chunk_size), n))
+        self.chunks = [(start, min(start + self.chunk_size, n)) for start in range(0, n, self.chunk_size)]
+        # Grid coordinates, for the neighbourhood masks (dist < radius in float32, as the reference).
+        ii, jj = torch.meshgrid(torch.arange(h, device=self.device), torch.arange(w, device=self.device), indexing="ij")
+        self._coords = torch.stack([ii.reshape(-1), jj.reshape(-1)], -1).to(torch.float32)  # (n, 2)
+        # Largest feature norm of each context entry, for the band's safety bound (see the class notes).
+        self._first_norm = float(self.first_features.norm(dim=-1).max())
+        self._norms: deque[float] = deque([self._first_norm] * self.n_context, maxlen=self.n_context)
+        # The masks are the same for every frame: kept when all of them take at most a quarter of the
+        # chunk budget (64 MiB by default: a 30 x 55 grid's take 11 MB), else rebuilt for each chunk.
+        self._masks: dict[tuple[int, int, int], torch.Tensor] = {}
+        self._cache_masks = self.restrict_neighborhood and n * n * 4 <= int(max_chunk_bytes) // 4
+        self.frames_done = 0
+
+    def _band(self, start: int, stop: int) -> tuple[int, int]:
+        """Key positions [lo, hi) that can be within the radius of query positions [start, stop): whole grid rows."""
+        h, w = self.grid
+        reach = max(int(math.ceil(float(self.radius))), 0)  # rows farther than that are outside (|di| >= radius)
+        first_row, last_row = start // w, (stop - 1) // w
+        lo_row, hi_row = max(0, first_row - reach), min(h, last_row + reach + 1)
+        return lo_row * w, hi_row * w
+
+    def _dmask(self, start: int, stop: int, lo: int, hi: int) -> torch.Tensor:
+        """The reference's Dmask rows of queries [start, stop) and keys [lo, hi): 0 inside the radius, -1e10 outside."""
+        key = (start, lo, hi)
+        mask = self._masks.get(key)
+        if mask is None:
+            dist = torch.sqrt(((self._coords[start:stop, None, :] - self._coords[None, lo:hi, :]) ** 2).sum(-1))
+            mask = torch.where(dist < self.radius, 0.0, -1e10).to(torch.float32)
+            if self._cache_masks:
+                self._masks[key] = mask
+        return mask
+
+    def step(self, features) -> torch.Tensor:
+        """Predicts the labels of the next frame and appends it to the context queue.
+
+        Args:
+            features: (h, w, C) float features of the frame (L2-normalised like the first's).
+
+        Returns:
+            (h, w, L) float32 tensor of propagated labels, on the device of the first features.
+        """
+        feats = _as_tensor(features, "features")
+        if feats.ndim != 3 or tuple(feats.shape) != (*self.grid, self.num_channels):
+            raise ValueError(
+                f"features must be one frame's (h, w, C) = ({self.grid[0]}, {self.grid[1]}, {self.num_channels}) "
+                f"like the first frame's, got shape {tuple(feats.shape)}"
+            )
+        _check_features(feats[None])
+        n = self.grid[0] * self.grid[1]
+        query_all = feats.to(device=self.device, dtype=torch.float32).reshape(n, self.num_channels)
+        query_norm = float(query_all.norm(dim=-1).max())
+        entries = list(self.queue)
+        context_labels = torch.cat([self.first_labels] + [labels for _, labels in entries])  # ((n_context+1)*n, L)
+        banded = self.restrict_neighborhood and (
+            query_norm * max(self._first_norm, *self._norms) / self.temperature < _BAND_SAFE_AFFINITY
+        )
+        out = torch.empty((n, self.num_labels), dtype=torch.float32, device=self.device)
+        for start, stop in self.chunks:
+            query = query_all[start:stop]
+            lo, hi = self._band(start, stop) if banded else (0, n)
+            # The reference's einsum('hwc,tmnc->hwtmn', ...) / temperature (+ Dmask), one context
+            # entry at a time: (q, n) for entry 0 (the first frame, never restricted).
+            first_aff = torch.mm(query, self.first_features.t()).div_(self.temperature)
+            first_vals, first_idx = torch.topk(first_aff, min(self.topk, n), dim=-1)
+            values, indices = [first_vals], [first_idx]
+            copies = None  # the initial copies of the first frame: one computation for all of them
+            for entry, (keys, _) in enumerate(entries, start=1):
+                if hi <= lo:
+                    continue  # no key row within the radius: every queue candidate is masked
+                if keys is self.first_features:
+                    if copies is None:
+                        aff = first_aff[:, lo:hi]
+                        if self.restrict_neighborhood:
+                            aff = aff + self._dmask(start, stop, lo, hi)
+                        copies = torch.topk(aff, min(self.topk, hi - lo), dim=-1)
+                    vals, idx = copies
+                else:
+                    aff = torch.mm(query, keys[lo:hi].t())
+                    if self.restrict_neighborhood:  # Dmask + aff / temperature in one pass, same bits
+                        aff = torch.addcdiv(self._dmask(start, stop, lo, hi), aff, self._temperature)
+                    else:
+                        aff.div_(self.temperature)
+                    vals, idx = torch.topk(aff, min(self.topk, hi - lo), dim=-1)
+                values.append(vals)
+                indices.append(idx + (entry * n + lo))
+            values, indices = torch.cat(values, dim=1), torch.cat(indices, dim=1)
+            weights, pick = torch.topk(values, min(self.topk, values.shape[1]), dim=-1)
+            weights = torch.softmax(weights, dim=-1)
+            out[start:stop] = (weights[..., None] * context_labels[indices.gather(1, pick)]).sum(-2)
+        self.queue.append((query_all, out))
+        self._norms.append(query_norm)
+        self.frames_done += 1
+        return out.reshape(*self.grid, self.num_labels)
+
+
 def label_propagation(
     feats,
     heatmap,
@@ -97,11 +306,10 @@ def label_propagation(
     farther than ``radius`` grid cells get -1e10; the ``topk`` largest over all context positions
     are softmax-weighted to average their labels.
 
-    Memory: the affinities of a frame are (h*w) x ((n_context+1)*h*w); they are computed for chunks
-    of query positions (rows) at a time, so a 60 x 110 grid with 21 context frames needs
-    ``chunk_size * 21 * 6600 * 4`` bytes instead of 3.6 GB. Each row's top-k is over the same
-    row as in the unchunked computation (same layout: context entry, then position), so results
-    are identical, tie-breaking of ``torch.topk`` included.
+    This is :class:`LabelPropagator` stepped over the frames (see it for how the top-k is
+    computed without the full (h*w) x ((n_context+1)*h*w) affinity table, and about ties);
+    for long videos step a propagator yourself, frame by frame, to avoid holding every frame's
+    features.
 
     Args:
         feats: (T, h, w, C) floating features, L2-normalised per position (see ``normalize_features``).
@@ -114,7 +322,7 @@ def label_propagation(
             never applies it; this equals that when False).
         norm_mask: must be False: the reference never uses it.
         chunk_size: query positions per chunk; default from ``max_chunk_bytes``.
-        max_chunk_bytes: memory budget of one chunk's affinity tensor (float32).
+        max_chunk_bytes: memory budget of one chunk's affinities (float32).
 
     Returns:
         (T, h, w, L) float32 tensor of propagated labels, on the device of ``feats``.
@@ -125,60 +333,13 @@ def label_propagation(
     feats = _as_tensor(feats, "feats")
     heatmap = _as_tensor(heatmap, "heatmap")
     _check_features(feats)
-    T, h, w, C = feats.shape
-    if heatmap.ndim != 3 or tuple(heatmap.shape[:2]) != (h, w):
-        raise ValueError(f"heatmap must be (h, w, L) = ({h}, {w}, L) like the feature grid, got shape {tuple(heatmap.shape)}")
-    if heatmap.shape[2] < 1:
-        raise ValueError("heatmap needs at least one label channel")
-    if heatmap.dtype == torch.bool or not (heatmap.is_floating_point() or heatmap.dtype in (torch.uint8, torch.int32, torch.int64)):
-        raise TypeError(f"heatmap must be a float (or integer one-hot) array, got {heatmap.dtype}")
-    heatmap = heatmap.to(device=feats.device, dtype=torch.float32)
-    if not torch.isfinite(heatmap).all():
-        raise ValueError("heatmap contains NaN or infinite values")
     if norm_mask:
         raise ValueError("norm_mask=True is not supported: the reference's function never uses it (False everywhere)")
-    if int(n_context) != n_context or n_context < 1:
-        raise ValueError(f"n_context must be a positive integer, got {n_context}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    n_keys = (n_context + 1) * h * w
-    if int(topk) != topk or not 1 <= topk <= n_keys:
-        raise ValueError(f"topk must be an integer in [1, {n_keys}] ((n_context+1)*h*w), got {topk}")
-    feats = feats.to(torch.float32)
-    L = heatmap.shape[2]
-    n = h * w
-    if chunk_size is None:
-        # Per query row: its affinities, the topk workspace and its Dmask row with the distances.
-        chunk_size = max(1, int(max_chunk_bytes) // (n_keys * 4 * 3))
-    chunk_size = max(1, min(int(chunk_size), n))
-
-    # Grid coordinates of every position, for the neighbourhood mask of each chunk of query rows.
-    ii, jj = torch.meshgrid(torch.arange(h, device=feats.device), torch.arange(w, device=feats.device), indexing="ij")
-    coords = torch.stack([ii.reshape(-1), jj.reshape(-1)], -1).to(torch.float32)  # (n, 2)
-    first_f = feats[0].reshape(n, C)
-    first_l = heatmap.reshape(n, L)
-    queue = deque([(first_f, first_l)] * n_context, maxlen=n_context)
-    out = torch.empty((T, n, L), dtype=torch.float32, device=feats.device)
-    for t in range(T):
-        ctx_f = torch.stack([first_f] + [f for f, _ in queue])  # (n_context+1, n, C)
-        ctx_l = torch.cat([first_l] + [l for _, l in queue])  # ((n_context+1)*n, L)
-        query = feats[t].reshape(n, C)
-        for start in range(0, n, chunk_size):
-            stop = min(start + chunk_size, n)
-            # (q, n_context+1, n): the reference's 'hwc,tmnc->hwtmn' for these query rows.
-            aff = torch.einsum("qc,tnc->qtn", query[start:stop], ctx_f) / temperature
-            if restrict_neighborhood:
-                # Dmask rows of these queries (never the full (h*w, h*w) table): 0 inside the radius,
-                # -1e10 outside, on the float32 distance as the reference tests `dist < radius`.
-                dist = torch.sqrt(((coords[start:stop, None, :] - coords[None, :, :]) ** 2).sum(-1))
-                dmask = torch.where(dist < radius, 0.0, -1e10).to(torch.float32)
-                # Never on entry 0 (the first frame keeps its whole grid): the evaluation demo's rule.
-                aff[:, 1:] += dmask[:, None, :]
-            weights, idx = torch.topk(aff.reshape(stop - start, -1), topk, dim=-1)
-            weights = torch.softmax(weights, dim=-1)
-            out[t, start:stop] = (weights[..., None] * ctx_l[idx]).sum(-2)
-        queue.append((query, out[t]))
-    return out.reshape(T, h, w, L)
+    propagator = LabelPropagator(
+        feats[0], heatmap, n_context=n_context, temperature=temperature, topk=topk, radius=radius,
+        restrict_neighborhood=restrict_neighborhood, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes,
+    )
+    return torch.stack([propagator.step(frame) for frame in feats])
 
 
 # --------------------------------------------------------------------------------------------------

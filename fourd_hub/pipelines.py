@@ -10,12 +10,16 @@ task of the first):
 ``camera-pose-estimation``     ``camera-pose-estimation``      4x4 poses at key frames, chained
 ``video-feature-extraction``   ``video-feature-extraction``    per-frame features (layout documented)
 ``video-reconstruction``       ``video-reconstruction``        each frame reconstructed (T, H, W, 3) (+ mask)
+``video-object-segmentation``  ``video-object-segmentation``   label maps (T, H, W) from a first-frame mask
+``keypoint-tracking``          ``keypoint-tracking``           keypoints (T, K, 2) from first-frame ones
 =============================  ==============================  ==========================================
 
 Outputs are at the input video's resolution, in pixels, (x, y) order, for the frames the pipeline
 processed (every frame by default; ``stride=`` / ``fps=`` / ``num_frames=`` choose fewer, and every
 result lists its ``frame_indices``). Long videos are cut into windows of the model's clip length
-(:mod:`fourd_hub.windows`) with a progress bar; see each pipeline for how windows are joined.
+(:mod:`fourd_hub.windows`) with a progress bar; see each pipeline for how windows are joined. The
+two label propagation pipelines (segmentation, keypoints) need no trained head: they carry the
+first frame's labels along the backbone's grid features (:mod:`fourd_hub.label_propagation`).
 """
 
 from __future__ import annotations
@@ -32,17 +36,28 @@ from tqdm.auto import tqdm
 from transformers import Pipeline, PreTrainedModel
 from transformers.utils import VIDEO_PROCESSOR_NAME
 
+from .label_propagation import (
+    LabelPropagator,
+    heatmap_to_mask,
+    heatmap_to_pose,
+    mask_to_heatmap,
+    normalize_features,
+    pose_to_heatmap,
+)
 from .loading import plan_load
 from .modeling_utils import load_planned
 from .processing import FourDVideoProcessor, is_pil_image, load_video_processor, video_processor_for_config
 from .readout import track_boxes, track_points
 from .registry import FamilySpec, family_of
+from .registry import families as _families
 from .results import (
     BoxTrackingResult,
     CameraPoseResult,
     DepthEstimationResult,
     FeatureExtractionResult,
+    KeypointTrackingResult,
     PointTrackingResult,
+    VideoObjectSegmentationResult,
     VideoReconstructionResult,
     VideoTaskResult,
 )
@@ -92,6 +107,7 @@ def _task_model(task: str, model: PreTrainedModel) -> PreTrainedModel:
     """``model`` itself when it can run ``task``; for features, the backbone of any task model; a
     wrapper (``from_base_model``) when the task model is a backbone plus nothing of its own."""
     family = _family(model)
+    _check_grid_task(task, family)
     wanted = family.task_model(task)
     if isinstance(model, wanted):
         return model
@@ -120,8 +136,32 @@ def load_task_model(
         return _task_model(task, model)
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a catalog name, a directory, a Hub repo id or a model object, got {type(model).__name__}")
-    plan = plan_load(model, task=task, backbone=backbone, require_task_weights=True)
+    try:
+        plan = plan_load(model, task=task, backbone=backbone, require_task_weights=True)
+    except ValueError:
+        if getattr(PIPELINE_CLASSES.get(task), "needs_feature_grid", False):
+            # A family without the task: if its features are off the grid, say that (not only "does not run").
+            _check_grid_task(task, plan_load(model, task="video-feature-extraction").family)
+        raise
     return load_planned(plan, **from_pretrained_kwargs)
+
+
+#: The per-frame feature layout on the image grid (``frame_features_layout`` of a base model).
+GRID_LAYOUT = "(T, h, w, D)"
+
+
+def _check_grid_task(task: str, family: FamilySpec) -> None:
+    """Refuse a family whose features are off the image grid for a task that needs the grid (label propagation)."""
+    if not getattr(PIPELINE_CLASSES.get(task), "needs_feature_grid", False):
+        return
+    layout = getattr(family.load("base_model"), "frame_features_layout", None)
+    if layout != GRID_LAYOUT:
+        served = ", ".join(spec.display_name for spec in _families() if task in spec.task_models)
+        raise ValueError(
+            f"{task} propagates labels along features on the image grid, {GRID_LAYOUT}; {family.display_name}'s "
+            f"features are {layout}: its tokens are off the grid (not tied to image positions), so labels cannot be "
+            f"propagated with it; use a model of {served or 'a family with grid features'}"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,7 +367,8 @@ class VideoPipeline(Pipeline):
                 raise VideoError(
                     f"only {len(indices)} frame selected; video models need at least 2 (choose a smaller stride or fps)"
                 )
-            frames = _ModelFrames(reader, indices, self.video_processor, self.cache_frames)
+            processor = self.processor_for_call((reader.metadata.height, reader.metadata.width), **task_kwargs)
+            frames = _ModelFrames(reader, indices, processor, self.cache_frames)
             span = float(reader.timestamps[indices[-1]] - reader.timestamps[indices[0]])
             rate = (len(indices) - 1) / span if span > 0 else reader.metadata.fps
             task_inputs = self.prepare_task_inputs(frames, **task_kwargs)
@@ -338,6 +379,10 @@ class VideoPipeline(Pipeline):
 
     def check_task_arguments(self, **kwargs) -> None:
         """Validate the task's call arguments that need no video (sizes, limits); the default accepts any."""
+
+    def processor_for_call(self, input_size: tuple[int, int], **task_kwargs) -> FourDVideoProcessor:
+        """The preprocessing of one call's frames (``input_size`` (H, W) of the video): the pipeline's own by default."""
+        return self.video_processor
 
     def prepare_task_inputs(self, frames: _ModelFrames, **kwargs) -> dict[str, Any]:
         if kwargs:
@@ -964,6 +1009,389 @@ class VideoReconstructionPipeline(VideoPipeline):
         return VideoReconstructionResult(**common, model_frames=predicted, mask=mask, geometry=frames.geometry)
 
 
+#: The label propagation parameters of rvm.md 6.2 and their defaults (the protocol's).
+PROPAGATION_DEFAULTS = {"n_context": 20, "temperature": 0.7, "topk": 7, "radius": 20, "restrict_neighborhood": True}
+
+#: ``process_pose``'s top-k (rvm.md 6.4): positions averaged per keypoint.
+POSE_TOPK = 5
+
+#: The most object labels a first-frame mask may hold (labels 1 .. 255, 0 the background): the
+#: label maps are uint8 and saved as palette PNGs.
+MAX_OBJECT_LABEL = 255
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def parse_processing_size(size: Any) -> tuple[int, int] | None:
+    """``size=`` of the label propagation pipelines: ``None``, (H, W) positive integers, or ``"HxW"``.
+
+    Raises:
+        ValueError: anything else (the message shows the accepted forms).
+    """
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = size.lower().replace(" ", "").split("x")
+        if len(parts) != 2 or not all(part.isdigit() for part in parts):
+            raise ValueError(f"size {size!r} must be HxW, e.g. '480x880' (height x width in pixels)")
+        size = [int(part) for part in parts]
+    if isinstance(size, torch.Tensor):
+        size = size.tolist()
+    values = list(size) if isinstance(size, (list, tuple, np.ndarray)) else None
+    if values is None or len(values) != 2 or not all(_is_integer(v) and v > 0 for v in values):
+        raise ValueError(f"size must be (height, width), two positive integers (e.g. (480, 880)), got {size!r}")
+    return int(values[0]), int(values[1])
+
+
+def default_processing_size(input_size: Sequence[int], short_side: int, patch: Sequence[int]) -> tuple[int, int]:
+    """The processing size for a video of ``input_size`` (H, W): its short side ``short_side``, the other by
+    the aspect ratio, each rounded to the nearest multiple of ``patch`` (ph, pw) (at least one patch)."""
+    height, width = (int(v) for v in input_size)
+    scale = short_side / min(height, width)
+    return tuple(max(p, int(round(side * scale / p)) * p) for side, p in zip((height, width), patch))  # type: ignore[return-value]
+
+
+def check_propagation_parameters(n_context=20, temperature=0.7, topk=7, radius=20, restrict_neighborhood=True) -> dict[str, Any]:
+    """The propagation parameters checked (what needs no video: topk's upper bound needs the grid)."""
+    if not _is_integer(n_context) or n_context < 1:
+        raise ValueError(f"n_context must be a positive integer (frames in the context queue), got {n_context!r}")
+    number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(temperature, (bool, np.bool_))
+    if not number or not np.isfinite(temperature) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    if not _is_integer(topk) or topk < 1:
+        raise ValueError(f"topk must be a positive integer (neighbours averaged per position), got {topk!r}")
+    number = isinstance(radius, (int, float, np.integer, np.floating)) and not isinstance(radius, (bool, np.bool_))
+    if not number or not np.isfinite(radius):
+        raise ValueError(f"radius must be a number of grid cells, got {radius!r}")
+    if not isinstance(restrict_neighborhood, (bool, np.bool_)):
+        raise ValueError(f"restrict_neighborhood must be True or False, got {restrict_neighborhood!r}")
+    return {
+        "n_context": int(n_context), "temperature": float(temperature), "topk": int(topk), "radius": float(radius),
+        "restrict_neighborhood": bool(restrict_neighborhood),
+    }
+
+
+def read_first_mask(mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """A first-frame mask -> (H, W) uint8 label map and its PNG's (256, 3) palette (``None`` without one).
+
+    Accepted: a path to an image file (a palette "P" PNG as DAVIS annotations, a grayscale "L" or
+    "1" or 16/32-bit integer image: pixel values are the labels), a PIL image of those modes, or an
+    (H, W) integer (or bool) numpy array / tensor.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        ValueError: an unreadable or empty file, an RGB(A) image, a shape that is not (H, W),
+            negative labels or labels above 255 (more than 255 objects).
+        TypeError: a float mask or an unsupported object.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    palette = None
+    if isinstance(mask, (str, os.PathLike)):
+        path = Path(mask)
+        if not path.is_file():
+            raise FileNotFoundError(f"mask file {path} does not exist (pass a PNG of the first frame's object labels)")
+        try:
+            with Image.open(path) as image:
+                image.load()
+                return read_first_mask(image)
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ValueError(f"cannot read the mask {path}: {err} (expected a PNG of object labels, e.g. a DAVIS annotation)") from None
+    if is_pil_image(mask):
+        if mask.mode == "P":
+            raw = mask.getpalette("RGB") or []
+            palette = np.zeros((256, 3), dtype=np.uint8)
+            colours = np.asarray(raw[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
+            palette[: len(colours)] = colours
+        elif mask.mode not in ("L", "1", "I", "I;16", "I;16B", "I;16L"):
+            raise ValueError(
+                f"the mask image is in mode {mask.mode!r} (colours): pass a palette ('P') or grayscale ('L') PNG whose "
+                "pixel values are the object labels, as DAVIS annotations are, or an (H, W) integer array"
+            )
+        mask = np.asarray(mask)
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    elif isinstance(mask, (list, tuple)):
+        mask = np.asarray(mask)
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a PNG path, a PIL image or an (H, W) integer array, got {type(mask).__name__}")
+    if mask.dtype == np.bool_:
+        mask = mask.astype(np.uint8)
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise TypeError(f"mask must hold integer object labels (0 = background), got {mask.dtype}; convert it, e.g. mask.astype(np.uint8)")
+    if mask.ndim != 2 or 0 in mask.shape:
+        raise ValueError(f"mask must be an (H, W) label map, got shape {mask.shape}")
+    low, high = int(mask.min()), int(mask.max())
+    if low < 0:
+        raise ValueError(f"mask has negative labels ({low}); labels are 0 (background) to {MAX_OBJECT_LABEL}")
+    if high > MAX_OBJECT_LABEL:
+        objects = int(np.count_nonzero(np.unique(mask)))
+        raise ValueError(
+            f"mask has labels up to {high} ({objects} objects): at most {MAX_OBJECT_LABEL} objects fit (labels 1 to "
+            f"{MAX_OBJECT_LABEL}, 0 the background), as uint8 label maps and palette PNGs; relabel them 1..N"
+        )
+    return mask.astype(np.uint8), palette
+
+
+def check_mask_size(mask: np.ndarray, frame_size: Sequence[int]) -> None:
+    """Refuse a first-frame mask whose (H, W) is not the video's frame size (the message names both)."""
+    height, width = (int(v) for v in frame_size)
+    if tuple(mask.shape) != (height, width):
+        raise ValueError(
+            f"the mask is {mask.shape[1]}x{mask.shape[0]} (W x H) but the video's frames are {width}x{height}: the "
+            "first-frame mask must have the frame's size"
+        )
+
+
+def parse_keypoints(keypoints: Any, frame_size: Sequence[int], allow_outside: bool = False) -> np.ndarray:
+    """First-frame keypoints -> (K, 2) float64 pixel (x, y), checked against the frame (H, W).
+
+    Raises:
+        ValueError: not (K >= 1, 2) numbers, NaN, or (unless ``allow_outside``) a keypoint outside
+            the frame, x not in [0, W] or y not in [0, H] (the message names which).
+    """
+    if isinstance(keypoints, torch.Tensor):
+        keypoints = keypoints.detach().cpu().numpy()
+    try:
+        points = np.asarray(keypoints, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("keypoints must be numbers, shape (K, 2) as pixel (x, y)") from None
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ValueError(f"keypoints must have shape (K, 2) as pixel (x, y) in the first frame, K >= 1; got {points.shape}")
+    if not np.isfinite(points).all():
+        raise ValueError("keypoints contain NaN or infinite values")
+    height, width = (int(v) for v in frame_size)
+    outside = (points[:, 0] < 0) | (points[:, 0] > width) | (points[:, 1] < 0) | (points[:, 1] > height)
+    if outside.any() and not allow_outside:
+        which = np.flatnonzero(outside)
+        shown = ", ".join(f"{i}: ({points[i, 0]:g}, {points[i, 1]:g})" for i in which[:5]) + (" ..." if len(which) > 5 else "")
+        raise ValueError(
+            f"keypoints {shown} are outside the {width}x{height} frame (x in [0, {width}], y in [0, {height}]); "
+            "pass allow_outside=True (CLI: --allow-outside) to keep them, as the JHMDB protocol does"
+        )
+    return points
+
+
+class _LabelPropagationPipeline(VideoPipeline):
+    """Shared by segmentation and keypoints: first-frame labels carried along the backbone's grid features.
+
+    The protocol of rvm.md 6.1 - 6.4: the selected frames are resized to the processing size
+    ``size`` with PIL's Lanczos (uint8, then / 255: ``mediapy.resize_video``; stretched, aspect
+    ratio not kept), the features ``model.frame_features`` computed chunk by chunk (a recurrent
+    model carries its state from one chunk to the next, from its own initial state; others run
+    independent windows) and L2-normalised per position; each frame is propagated as it arrives
+    (:class:`~fourd_hub.label_propagation.LabelPropagator`) and turned into its label map or
+    keypoints at the video's resolution right away, so memory does not grow with the video beyond
+    the outputs.
+    """
+
+    needs_feature_grid = True
+    default_short_side = 480
+    task_arguments = ("size", *PROPAGATION_DEFAULTS)
+
+    def __init__(self, model, *args, **kwargs):
+        super().__init__(model, *args, **kwargs)
+        layout = getattr(self.model, "frame_features_layout", None)
+        if layout != GRID_LAYOUT:  # a model object whose family declares the task but whose features are not on the grid
+            raise ValueError(
+                f"{self.task_name} needs features on the image grid {GRID_LAYOUT}; {type(self.model).__name__} gives {layout}: "
+                "its tokens are off the grid"
+            )
+
+    @property
+    def spatial_patch(self) -> tuple[int, int]:
+        """(ph, pw): the model's spatial patch size (the last two entries of ``config.patch_size``)."""
+        patch = list(self.model.config.patch_size)
+        return int(patch[-2]), int(patch[-1])
+
+    def _check_common(self, size=None, **params) -> tuple[tuple[int, int] | None, dict[str, Any]]:
+        size = parse_processing_size(size)
+        if size is not None:
+            patch = self.spatial_patch
+            if size[0] % patch[0] or size[1] % patch[1]:
+                nearest = tuple(max(p, int(round(s / p)) * p) for s, p in zip(size, patch))
+                raise ValueError(
+                    f"size {size[0]}x{size[1]} is not a multiple of the model's {patch[0]}x{patch[1]} patch; use e.g. "
+                    f"{nearest[0]}x{nearest[1]}"
+                )
+        return size, check_propagation_parameters(**{**PROPAGATION_DEFAULTS, **params})
+
+    def processor_for_call(self, input_size, size=None, **task_kwargs) -> FourDVideoProcessor:
+        size = parse_processing_size(size) or default_processing_size(input_size, self.default_short_side, self.spatial_patch)
+        values = self.video_processor.to_dict()
+        kind = values.pop("video_processor_type", None)
+        values.update(size=list(size), resize_mode="resize", resample="lanczos")
+        return type(self.video_processor)(**values) if kind else self.video_processor
+
+    def _grid(self, frames: _ModelFrames) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(processing size (H, W), feature grid (h, w)) of a call."""
+        size = frames.processor.model_size
+        patch = self.spatial_patch
+        return size, (size[0] // patch[0], size[1] // patch[1])
+
+    def _frame_features(self, frames: _ModelFrames) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """(positions, (n, h, w, C) normalised float32 features on the model's device) chunk after chunk, in order.
+
+        Never more than one chunk's (or ``batch_size`` windows') features at a time.
+        """
+        count = len(frames.frame_indices)
+        if self.recurrent:
+            windows = plan_windows(count, self.window, shift_last=False, pad=False)
+            state = None  # the model's own initial state (RVM: zeros, as the protocol)
+            with self._bar(len(windows), "chunks") as bar:
+                for window in windows:
+                    features, state = self.model.frame_features(self._to_model(frames.clip(window.positions)[None]), initial_state=state)
+                    frames.release_before(window.end)
+                    bar.update(1)
+                    yield np.arange(window.keep_from, window.end), normalize_features(features[0][window.keep].float())
+            return
+        windows = plan_windows(count, self.window)
+        with self._bar(len(windows), "windows") as bar:
+            for first in range(0, len(windows), self.window_batch_size):
+                batch = windows[first : first + self.window_batch_size]
+                clips = torch.stack([frames.clip(w.positions) for w in batch])
+                features, _ = self.model.frame_features(self._to_model(clips))
+                frames.release_before(batch[-1].start)
+                bar.update(len(batch))
+                for window, window_features in zip(batch, features):
+                    yield np.arange(window.keep_from, window.end), normalize_features(window_features[window.keep].float())
+
+    def _propagate(self, frames: _ModelFrames, heatmap: np.ndarray, params: dict[str, Any], finish) -> None:
+        """Steps a propagator over the frames; ``finish(position, (h, w, L) prediction)`` post-processes each one."""
+        propagator = None
+        for positions, features in self._frame_features(frames):
+            for position, frame_features in zip(positions, features):
+                if propagator is None:  # the first selected frame's features: the first context entry
+                    propagator = LabelPropagator(frame_features, torch.from_numpy(heatmap), **params)
+                finish(int(position), propagator.step(frame_features))
+
+    def _check_topk(self, grid: tuple[int, int], params: dict[str, Any]) -> None:
+        keys = (params["n_context"] + 1) * grid[0] * grid[1]
+        if params["topk"] > keys:
+            raise ValueError(
+                f"topk={params['topk']} is more than the {keys} candidates ((n_context + 1) x h x w on the {grid[0]}x{grid[1]} grid)"
+            )
+
+
+class VideoObjectSegmentationPipeline(_LabelPropagationPipeline):
+    """Object masks through a video from the first frame's: ``pipe(video, mask=first_mask)``.
+
+    Label propagation (rvm.md 6.3, the DAVIS protocol), no trained head: the mask's labels
+    (``np.unique``, any number of objects up to 255) become a one-hot heatmap on the feature grid
+    (``mask_to_heatmap``), are propagated frame by frame, and each frame's heatmap becomes a label
+    map at the video's resolution (``heatmap_to_mask``: the cv2 rules of the protocol, exact).
+
+    Args (call):
+        mask: the labels of the first processed frame, at the video's frame size: a PNG path
+            (palette "P" PNGs as DAVIS annotations: the palette is kept; grayscale "L"), a PIL
+            image, or an (H, W) integer array (0 = background). RGB images are refused.
+        size: the processing size (H, W) or ``"HxW"``, multiples of the model's patch (DAVIS:
+            ``(480, 880)``, a 30 x 55 grid); default: short side 480, the other by the aspect
+            ratio, rounded to the patch.
+        n_context, temperature, topk, radius, restrict_neighborhood: the propagation parameters
+            (:data:`PROPAGATION_DEFAULTS`, the protocol's).
+
+    Returns a :class:`VideoObjectSegmentationResult`: ``masks`` (T, H, W) uint8 (frame 0 is
+    propagated too, as the protocol does), ``labels``, ``palette``.
+    """
+
+    task_name = "video-object-segmentation"
+    task_arguments = ("mask", *_LabelPropagationPipeline.task_arguments)
+
+    def check_task_arguments(self, mask=None, size=None, **params) -> None:
+        if mask is None:
+            raise ValueError("pass mask= : the first frame's object labels (a PNG path, a PIL image or an (H, W) integer array)")
+        self._check_common(size, **params)
+
+    def prepare_task_inputs(self, frames, mask=None, size=None, **params):
+        self.check_task_arguments(mask=mask, size=size, **params)
+        _, params = self._check_common(size, **params)
+        first, palette = read_first_mask(mask)
+        check_mask_size(first, frames.geometry.input_size)
+        processing, grid = self._grid(frames)
+        self._check_topk(grid, params)
+        heatmap, labels = mask_to_heatmap(first, grid, processing)
+        if palette is None:
+            from .visualization import davis_palette
+
+            palette = davis_palette()
+        return {"heatmap": heatmap, "labels": labels, "palette": palette, "params": params}
+
+    def run(self, frames, heatmap, labels, palette, params) -> dict[str, Any]:
+        processing, _ = self._grid(frames)
+        original = frames.geometry.input_size
+        masks = np.zeros((len(frames.frame_indices), *original), dtype=np.uint8)
+
+        def finish(position, prediction):
+            masks[position] = heatmap_to_mask(prediction[None], labels, processing, original)[0]
+
+        self._propagate(frames, heatmap, params, finish)
+        return {"masks": masks, "labels": labels.astype(np.uint8), "palette": palette}
+
+    def make_result(self, common, frames, masks, labels, palette) -> VideoObjectSegmentationResult:
+        return VideoObjectSegmentationResult(**common, masks=masks, labels=labels, palette=palette)
+
+
+class KeypointTrackingPipeline(_LabelPropagationPipeline):
+    """Keypoints through a video from the first frame's: ``pipe(video, keypoints=[(x, y), ...])``.
+
+    Label propagation (rvm.md 6.4, the JHMDB pose protocol), no trained head: each keypoint
+    becomes a small Gaussian on the feature grid (``pose_to_heatmap``), the heatmaps are
+    propagated, and each frame's keypoints are the weighted mean of their heatmap's 5 largest
+    cells (``heatmap_to_pose``); a keypoint whose heatmap is all zero is invisible, (-1, -1).
+
+    Args (call):
+        keypoints: (K, 2) pixel (x, y) in the first processed frame (a list, array or tensor).
+        allow_outside: keypoints outside the frame (x not in [0, W] or y not in [0, H]) are an
+            error by default; True keeps them as the JHMDB protocol does (one entirely outside
+            the grid gets an empty heatmap and is never visible).
+        size: the processing size (JHMDB: ``(320, 320)``); default short side 320, as for
+            segmentation.
+        n_context, temperature, topk, radius, restrict_neighborhood: as for segmentation.
+
+    Returns a :class:`KeypointTrackingResult`: ``keypoints`` (T, K, 2), ``visible`` (T, K).
+    """
+
+    task_name = "keypoint-tracking"
+    default_short_side = 320
+    task_arguments = ("keypoints", "allow_outside", *_LabelPropagationPipeline.task_arguments)
+
+    def check_task_arguments(self, keypoints=None, allow_outside=False, size=None, **params) -> None:
+        if keypoints is None:
+            raise ValueError("pass keypoints=[(x, y), ...] : pixel coordinates in the first processed frame")
+        if not isinstance(allow_outside, (bool, np.bool_)):
+            raise ValueError(f"allow_outside must be True or False, got {allow_outside!r}")
+        self._check_common(size, **params)
+
+    def prepare_task_inputs(self, frames, keypoints=None, allow_outside=False, size=None, **params):
+        self.check_task_arguments(keypoints=keypoints, allow_outside=allow_outside, size=size, **params)
+        _, params = self._check_common(size, **params)
+        height, width = frames.geometry.input_size
+        points = parse_keypoints(keypoints, (height, width), allow_outside)
+        processing, grid = self._grid(frames)
+        self._check_topk(grid, params)
+        heatmap = pose_to_heatmap(points, grid, (height, width))
+        return {"heatmap": heatmap, "queries": points.astype(np.float32), "params": params}
+
+    def run(self, frames, heatmap, queries, params) -> dict[str, Any]:
+        original = frames.geometry.input_size
+        count = len(frames.frame_indices)
+        keypoints = np.full((count, len(queries), 2), -1, dtype=np.float32)
+        visible = np.zeros((count, len(queries)), dtype=bool)
+
+        def finish(position, prediction):
+            coords, seen = heatmap_to_pose(prediction[None], original, topk=POSE_TOPK)
+            keypoints[position], visible[position] = coords[0], seen[0]
+
+        self._propagate(frames, heatmap, params, finish)
+        return {"keypoints": keypoints, "visible": visible, "queries": queries}
+
+    def make_result(self, common, frames, keypoints, visible, queries) -> KeypointTrackingResult:
+        return KeypointTrackingResult(**common, keypoints=keypoints, visible=visible, query_keypoints=queries)
+
+
 PIPELINE_CLASSES: dict[str, type[VideoPipeline]] = {
     cls.task_name: cls
     for cls in (
@@ -973,6 +1401,8 @@ PIPELINE_CLASSES: dict[str, type[VideoPipeline]] = {
         CameraPosePipeline,
         FeatureExtractionPipeline,
         VideoReconstructionPipeline,
+        VideoObjectSegmentationPipeline,
+        KeypointTrackingPipeline,
     )
 }
 
@@ -1034,8 +1464,9 @@ def pipeline(
 
     Args:
         task: ``"depth-estimation"``, ``"point-tracking"``, ``"box-tracking"``,
-            ``"camera-pose-estimation"``, ``"video-feature-extraction"`` or ``"video-reconstruction"``
-            (aliases: ``"video-depth-estimation"``, ``"features"``, ...).
+            ``"camera-pose-estimation"``, ``"video-feature-extraction"``, ``"video-reconstruction"``,
+            ``"video-object-segmentation"`` or ``"keypoint-tracking"`` (aliases:
+            ``"video-depth-estimation"``, ``"features"``, ``"vos"``, ...).
         model: a catalog name (``fourd-hub list``), a converted model directory, a Hub repo id or a
             model object.
         backbone: for standalone readout heads: the backbone they read (catalog heads default to

@@ -9,7 +9,7 @@ preprocessing; :func:`load_video_processor` reads it back (or derives it from th
 What a processor does, per frame: resize to the model's (height, width) by ``resize_mode``
 (``"resize"``: stretch, as the original demo notebook does with ``mediapy.resize_video``;
 ``"crop"``: shortest side to size then centre crop; ``"pad"``: longest side to size then centre
-pad), antialiased bilinear, then scale uint8 to [0, 1] (no mean/std: 4DS and MooG take raw RGB).
+pad), antialiased bilinear (or PIL Lanczos, ``resample="lanczos"``), then scale uint8 to [0, 1] (no mean/std: 4DS and MooG take raw RGB).
 Per clip: ``num_frames`` frames taken every ``temporal_stride`` frames.
 
 The same geometry maps predictions back: :class:`FrameGeometry` converts pixel (x, y) of the
@@ -38,7 +38,7 @@ from transformers.video_processing_utils import VideoProcessorMixin
 from .registry import families, family_of
 
 RESIZE_MODES = ("resize", "crop", "pad")
-RESAMPLE_MODES = ("bilinear", "bicubic")
+RESAMPLE_MODES = ("bilinear", "bicubic", "lanczos")
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,12 @@ class FrameGeometry:
             raise ValueError(f"frames must be (n, H, W, 3), got {tuple(frames.shape)}")
         if tuple(frames.shape[1:3]) != self.input_size:
             raise ValueError(f"frames are {tuple(frames.shape[1:3])}, this geometry is for {self.input_size}")
+        if resample not in RESAMPLE_MODES:
+            raise ValueError(f"resample must be one of {RESAMPLE_MODES}, got {resample!r}")
+        if resample == "lanczos":
+            frames = lanczos_resize(frames, self.resized_size).to(frames.device)
         channels_first = frames.permute(0, 3, 1, 2)
-        if self.resized_size != self.input_size:
+        if resample != "lanczos" and self.resized_size != self.input_size:
             # uint8 antialiased resize has a fast CPU kernel; float keeps the path general elsewhere.
             source = channels_first if channels_first.device.type == "cpu" and frames.dtype == torch.uint8 else channels_first.float()
             resized = F.interpolate(
@@ -178,6 +182,39 @@ class FrameGeometry:
             out = resized.new_full((resized.shape[0], 3, *self.model_size), float(pad_value))
             out[:, :, -top : -top + resized.shape[2], -left : -left + resized.shape[3]] = resized
         return out.contiguous()
+
+
+def lanczos_resize(frames: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """uint8 frames (n, H, W, 3) -> uint8 (n, h, w, 3), each resized by PIL's Lanczos filter.
+
+    Exactly ``mediapy.resize_video`` on uint8 frames (``PIL.Image.resize(..., Image.LANCZOS)`` per
+    frame, aspect ratio not kept), the resize of the RVM evaluation protocol (rvm.md 6.1); a
+    frame already of the size is returned as is (PIL would too).
+
+    Args:
+        frames: (n, H, W, 3) uint8 RGB frames (numpy or a CPU / GPU tensor).
+        size: (height, width) of the output.
+
+    Returns:
+        (n, height, width, 3) uint8 CPU tensor.
+
+    Raises:
+        TypeError / ValueError: frames that are not uint8 (n, H, W, 3), a size that is not two positive integers.
+    """
+    from PIL import Image
+
+    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+        raise TypeError(f"lanczos_resize takes uint8 RGB frames (n, H, W, 3), got {array.dtype} {array.shape}")
+    height, width = (int(v) for v in size)
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be positive (height, width), got {tuple(size)}")
+    if array.shape[1:3] == (height, width):
+        return torch.from_numpy(np.ascontiguousarray(array))
+    out = np.empty((len(array), height, width, 3), dtype=np.uint8)
+    for index, frame in enumerate(array):
+        out[index] = np.asarray(Image.fromarray(frame).resize((width, height), resample=Image.Resampling.LANCZOS))
+    return torch.from_numpy(out)
 
 
 def _as_float64(values: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -198,7 +235,8 @@ class FourDVideoProcessor(VideoProcessorMixin):
         temporal_stride: take every k-th frame of the video for a clip.
         resize_mode: ``"resize"`` (stretch to size; the original demos), ``"crop"`` (shortest side to
             size, centre crop) or ``"pad"`` (longest side to size, centre pad with ``pad_value``).
-        resample: ``"bilinear"`` or ``"bicubic"`` (antialiased).
+        resample: ``"bilinear"`` or ``"bicubic"`` (antialiased, torch), or ``"lanczos"`` (PIL's
+            Lanczos on the uint8 frames, as ``mediapy.resize_video``: the RVM evaluation protocol).
         pad_value: fill of the padding in [0, 1].
         model_family: the ``model_type`` of the family it belongs to (for messages).
     """

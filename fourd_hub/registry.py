@@ -180,6 +180,10 @@ _TASK_MODELS_4DS = {
     "camera-pose-estimation": "FourDSForCameraPoseEstimation",
     "video-classification": "FourDSForVideoClassification",
     "video-feature-extraction": "FourDSModel",
+    # Label propagation on the patch-grid features (after video-feature-extraction: the first task
+    # of a class is the one its model card shows).
+    "video-object-segmentation": "FourDSModel",
+    "keypoint-tracking": "FourDSModel",
 }
 register_family(
     FamilySpec(
@@ -236,6 +240,9 @@ _TASK_MODELS_RVM = {
     "video-classification": "RVMForVideoClassification",
     "video-feature-extraction": "RVMModel",
     "video-reconstruction": "RVMForMaskedVideoReconstruction",
+    # Label propagation on the patch slots of the state (rvm.md section 6; after video-feature-extraction).
+    "video-object-segmentation": "RVMModel",
+    "keypoint-tracking": "RVMModel",
 }
 register_family(
     FamilySpec(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -491,3 +493,129 @@ class VideoReconstructionResult(VideoTaskResult):
         source = frames if frames is not None else self.input_frames()
         visibility = None if self.mask is None else self.iter_visibility()
         return render_reconstruction(source, self.iter_frames(), visibility, paste_visible=paste_visible)
+
+
+def _write_palette_pngs(directory: Path, maps: Iterator[np.ndarray], palette: np.ndarray, overwrite: bool) -> Path:
+    """One palette ("P" mode) PNG per label map, ``frame_00000.png`` ..., written atomically.
+
+    As :func:`fourd_hub.video_io.write_png_frames` (a hidden sibling directory renamed into place at
+    the end; on any error nothing appears and an existing directory stays as it was), for
+    (H, W) uint8 label maps: the pixel values are the labels, ``palette`` their colours.
+    """
+    replace = _check_png_directory(directory, "frame_", overwrite)
+    temp = directory.with_name(f".{directory.name}.{secrets.token_hex(6)}.partial")
+    temp.mkdir()
+    try:
+        flat = np.asarray(palette, dtype=np.uint8).reshape(-1).tolist()
+        count = 0
+        for count, labels in enumerate(maps, start=1):
+            image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="P")
+            image.putpalette(flat)
+            image.save(temp / f"frame_{count - 1:05d}.png")
+        if count == 0:
+            raise ValueError(f"no label maps to write to {directory}")
+        if replace:
+            old = directory.with_name(f".{directory.name}.{secrets.token_hex(6)}.old")
+            os.replace(directory, old)
+            try:
+                os.replace(temp, directory)
+            except BaseException:
+                os.replace(old, directory)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if directory.exists():
+                directory.rmdir()  # empty (checked above)
+            os.replace(temp, directory)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return directory
+
+
+@dataclass(repr=False)
+class VideoObjectSegmentationResult(VideoTaskResult):
+    """Object masks propagated from the first processed frame (label propagation, rvm.md 6.3).
+
+    Attributes:
+        masks: (T, H, W) uint8 label maps at the input video's resolution, one per processed
+            frame; frame 0 is propagated too (as the protocol does), it is not the input mask.
+        labels: (L,) uint8, the label values of the first-frame mask (``np.unique``), background
+            (0) included when present; the propagated maps hold only these values.
+        palette: (256, 3) uint8 colour of each label value: the input PNG's palette, else the
+            DAVIS (PASCAL VOC) palette.
+
+    ``save``: a directory (no suffix) of palette PNGs ``frame_00000.png``, ... (position in the
+    processed frames, as every PNG-frame output; ``frame_indices`` maps them to the video; the
+    pixel values are the labels, DAVIS-style), ``.mp4`` the input with the masks overlaid, ``.npz``
+    the arrays.
+    """
+
+    masks: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    palette: np.ndarray | None = None
+    array_fields = ("masks", "labels", "palette")
+
+    def mask_image(self, t: int) -> Image.Image:
+        """Frame ``t``'s label map as a palette ("P" mode) PIL image, as DAVIS annotations are stored.
+
+        Args:
+            t: position in the processed frames (0 to T - 1; ``frame_indices[t]`` is the video frame).
+        """
+        count = len(self.masks)
+        if not isinstance(t, (int, np.integer)) or not -count <= t < count:
+            raise IndexError(f"frame position {t!r} is out of range for {count} processed frames (0 to {count - 1})")
+        image = Image.fromarray(np.ascontiguousarray(self.masks[t], dtype=np.uint8), mode="P")
+        image.putpalette(np.asarray(self.palette, dtype=np.uint8).reshape(-1).tolist())
+        return image
+
+    def render(self, frames: Iterator[np.ndarray] | None = None, alpha: float = 0.5) -> Iterator[np.ndarray]:
+        """The input frames with each object's mask blended in its palette colour (background untouched).
+
+        Args:
+            frames: the frames to draw on (default: the input's processed frames).
+            alpha: opacity of the mask colours, in [0, 1].
+        """
+        from .visualization import render_segmentation
+
+        return render_segmentation(frames if frames is not None else self.input_frames(), self.masks, self.palette, alpha=alpha)
+
+    def save(self, path: str | os.PathLike, overwrite: bool = True, **render_options: Any) -> Path:
+        """Write the result: a directory of palette PNGs (no suffix), ``.mp4`` (overlay) or ``.npz``.
+
+        Written atomically (see :meth:`VideoTaskResult.save`); ``.json`` is refused (label maps
+        are arrays).
+        """
+        target = check_output_path(path, overwrite)
+        if target.suffix == "":
+            if render_options:
+                raise TypeError(f"{', '.join(sorted(render_options))}: options of the .mp4 overlay, not of the PNG label maps")
+            return _write_palette_pngs(target, iter(self.masks), self.palette, overwrite)
+        return super().save(target, overwrite=overwrite, **render_options)
+
+
+@dataclass(repr=False)
+class KeypointTrackingResult(VideoTaskResult):
+    """Keypoints propagated from the first processed frame (label propagation, rvm.md 6.4).
+
+    Attributes:
+        keypoints: (T, K, 2) float32 pixel (x, y) of each keypoint in each processed frame (the
+            protocol's ``process_pose``: frame 0 is propagated too), -1 where not visible.
+        visible: (T, K) bool: the keypoint's propagated heatmap is not all zero.
+        query_keypoints: (K, 2) float32, the first-frame keypoints given.
+
+    Coordinates follow the protocol's arithmetic (grid cell ``j`` is pixel ``j * W / w``, no
+    half-pixel shift), the same for the input and the output keypoints.
+    """
+
+    keypoints: np.ndarray | None = None
+    visible: np.ndarray | None = None
+    query_keypoints: np.ndarray | None = None
+    array_fields = json_fields = ("query_keypoints", "keypoints", "visible")
+    json_notes = {"invisible": "keypoints are -1, -1 where visible is false (the protocol's process_pose)"}
+
+    def render(self, frames: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """The keypoints drawn on the frames (a filled dot per visible keypoint, a short trail)."""
+        from .visualization import render_keypoints
+
+        return render_keypoints(frames if frames is not None else self.input_frames(), self.keypoints, self.visible)

@@ -106,6 +106,22 @@ TASKS: dict[str, TaskSpec] = {
             description="per-frame features (layout documented per family)",
         ),
         TaskSpec(
+            # Label propagation along the backbone's grid features (no trained head, no metric here:
+            # the readout training reads `metric`; J&F is fourd_hub.evaluation's). The Hub's
+            # image-segmentation tag would bring an image widget: none.
+            name="video-object-segmentation", key="segmentation", readout_key=None, aliases=("vos",),
+            transformers_pipeline="video-object-segmentation", cli="video-object-segmentation",
+            hub_tag="video-object-segmentation", output_extensions=("", ".mp4", ".npz"),
+            description="label maps (T, H, W) propagated from a first-frame mask",
+        ),
+        TaskSpec(
+            # The same propagation for keypoints (JHMDB pose propagation); keypoint-detection is an image tag.
+            name="keypoint-tracking", key="keypoints", readout_key=None, aliases=("pose-propagation",),
+            transformers_pipeline="keypoint-tracking", cli="keypoint-tracking", hub_tag="keypoint-tracking",
+            output_extensions=(".mp4", ".npz", ".json", ""),
+            description="keypoints (T, K, 2) pixel (x, y) + visibility, propagated from the first frame",
+        ),
+        TaskSpec(
             # The Hub has no next-frame-prediction tag.
             name="video-reconstruction", key="reconstruction", readout_key=None,
             transformers_pipeline="video-reconstruction", cli="video-reconstruction", hub_tag="video-reconstruction",

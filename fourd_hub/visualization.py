@@ -1,4 +1,4 @@
-"""Render pipeline results (depth, point tracks, boxes, camera poses, reconstructions) as video frames.
+"""Render pipeline results (depth, point tracks, boxes, camera poses, reconstructions, object masks, keypoints) as video frames.
 
 Every frame here is an ``(H, W, 3)`` ``uint8`` RGB numpy array. The ``render_*`` functions take
 iterables of frames and return iterators of frames, so a long video is processed one frame at a
@@ -31,12 +31,15 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "colormap",
     "colorize_depth",
+    "davis_palette",
     "depth_range",
     "render_boxes",
     "render_camera_trajectory",
     "render_depth_video",
     "render_pose_video",
+    "render_keypoints",
     "render_reconstruction",
+    "render_segmentation",
     "render_tracks",
     "side_by_side",
     "track_colors",
@@ -1503,3 +1506,113 @@ def _render_pose_video(
                 plot = _draw_trajectory(view, positions[:known], directions[:known], current)
             cached_key = (known, height)
         yield side_by_side(frame, plot)
+
+
+# ----------------------------------------------------------------- label propagation (VOS, keypoints)
+
+
+def davis_palette() -> np.ndarray:
+    """The DAVIS (PASCAL VOC) palette: (256, 3) uint8, label 0 black, 1 (128, 0, 0), 2 (0, 128, 0), ...
+
+    The bits of the label are spread over the channels from the most significant bit down
+    (bit 0 -> red 128, bit 1 -> green 128, bit 2 -> blue 128, bit 3 -> red 64, ...), as the
+    palette PNGs of DAVIS and PASCAL VOC store it.
+    """
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for label in range(256):
+        value, colour = label, [0, 0, 0]
+        for bit in range(8):
+            for channel in range(3):
+                colour[channel] |= ((value >> channel) & 1) << (7 - bit)
+            value >>= 3
+        palette[label] = colour
+    return palette
+
+
+def _check_palette(palette: Any) -> np.ndarray:
+    values = np.asarray(palette)
+    if not np.issubdtype(values.dtype, np.integer) or values.ndim != 2 or values.shape[1] != 3 or not 1 <= len(values) <= 256:
+        raise ValueError(f"palette must be an integer (N <= 256, 3) RGB table; got {values.dtype} {values.shape}")
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError("palette colours must be in [0, 255]")
+    full = np.zeros((256, 3), dtype=np.uint8)
+    full[: len(values)] = values
+    return full
+
+
+def render_segmentation(
+    frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], palette: Any = None, *, alpha: float = 0.5
+) -> Iterator[np.ndarray]:
+    """Each frame with its label map blended in: ``(1 - alpha) * frame + alpha * palette[label]`` where
+    the label is not 0 (the background stays as it is), lazily.
+
+    Args:
+        frames: iterable of (H, W, 3) uint8 frames.
+        masks: iterable of (H, W) integer label maps in [0, 255], one per frame, at its size.
+        palette: (N <= 256, 3) integer RGB colour per label (default :func:`davis_palette`).
+        alpha: opacity of the colours, in [0, 1].
+
+    Returns:
+        Iterator of (H, W, 3) uint8 frames.
+
+    Raises:
+        TypeError / ValueError: a bad palette or alpha (at call); a mask not of its frame's size,
+            not integer or outside [0, 255], or inputs of different lengths (at iteration).
+    """
+    palette = davis_palette() if palette is None else _check_palette(palette)
+    alpha = _check_real(alpha, "alpha")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1]; got {alpha}")
+    frames, masks = _iterate(frames, "frames"), _iterate(masks, "masks")
+
+    def draw() -> Iterator[np.ndarray]:
+        for index, frame, mask in _paired(frames, masks, "frames", "masks"):
+            frame = _check_frame(frame, f"frames[{index}]")
+            mask = np.asarray(mask)
+            if mask.shape != frame.shape[:2] or not np.issubdtype(mask.dtype, np.integer):
+                raise ValueError(f"masks[{index}] must be an integer (H, W) = {frame.shape[:2]} label map; got {mask.dtype} {mask.shape}")
+            if mask.size and (mask.min() < 0 or mask.max() > 255):
+                raise ValueError(f"masks[{index}] has labels outside [0, 255]")
+            colours = palette[mask.astype(np.intp)].astype(np.float32)
+            blended = (1.0 - alpha) * frame.astype(np.float32) + alpha * colours
+            out = frame.copy()
+            objects = mask != 0
+            out[objects] = np.clip(np.round(blended[objects]), 0, 255).astype(np.uint8)
+            yield out
+
+    return draw()
+
+
+def render_keypoints(
+    frames: Iterable[np.ndarray],
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    *,
+    trail_length: int = 4,
+    radius: float | None = None,
+    colors: np.ndarray | None = None,
+) -> Iterator[np.ndarray]:
+    """Propagated keypoints drawn on the frames, lazily: a filled dot per visible keypoint (one colour
+    per keypoint), a short trail, a ring on the first frame (where they were given); invisible
+    keypoints are not drawn (their coordinates, -1 in the pipeline's results, are ignored).
+
+    Args:
+        frames: iterable of (H, W, 3) uint8 frames, one per keypoint frame.
+        keypoints: (T, K, 2) pixel (x, y).
+        visible: (T, K) bool.
+        trail_length, radius, colors: as :func:`render_tracks`.
+
+    Returns:
+        Iterator of (H, W, 3) uint8 frames.
+    """
+    keypoints = _check_track_array(keypoints, "keypoints", last=2).astype(np.float64)
+    if not isinstance(visible, np.ndarray) or visible.dtype != np.bool_ or visible.shape != keypoints.shape[:2]:
+        raise ValueError(
+            f"visible must be a bool array of shape (T, K) = {keypoints.shape[:2]}; got "
+            f"{getattr(visible, 'dtype', type(visible).__name__)} {getattr(visible, 'shape', '')}"
+        )
+    shown = np.where(visible[..., None], keypoints, np.nan)
+    return render_tracks(
+        frames, shown, visible, trail_length=trail_length, radius=radius, colors=colors,
+        query_frames=np.zeros(keypoints.shape[1], dtype=np.int64), show_occluded=False,
+    )

@@ -432,3 +432,104 @@ def test_the_help_grid_limit_is_the_pipelines_limit():
     import fourd_hub.pipelines
 
     assert fourd_hub.cli.MAX_GRID_SIZE == fourd_hub.pipelines.MAX_GRID_SIZE
+
+
+# ----------------------------------------------------------------------------------------------
+# Label propagation: video-object-segmentation and keypoint-tracking
+
+
+@pytest.fixture(scope="module")
+def propagation_inputs(tmp_path_factory):
+    """A tiny RVM and a MooG directory, and first-frame masks for the test video (72 x 96)."""
+    import torch
+    from PIL import Image
+
+    from fourd_hub import MooGModel, RVMModel
+    from fourd_hub.models.moog.configuration_moog import debug_config as moog_debug
+    from fourd_hub.models.rvm.configuration_rvm import debug_config as rvm_debug
+
+    root = tmp_path_factory.mktemp("propagation")
+    torch.manual_seed(0)
+    RVMModel(rvm_debug()).save_pretrained(root / "rvm")
+    MooGModel(moog_debug()).save_pretrained(root / "moog")
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    mask[10:40, 20:60] = 1
+    mask[45:70, 5:30] = 2
+    image = Image.fromarray(mask, mode="P")
+    image.putpalette([0, 0, 0, 250, 10, 10, 10, 250, 10] + [0] * (253 * 3))
+    image.save(root / "mask.png")
+    Image.fromarray(mask[:-1], mode="L").save(root / "small.png")
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(root / "rgb.png")
+    return {name: root / name for name in ("rvm", "moog")} | {
+        "mask": root / "mask.png", "small": root / "small.png", "rgb": root / "rgb.png",
+    }
+
+
+def test_segmentation_command_writes_palette_pngs_and_an_overlay(video, models, propagation_inputs, tmp_path, capsys):
+    from PIL import Image
+
+    output = tmp_path / "masks"
+    code, out, err = _run(
+        capsys, "video-object-segmentation", video[0], "--model", propagation_inputs["rvm"], "--mask", propagation_inputs["mask"],
+        "--size", "32x48", "--end", "5", "-o", output, "--quiet",
+    )
+    assert code == 0, err
+    assert "5 frames" in out
+    assert sorted(p.name for p in output.iterdir()) == [f"frame_{i:05d}.png" for i in range(5)]
+    with Image.open(output / "frame_00004.png") as saved:
+        assert saved.mode == "P" and saved.getpalette()[:9] == [0, 0, 0, 250, 10, 10, 10, 250, 10]
+        assert set(np.unique(np.asarray(saved))) <= {0, 1, 2}
+    overlay = tmp_path / "overlay.mp4"
+    code, _, err = _run(
+        capsys, "video-object-segmentation", video[0], "--model", models["fourds-backbone"], "--mask", propagation_inputs["mask"],
+        "--size", "32x48", "--end", "4", "--topk", "3", "--n-context", "2", "-o", overlay, "--quiet",
+    )
+    assert code == 0, err
+    with open_video(overlay) as reader:
+        assert len(reader) == 4 and (reader.metadata.height, reader.metadata.width) == (HEIGHT, WIDTH)
+
+
+def test_keypoint_command_writes_json(video, propagation_inputs, tmp_path, capsys):
+    output = tmp_path / "keypoints.json"
+    code, _, err = _run(
+        capsys, "keypoint-tracking", video[0], "--model", propagation_inputs["rvm"], "--keypoints", "20,20; 70.5,50",
+        "--size", "32x48", "--end", "5", "--no-restrict-neighborhood", "-o", output, "--quiet",
+    )
+    assert code == 0, err
+    saved = json.loads(output.read_text())
+    assert np.array(saved["keypoints"]).shape == (5, 2, 2) and saved["query_keypoints"] == [[20.0, 20.0], [70.5, 50.0]]
+    # A keypoint outside the frame is kept with --allow-outside.
+    code, _, err = _run(
+        capsys, "keypoint-tracking", video[0], "--model", propagation_inputs["rvm"], "--keypoints", "20,20;500,50",
+        "--allow-outside", "--size", "32x48", "--end", "3", "-o", tmp_path / "outside.npz", "--quiet",
+    )
+    assert code == 0, err
+    with np.load(tmp_path / "outside.npz", allow_pickle=False) as arrays:
+        assert not arrays["visible"][:, 1].any()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["video-object-segmentation", "--mask", "{small}", "-o", "{out}"], "the mask is 96x71 (W x H) but the video's frames are 96x72"),
+        (["video-object-segmentation", "--mask", "{rgb}", "-o", "{out}"], "mode 'RGB'"),
+        (["video-object-segmentation", "--mask", "{out}.png", "-o", "{out}"], "does not exist"),
+        (["video-object-segmentation", "--mask", "{mask}", "--size", "30x48", "-o", "{out}"], "not a multiple of the model's 8x8 patch"),
+        (["video-object-segmentation", "--mask", "{mask}", "--size", "wide", "-o", "{out}"], "HxW"),
+        (["video-object-segmentation", "--mask", "{mask}", "-o", "{out}.json"], "cannot write video-object-segmentation results"),
+        (["video-object-segmentation", "--mask", "{mask}", "--model", "{moog}", "-o", "{out}"], "its tokens are off the grid"),
+        (["keypoint-tracking", "--keypoints", "20,20;100,5", "-o", "{out}.json"], "keypoints 1: (100, 5) are outside the 96x72 frame"),
+        (["keypoint-tracking", "--keypoints", "0,20,20", "-o", "{out}.json"], "no t"),
+        (["keypoint-tracking", "--keypoints", "20,20", "--temperature", "0", "-o", "{out}.json"], "temperature must be a positive number"),
+    ],
+)
+def test_bad_propagation_commands_fail_cleanly_without_output(video, propagation_inputs, tmp_path, capsys, argv, message):
+    values = {**{name: str(path) for name, path in propagation_inputs.items()}, "out": tmp_path / "out"}
+    argv = [arg.format(**values) for arg in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(propagation_inputs["rvm"])]
+    code, _, err = _run(capsys, argv[0], video[0], *argv[1:], "--quiet")
+    assert code == 2
+    assert err.startswith(f"fourd-hub {argv[0]}: error:") and "Traceback" not in err
+    assert message in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import fourd_hub
-from conftest import load_npz
+from conftest import E2E_VIDEO, load_npz
 from fourd_hub.catalog import CATALOG, CatalogEntry, InputSpec
 from fourd_hub.modeling_utils import FourDConfig, FourDPreTrainedModel
 from fourd_hub.processing import FourDVideoProcessor
@@ -31,6 +31,12 @@ FAMILY_TASKS = [(spec.name, task) for spec in families() for task in spec.tasks]
 CARD_INTERFACE = ("PAPER",)
 # Task arguments of a pipeline call, per task (pixel coordinates in the test video).
 PIPELINE_CALLS = {"point-tracking": {"points": [(0, 20.0, 20.0)]}, "box-tracking": {"boxes": [(0, 10.0, 10.0, 40.0, 30.0)]}}
+# Label propagation: a first-frame mask of the test video's size, keypoints; a small processing size
+# (a multiple of every debug config's patch).
+_FIRST_MASK = np.zeros(E2E_VIDEO[1:3], np.uint8)
+_FIRST_MASK[10:40, 20:60] = 1
+PIPELINE_CALLS["video-object-segmentation"] = {"mask": _FIRST_MASK, "size": (32, 48)}
+PIPELINE_CALLS["keypoint-tracking"] = {"keypoints": [(20.0, 20.0), (70.0, 50.0)], "size": (32, 48)}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""DAVIS-2017 J and F, and JHMDB PCK, exactly as the benchmarks' reference code computes them.
+"""DAVIS-2017 J and F, JHMDB PCK and VIP mIoU, exactly as the benchmarks' reference code computes them.
 
 - J and F follow ``davis2017-evaluation`` (``davis2017/metrics.py``: ``db_eval_iou``,
   ``db_eval_boundary`` / ``f_measure`` / ``_seg2bmap``; ``davis2017/evaluation.py`` and
@@ -8,11 +8,15 @@
 - PCK follows the JHMDB evaluation of the RVM evaluation demo (``docs/rvm.md`` 6.4 of the shared
   notes): joints and human boxes are selected by the *predicted* visibility, frame 0 (the input)
   is excluded, distances of all videos are pooled per joint.
+- VIP mIoU follows the RVM evaluation demo's ``fast_hist`` / ``compute_iou`` (``docs/rvm.md`` 6.5):
+  one 20 x 20 confusion histogram over every frame of every video, mIoU = nan-mean of the
+  per-class IoU.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -22,10 +26,16 @@ __all__ = [
     "db_eval_boundary",
     "davis_sequence_metrics",
     "davis_summary",
+    "davis_global_results",
+    "db_statistics",
     "compute_human_boxes",
     "jhmdb_distances",
     "compute_pck",
     "jhmdb_pck",
+    "VIP_CLASSES",
+    "fast_hist",
+    "ConfusionHistogram",
+    "vip_miou",
 ]
 
 
@@ -98,15 +108,34 @@ def _disk_offsets(radius: float) -> list[tuple[int, int]]:
     return [(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dy * dy + dx * dx <= radius * radius]
 
 
+def _shift_or(out: np.ndarray, src: np.ndarray, dy: int, dx: int) -> None:
+    """out[y, x] |= src[y + dy, x + dx] where (y + dy, x + dx) is inside the image."""
+    H, W = src.shape
+    ys, yd = (slice(dy, H), slice(0, H - dy)) if dy >= 0 else (slice(0, H + dy), slice(-dy, H))
+    xs, xd = (slice(dx, W), slice(0, W - dx)) if dx >= 0 else (slice(0, W + dx), slice(-dx, W))
+    out[yd, xd] |= src[ys, xs]
+
+
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
-    """``cv2.dilate(mask, disk(radius))``: OR over the disk's shifts; outside pixels never contribute."""
-    H, W = mask.shape
+    """``cv2.dilate(mask, disk(radius))``: OR over the disk's shifts; outside pixels never contribute.
+
+    Computed row by row of the disk: each row dy of ``disk(radius)`` is the interval |dx| <= a(dy),
+    so the OR over the disk is the OR over dy of the mask dilated horizontally by a(dy), shifted
+    by dy (the same set of shifts, ~4r operations instead of ~pi r^2).
+    """
+    offsets = _disk_offsets(radius)
+    half_width: dict[int, int] = {}
+    for dy, dx in offsets:
+        half_width[dy] = max(half_width.get(dy, 0), abs(dx))
+    horizontal = [mask.copy()]  # horizontal[a][y, x] = OR of mask[y, x - a .. x + a]
+    for a in range(1, max(half_width.values(), default=0) + 1):
+        step = horizontal[-1].copy()
+        _shift_or(step, mask, 0, a)
+        _shift_or(step, mask, 0, -a)
+        horizontal.append(step)
     out = np.zeros_like(mask)
-    for dy, dx in _disk_offsets(radius):
-        # out[y, x] |= mask[y + dy, x + dx] where in bounds.
-        ys, yd = (slice(dy, H), slice(0, H - dy)) if dy >= 0 else (slice(0, H + dy), slice(-dy, H))
-        xs, xd = (slice(dx, W), slice(0, W - dx)) if dx >= 0 else (slice(0, W + dx), slice(-dx, W))
-        out[yd, xd] |= mask[ys, xs]
+    for dy, a in half_width.items():
+        _shift_or(out, horizontal[a], dy, 0)
     return out
 
 
@@ -183,11 +212,43 @@ def davis_sequence_metrics(gt_masks, pred_masks, num_objects: int | None = None)
     return J, F
 
 
+def db_statistics(per_frame_values) -> tuple[float, float, float]:
+    """Mean, recall and decay of one object's per-frame J or F (``utils.db_statistics`` of davis2017-evaluation).
+
+    - M = nan-mean of the values;
+    - O (recall) = nan-mean of ``values > 0.5`` (a NaN compares False);
+    - D (decay) = nan-mean of the first quarter minus nan-mean of the last: the bins are
+      ``values[ids[i] : ids[i + 1] + 1]`` with ``ids = round(linspace(1, n, 5) + 1e-10) - 1``
+      (overlapping by one frame, as the reference). An empty bin gives NaN.
+
+    The reference casts ``ids`` to uint8, which wraps past 255 frames; the true indices are used
+    here (identical for every sequence of up to 256 scored frames, all of DAVIS).
+
+    Args:
+        per_frame_values: (n,) per-frame values of one object (the scored frames).
+
+    Returns:
+        (M, O, D) as floats (fractions).
+    """
+    values = np.asarray(per_frame_values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"per_frame_values must be a non-empty 1-D array, got shape {values.shape}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = float(np.nanmean(values))
+        recall = float(np.nanmean(values > 0.5))
+        ids = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(np.int64)
+        bins = [values[ids[i] : ids[i + 1] + 1] for i in range(4)]
+        decay = float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
+    return mean, recall, decay
+
+
 def davis_summary(per_video: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """J&F-Mean, J-Mean, F-Mean over all objects of all videos (davis2017-evaluation's aggregation).
 
     Each object's score is the nan-mean of its per-frame values (``db_statistics``' M); the
     reported means are plain means over objects, J&F-Mean = (J-Mean + F-Mean) / 2.
+    :func:`davis_global_results` adds the recalls and decays.
 
     Args:
         per_video: ``davis_sequence_metrics`` outputs, one (J, F) pair per video.
@@ -201,6 +262,37 @@ def davis_summary(per_video: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
         raise ValueError("no object to score")
     j_mean, f_mean = float(np.mean(j_objects)), float(np.mean(f_objects))
     return {"J&F-Mean": (j_mean + f_mean) / 2, "J-Mean": j_mean, "F-Mean": f_mean}
+
+
+def davis_global_results(per_video: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """The seven global results of davis2017-evaluation's ``evaluation_method.py``.
+
+    Per object :func:`db_statistics` of its J and F rows; each measure is the plain mean over all
+    objects of all videos; J&F-Mean = (J-Mean + F-Mean) / 2. J&F-Mean, J-Mean and F-Mean equal
+    :func:`davis_summary`'s.
+
+    Args:
+        per_video: ``davis_sequence_metrics`` outputs, one (J, F) pair per video, each
+            (num_objects, num_scored_frames).
+
+    Returns:
+        {"J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"} as fractions.
+    """
+    j_stats = [db_statistics(row) for J, _ in per_video for row in np.asarray(J)]
+    f_stats = [db_statistics(row) for _, F in per_video for row in np.asarray(F)]
+    if not j_stats:
+        raise ValueError("no object to score")
+    j_mean, j_recall, j_decay = (float(np.mean(column)) for column in zip(*j_stats))
+    f_mean, f_recall, f_decay = (float(np.mean(column)) for column in zip(*f_stats))
+    return {
+        "J&F-Mean": (j_mean + f_mean) / 2,
+        "J-Mean": j_mean,
+        "J-Recall": j_recall,
+        "J-Decay": j_decay,
+        "F-Mean": f_mean,
+        "F-Recall": f_recall,
+        "F-Decay": f_decay,
+    }
 
 
 def _check_pose(gt, visible) -> tuple[np.ndarray, np.ndarray]:
@@ -309,3 +401,90 @@ def jhmdb_pck(videos, thresholds=(0.1, 0.2, 0.3, 0.4, 0.5)) -> tuple[np.ndarray,
     per_joint_distances = [np.concatenate(x) for x in pooled]
     results = [compute_pck(per_joint_distances, th) for th in thresholds]
     return np.array([r[0] for r in results]), np.stack([r[1] for r in results])
+
+
+#: The 20 VIP classes, in label order (the RVM evaluation demo's ``compute_iou``).
+VIP_CLASSES = (
+    "background", "hat", "hair", "sun-glasses", "upper-clothes", "dress", "coat", "socks", "pants", "gloves",
+    "scarf", "skirt", "torso-skin", "face", "right-arm", "left-arm", "right-leg", "left-leg", "right-shoe", "left-shoe",
+)
+
+
+def fast_hist(gt, pred, num_classes: int = len(VIP_CLASSES)) -> np.ndarray:
+    """Confusion histogram of one label map (the demo's ``fast_hist``): rows ground truth, columns prediction.
+
+    Pixels whose ground-truth label is outside ``[0, num_classes)`` (e.g. 255) are ignored, as in the
+    reference. A predicted label outside that range is refused (the reference's ``bincount`` would
+    then fail to reshape, or count it in the wrong cell).
+
+    Args:
+        gt: (H, W) or (T, H, W) integer ground-truth labels.
+        pred: integer predicted labels of the same shape.
+        num_classes: number of classes n.
+
+    Returns:
+        (n, n) int64 histogram; entry [i, j] = pixels of true class i predicted as j.
+    """
+    gt, pred = np.asarray(gt), np.asarray(pred)
+    if gt.shape != pred.shape:
+        raise ValueError(f"ground-truth and predicted label maps differ in shape: {gt.shape} vs {pred.shape}")
+    for name, labels in (("gt", gt), ("pred", pred)):
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"{name} must be an integer label map, got {labels.dtype}")
+    n = int(num_classes)
+    if n < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    keep = (gt >= 0) & (gt < n)
+    pred_kept = pred[keep].astype(np.int64)
+    if pred_kept.size and (pred_kept.min() < 0 or pred_kept.max() >= n):
+        bad = int(pred_kept.min()) if pred_kept.min() < 0 else int(pred_kept.max())
+        raise ValueError(f"predicted label {bad} is outside the {n} classes 0..{n - 1}")
+    return np.bincount(n * gt[keep].astype(np.int64) + pred_kept, minlength=n * n).reshape(n, n)
+
+
+def vip_miou(hist) -> tuple[float, np.ndarray]:
+    """Mean IoU of a confusion histogram (the demo's ``compute_iou``).
+
+    Per class IoU = hist[i, i] / (row sum + column sum - hist[i, i]); a class absent from both the
+    ground truth and the predictions has 0 / 0 = NaN and is left out of the mean (``np.nanmean``).
+
+    Args:
+        hist: (n, n) confusion histogram (rows ground truth), e.g. summed :func:`fast_hist` outputs.
+
+    Returns:
+        (mIoU, per-class IoU (n,)) as fractions.
+    """
+    hist = np.asarray(hist, dtype=np.float64)
+    if hist.ndim != 2 or hist.shape[0] != hist.shape[1]:
+        raise ValueError(f"hist must be a square (n, n) histogram, got shape {hist.shape}")
+    if not np.isfinite(hist).all() or (hist < 0).any():
+        raise ValueError("hist must hold finite, non-negative counts")
+    correct = np.diag(hist)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = correct / (hist.sum(1) + hist.sum(0) - correct)
+    if np.isnan(iou).all():
+        raise ValueError("the histogram is empty: no pixel to score")
+    return float(np.nanmean(iou)), iou
+
+
+class ConfusionHistogram:
+    """Accumulates :func:`fast_hist` over frames and videos; :meth:`miou` scores the total (VIP, 6.5).
+
+    Args:
+        num_classes: number of classes (20 for VIP).
+
+    Attributes:
+        hist: (n, n) int64 running histogram.
+    """
+
+    def __init__(self, num_classes: int = len(VIP_CLASSES)):
+        self.num_classes = int(num_classes)
+        self.hist = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+
+    def update(self, gt, pred) -> None:
+        """Add a (H, W) or (T, H, W) pair of label maps."""
+        self.hist += fast_hist(gt, pred, self.num_classes)
+
+    def miou(self) -> tuple[float, np.ndarray]:
+        """(mIoU, per-class IoU) of everything added so far (:func:`vip_miou`)."""
+        return vip_miou(self.hist)

@@ -163,3 +163,92 @@ def test_bad_metric_inputs():
         jhmdb_pck([(np.full((2, 1, 2), np.nan), np.zeros((2, 1, 2)), np.ones((2, 1), bool))])
     with pytest.raises(ValueError, match="no visible joint"):
         jhmdb_pck([(np.zeros((2, 1, 2)), np.zeros((2, 1, 2)), np.zeros((2, 1), bool))])
+
+
+def test_db_statistics_by_hand():
+    from fourd_hub.evaluation import db_statistics
+
+    # n = 3 values: ids = round(linspace(1, 3, 5) + 1e-10) - 1 = round([1, 1.5, 2, 2.5, 3]) - 1
+    # = [0, 1, 1, 2, 2] (the 1e-10 rounds the halves up); bins v[0:2], v[1:2], v[1:3], v[2:3];
+    # decay = mean(v0, v1) - v2.
+    values = np.array([0.9, 0.6, 0.3])
+    mean, recall, decay = db_statistics(values)
+    assert mean == pytest.approx(0.6, abs=1e-12)
+    assert recall == pytest.approx(2 / 3, abs=1e-12)  # 0.9 and 0.6 are > 0.5
+    assert decay == pytest.approx(0.75 - 0.3, abs=1e-12)
+    # n = 8: ids = round([1, 2.75, 4.5, 6.25, 8]) - 1 = [0, 2, 4, 5, 7]: first bin v[0:3], last v[5:8].
+    values = np.arange(8, dtype=np.float64)
+    assert db_statistics(values)[2] == pytest.approx(1.0 - 6.0, abs=1e-12)
+    # A NaN frame is left out of the mean; it is not > 0.5 (recall counts it as a miss).
+    mean, recall, _ = db_statistics(np.array([1.0, np.nan]))
+    assert (mean, recall) == (1.0, 0.5)
+
+
+def test_davis_global_results_add_recall_and_decay():
+    from fourd_hub.evaluation import davis_global_results
+
+    # One object, J [1, 0.5, 0] (mean 0.5, recall 1/3, decay mean(1, 0.5) - 0 = 0.75); F all 1.
+    J = np.array([[1.0, 0.5, 0.0]])
+    F = np.ones((1, 3))
+    got = davis_global_results([(J, F)])
+    assert list(got) == ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
+    expected = {"J&F-Mean": 0.75, "J-Mean": 0.5, "J-Recall": 1 / 3, "J-Decay": 0.75, "F-Mean": 1.0, "F-Recall": 1.0, "F-Decay": 0.0}
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-12), key
+    summary = davis_summary([(J, F)])
+    assert all(summary[k] == got[k] for k in summary)
+
+
+def test_vip_histogram_and_miou_by_hand():
+    from fourd_hub.evaluation import VIP_CLASSES, ConfusionHistogram, fast_hist, vip_miou
+
+    assert len(VIP_CLASSES) == 20 and VIP_CLASSES[0] == "background" and VIP_CLASSES[13] == "face"
+    gt = np.array([[0, 0, 0, 1], [1, 1, 255, 2]])
+    pred = np.array([[0, 0, 1, 1], [1, 0, 0, 2]])
+    hist = fast_hist(gt, pred, 3)
+    # gt 255 is ignored; rows = gt, columns = prediction:
+    # gt 0: predicted 0, 0, 1 -> [2, 1, 0]; gt 1: predicted 1, 1, 0 -> [1, 2, 0]; gt 2: [0, 0, 1].
+    np.testing.assert_array_equal(hist, [[2, 1, 0], [1, 2, 0], [0, 0, 1]])
+    # IoU_0 = 2 / (3 + 3 - 2) = 1/2, IoU_1 = 2 / (3 + 3 - 2) = 1/2, IoU_2 = 1 / 1 = 1 -> mIoU 2/3.
+    miou, per_class = vip_miou(hist)
+    np.testing.assert_allclose(per_class, [0.5, 0.5, 1.0])
+    assert miou == pytest.approx(2 / 3, abs=1e-12)
+    # 20 classes: the 17 absent from both are 0 / 0 = NaN and left out of the mean.
+    acc = ConfusionHistogram()
+    acc.update(gt, pred)
+    acc.update(gt[None], pred[None])  # (T, H, W) too: the same counts again
+    miou20, per_class20 = acc.miou()
+    assert acc.hist.sum() == 14 and np.isnan(per_class20[3:]).all()
+    assert miou20 == pytest.approx(2 / 3, abs=1e-12)
+
+
+def test_vip_bad_input_is_a_clear_error():
+    from fourd_hub.evaluation import fast_hist, vip_miou
+
+    with pytest.raises(ValueError, match="predicted label 20 is outside the 20 classes"):
+        fast_hist(np.zeros((2, 2), int), np.full((2, 2), 20), 20)
+    with pytest.raises(ValueError, match="differ in shape"):
+        fast_hist(np.zeros((2, 2), int), np.zeros((2, 3), int))
+    with pytest.raises(TypeError, match="integer label map"):
+        fast_hist(np.zeros((2, 2)), np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="empty"):
+        vip_miou(np.zeros((20, 20)))
+    with pytest.raises(ValueError, match="square"):
+        vip_miou(np.zeros((2, 3)))
+
+
+def test_the_dilation_equals_the_or_over_every_disk_offset():
+    # Brute force, written here: out[y, x] = any(mask[y + dy, x + dx]) over dy^2 + dx^2 <= r^2, in bounds.
+    rng = np.random.RandomState(0)
+    for radius in (0.0, 1.0, 2.0, 2.5, 8.0):
+        mask = rng.rand(23, 31) > 0.93
+        r = int(radius)
+        expected = np.zeros_like(mask)
+        for y in range(23):
+            for x in range(31):
+                expected[y, x] = any(
+                    mask[y + dy, x + dx]
+                    for dy in range(-r, r + 1) for dx in range(-r, r + 1)
+                    if dy * dy + dx * dx <= radius * radius and 0 <= y + dy < 23 and 0 <= x + dx < 31
+                )
+        np.testing.assert_array_equal(_dilate(mask, radius), expected, err_msg=f"radius {radius}")
