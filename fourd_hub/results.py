@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -495,44 +493,6 @@ class VideoReconstructionResult(VideoTaskResult):
         return render_reconstruction(source, self.iter_frames(), visibility, paste_visible=paste_visible)
 
 
-def _write_palette_pngs(directory: Path, maps: Iterator[np.ndarray], palette: np.ndarray, overwrite: bool) -> Path:
-    """One palette ("P" mode) PNG per label map, ``frame_00000.png`` ..., written atomically.
-
-    As :func:`fourd_hub.video_io.write_png_frames` (a hidden sibling directory renamed into place at
-    the end; on any error nothing appears and an existing directory stays as it was), for
-    (H, W) uint8 label maps: the pixel values are the labels, ``palette`` their colours.
-    """
-    replace = _check_png_directory(directory, "frame_", overwrite)
-    temp = directory.with_name(f".{directory.name}.{secrets.token_hex(6)}.partial")
-    temp.mkdir()
-    try:
-        flat = np.asarray(palette, dtype=np.uint8).reshape(-1).tolist()
-        count = 0
-        for count, labels in enumerate(maps, start=1):
-            image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="P")
-            image.putpalette(flat)
-            image.save(temp / f"frame_{count - 1:05d}.png")
-        if count == 0:
-            raise ValueError(f"no label maps to write to {directory}")
-        if replace:
-            old = directory.with_name(f".{directory.name}.{secrets.token_hex(6)}.old")
-            os.replace(directory, old)
-            try:
-                os.replace(temp, directory)
-            except BaseException:
-                os.replace(old, directory)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            if directory.exists():
-                directory.rmdir()  # empty (checked above)
-            os.replace(temp, directory)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return directory
-
-
 @dataclass(repr=False)
 class VideoObjectSegmentationResult(VideoTaskResult):
     """Object masks propagated from the first processed frame (label propagation, rvm.md 6.3).
@@ -590,7 +550,7 @@ class VideoObjectSegmentationResult(VideoTaskResult):
         if target.suffix == "":
             if render_options:
                 raise TypeError(f"{', '.join(sorted(render_options))}: options of the .mp4 overlay, not of the PNG label maps")
-            return _write_palette_pngs(target, iter(self.masks), self.palette, overwrite)
+            return write_png_frames(target, iter(self.masks), overwrite=overwrite, palette=self.palette)
         return super().save(target, overwrite=overwrite, **render_options)
 
 

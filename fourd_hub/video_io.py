@@ -1553,7 +1553,12 @@ def write_video(
 
 
 def write_png_frames(
-    directory: str | os.PathLike, frames: Iterable[np.ndarray], *, prefix: str = "frame_", overwrite: bool = False
+    directory: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    *,
+    prefix: str = "frame_",
+    overwrite: bool = False,
+    palette: np.ndarray | None = None,
 ) -> Path:
     """Write one lossless PNG per frame, atomically.
 
@@ -1565,9 +1570,12 @@ def write_png_frames(
         directory: Output directory; it may exist only if empty, or, with ``overwrite``, if it holds
             nothing but PNG frames of this prefix (an earlier output, replaced as a whole). Its
             parent must exist.
-        frames: ``(H, W, 3)`` ``uint8`` RGB frames of one size.
+        frames: ``(H, W, 3)`` ``uint8`` RGB frames of one size; with ``palette``, ``(H, W)``
+            ``uint8`` label maps.
         prefix: File name prefix (no path separators).
         overwrite: Replace an existing directory of PNG frames.
+        palette: ``(N <= 256, 3)`` ``uint8`` colours: write palette ("P" mode) PNGs whose pixel
+            values are the labels (segmentation masks, as DAVIS stores them).
 
     Returns:
         The output directory.
@@ -1580,6 +1588,12 @@ def write_png_frames(
     target = Path(directory)
     if os.sep in prefix or (os.altsep and os.altsep in prefix):
         raise VideoError(f"prefix {prefix!r} must be a file name prefix without path separators")
+    colours = None
+    if palette is not None:
+        colours = np.asarray(palette)
+        if colours.dtype != np.uint8 or colours.ndim != 2 or colours.shape[1] != 3 or not 1 <= len(colours) <= 256:
+            raise VideoError(f"palette must be (N <= 256, 3) uint8 colours, got {colours.dtype} {colours.shape}")
+        colours = colours.reshape(-1).tolist()
     replace = _check_png_directory(target, prefix, overwrite)
     temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
     temp.mkdir()
@@ -1587,7 +1601,12 @@ def write_png_frames(
         size: tuple[int, ...] | None = None
         count = 0
         for count, frame in enumerate(frames, start=1):
-            frame = _check_output_frame(frame, count - 1, "write_png_frames")
+            if colours is None:
+                frame = _check_output_frame(frame, count - 1, "write_png_frames")
+            else:
+                frame = np.asarray(frame)
+                if frame.dtype != np.uint8 or frame.ndim != 2 or 0 in frame.shape:
+                    raise VideoError(f"write_png_frames: label map {count - 1} must be (H, W) uint8, got {frame.dtype} {frame.shape}")
             if size is None:
                 size = frame.shape
             elif frame.shape != size:
@@ -1595,7 +1614,12 @@ def write_png_frames(
                     f"write_png_frames: frame {count - 1} has shape {frame.shape} but the first frame has {size}; "
                     f"all frames of a video must have the same size"
                 )
-            Image.fromarray(np.ascontiguousarray(frame)).save(temp / f"{prefix}{count - 1:05d}.png")
+            if colours is None:
+                image = Image.fromarray(np.ascontiguousarray(frame))
+            else:  # the bytes are the labels, as they are (no colour conversion)
+                image = Image.frombytes("P", (frame.shape[1], frame.shape[0]), np.ascontiguousarray(frame).tobytes())
+                image.putpalette(colours)
+            image.save(temp / f"{prefix}{count - 1:05d}.png")
         if count == 0:
             raise VideoError(f"no frames to write to {target}: the frame iterable is empty")
         if replace:

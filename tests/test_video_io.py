@@ -1029,3 +1029,25 @@ def test_image_frames_are_decoded_lazily_upright_and_as_rgb(tmp_path: Path) -> N
         assert (grey_reader.read() == 128).all()
     with open_video([Image.open(grey / "g.png")]) as pil_reader:  # and so is a list of PIL images
         assert (pil_reader.read() == 128).all()
+
+
+def test_write_png_frames_with_a_palette_writes_the_labels_as_they_are(tmp_path: Path) -> None:
+    from PIL import Image
+
+    labels = np.array([[0, 1, 2], [255, 7, 0]], np.uint8)
+    palette = np.zeros((256, 3), np.uint8)
+    palette[7] = (1, 2, 3)
+    out = write_png_frames(tmp_path / "masks", [labels, labels[::-1]], palette=palette)
+    with Image.open(out / "frame_00001.png") as image:
+        assert image.mode == "P"
+        np.testing.assert_array_equal(np.asarray(image), labels[::-1])
+        assert image.getpalette()[21:24] == [1, 2, 3]
+    for bad_palette, bad_maps in (
+        (np.zeros((256, 4), np.uint8), [labels]),  # not RGB
+        (palette.astype(np.int64), [labels]),  # not uint8
+        (palette, [labels.astype(np.int32)]),  # a label map that is not uint8
+        (palette, [np.zeros((2, 3, 3), np.uint8)]),  # an RGB frame, not a label map
+    ):
+        with pytest.raises(VideoError):
+            write_png_frames(tmp_path / "bad", bad_maps, palette=bad_palette)
+        assert not (tmp_path / "bad").exists()

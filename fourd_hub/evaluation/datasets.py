@@ -33,10 +33,12 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
+
+from ..visualization import davis_palette  # the DAVIS / PASCAL VOC colour map (davis2017.utils.color_map)
 
 __all__ = [
     "DatasetError",
@@ -61,21 +63,6 @@ EVAL_EXTRA_HINT = 'pip install "fourd-hub[eval]"'
 
 class DatasetError(ValueError):
     """A benchmark directory that does not have the expected layout or content (the message names the path)."""
-
-
-def davis_palette() -> np.ndarray:
-    """The DAVIS / PASCAL VOC colour map (``davis2017.utils.color_map``): (256, 3) uint8, label 1 = (128, 0, 0)."""
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for label in range(256):
-        r = g = b = 0
-        c = label
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[label] = (r, g, b)
-    return palette
 
 
 def _header(path: Path, what: str) -> tuple[str, tuple[int, int]]:
@@ -214,20 +201,19 @@ def _require_dir(path: Path, what: str, hint: str = "") -> None:
         raise FileNotFoundError(f"{what} not found: {path}{hint}")
 
 
-# --------------------------------------------------------------------------------------------------
-# DAVIS-2017
-
-
 @dataclass(frozen=True)
-class DavisVideo:
-    """One DAVIS video: its frame and annotation files (checked) and its size.
+class LabelledVideo:
+    """One video of a segmentation benchmark: frame and annotation files (checked) and its size.
 
     Attributes:
-        name: the sequence name (``ImageSets`` line).
+        name: the sequence name (the list file's line).
         frames: the T ``.jpg`` frames, sorted.
-        annotations: the T ``.png`` annotations, sorted (paired with the frames by position).
+        annotations: the T ``.png`` label maps, sorted (paired with the frames by position).
         size: (H, W) of frames and annotations.
     """
+
+    #: The benchmark's name, for messages.
+    benchmark: ClassVar[str] = "benchmark"
 
     name: str
     frames: tuple[Path, ...]
@@ -241,11 +227,22 @@ class DavisVideo:
 
     def read_frames(self) -> np.ndarray:
         """(T, H, W, 3) uint8 RGB frames."""
-        return read_frames(self.frames, f"frame of DAVIS video {self.name}")
+        return read_frames(self.frames, f"frame of {self.benchmark} video {self.name}")
 
     def read_annotations(self) -> np.ndarray:
-        """(T, H, W) uint8 label maps; void (255) is kept (the runner maps it to background)."""
-        return read_label_maps(self.annotations, f"annotation of DAVIS video {self.name}")
+        """(T, H, W) uint8 label maps, as stored (DAVIS's void 255 is kept: the runner maps it to background)."""
+        return read_label_maps(self.annotations, f"annotation of {self.benchmark} video {self.name}")
+
+
+# --------------------------------------------------------------------------------------------------
+# DAVIS-2017
+
+
+@dataclass(frozen=True)
+class DavisVideo(LabelledVideo):
+    """One DAVIS-2017 video (``JPEGImages/480p/<name>``, ``Annotations/480p/<name>``)."""
+
+    benchmark: ClassVar[str] = "DAVIS"
 
 
 class DavisDataset:
@@ -494,33 +491,10 @@ class JhmdbDataset:
 
 
 @dataclass(frozen=True)
-class VipVideo:
-    """One VIP video: frames, category annotations (checked) and size.
+class VipVideo(LabelledVideo):
+    """One VIP video (``Images/<name>``, ``Annotations/Category_ids/<name>``: class ids 0 .. 19)."""
 
-    Attributes:
-        name: the ``lists/val_videos.txt`` line.
-        frames: the ``.jpg`` frames, sorted.
-        annotations: the ``.png`` class-id maps, sorted (paired by position).
-        size: (H, W).
-    """
-
-    name: str
-    frames: tuple[Path, ...]
-    annotations: tuple[Path, ...]
-    size: tuple[int, int]
-
-    @property
-    def frame_ids(self) -> list[str]:
-        """The annotation file stems: the names of the prediction PNGs."""
-        return [p.stem for p in self.annotations]
-
-    def read_frames(self) -> np.ndarray:
-        """(T, H, W, 3) uint8 RGB frames."""
-        return read_frames(self.frames, f"frame of VIP video {self.name}")
-
-    def read_annotations(self) -> np.ndarray:
-        """(T, H, W) uint8 class ids."""
-        return read_label_maps(self.annotations, f"annotation of VIP video {self.name}")
+    benchmark: ClassVar[str] = "VIP"
 
 
 class VipDataset:
