@@ -3,8 +3,12 @@
 Everything here reproduces a specific behaviour of the original JAX/Flax code
 (google-deepmind/representations4d); each docstring names the trap it avoids:
 
-* :class:`Attention`: multi-head attention through ``F.scaled_dot_product_attention`` with the
+* :class:`Attention`: multi-head attention through :func:`scaled_dot_product_attention` with the
   original's two variants (4DS: biased q/k/v/out; MooG: bias-free q/k/v, RMS-normalised q and k).
+* :func:`scaled_dot_product_attention`: ``F.scaled_dot_product_attention``, except for bfloat16
+  inference on CPUs with AVX-512-BF16 but no AMX, where torch's flash kernel runs its GEMMs through
+  MKL's ``cblas_gemm_bf16bf16f32`` at no more than the float32 rate; there the attention is
+  computed with oneDNN bf16 GEMMs instead, about 1.4-1.7x faster (docs/performance.md).
 * :class:`MLP`: ``Dense -> gelu(tanh) -> Dense`` (Flax ``nn.gelu`` is the tanh approximation).
 * :func:`fourier_features`: the ``[sin(x), sin(x + pi/2)]`` features of the MooG code and the
   tracking-query initialisers, laid out exactly as the original (basis-major, coordinate-minor).
@@ -38,6 +42,143 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+# Set to False to send bfloat16 CPU attention to torch's SDPA too (its flash kernel keeps the logits
+# in float32; the path below rounds them to bfloat16, as Flax and transformers' eager attention do).
+CPU_BF16_ATTENTION = True
+
+# Elements of one bfloat16 score block of :func:`_cpu_bf16_attention` (8 MiB): large enough that
+# the GEMMs are large and the ops few (each is an OpenMP parallel region), small enough to stay in
+# the L3 cache (4DS-B: one 1568 x 1568 block per head; MooG: 4 heads of 1024 x 1024). 2**21 and
+# 2**22 measure the same; 2**23 and up lose 7-33% (benchmarks/attention_bf16.py, docs/performance.md).
+CPU_BF16_SCORE_BLOCK = 1 << 22
+
+# Below this many multiply-adds in q @ k^T (batch * heads * L * S * E) SDPA's single fused call is
+# as fast: the explicit path's fixed cost (a few ops per block, ~0.1 ms) is not paid back. Measured
+# crossover: 2 x 128 x 128 x 32 (1M) 0.8x, 2 x 256 x 256 x 32 (4M) 1.0-1.2x, 6 x 256 x 256 x 64 1.6x.
+CPU_BF16_MIN_WORK = 1 << 22
+
+
+@lru_cache(maxsize=1)
+def _cpu_has_fast_bf16_gemm_only() -> bool:
+    """Whether this CPU has AVX-512-BF16 (oneDNN's bf16 GEMMs run at twice the float32 rate) but no AMX.
+
+    With AMX, torch's flash kernel packs its blocks for oneDNN's AMX micro-kernels and is fast; without
+    AVX-512-BF16, oneDNN's bf16 GEMMs are no faster than MKL's, so SDPA is kept in both cases.
+    """
+    cpu = getattr(torch, "cpu", None)
+    has_bf16 = getattr(cpu, "_is_avx512_bf16_supported", None)
+    has_amx = getattr(cpu, "_is_amx_tile_supported", None)
+    if has_bf16 is None or has_amx is None:  # a torch without these probes: keep SDPA
+        return False
+    return bool(has_bf16()) and not bool(has_amx())
+
+
+def use_cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout_p: float = 0.0) -> bool:
+    """Whether :func:`scaled_dot_product_attention` takes the oneDNN bf16 path for these inputs.
+
+    Only for inference: bfloat16 CPU tensors, no dropout, autograd not recording through them
+    (``torch.no_grad()`` / ``torch.inference_mode()``, or inputs that do not require grad), not
+    while ``torch.compile`` traces, on a CPU with AVX-512-BF16 and without AMX, and for at least
+    :data:`CPU_BF16_MIN_WORK` multiply-adds in ``q @ k^T``, unless :data:`CPU_BF16_ATTENTION` is False.
+    Everything else (float32, CUDA, training) goes to ``F.scaled_dot_product_attention`` unchanged.
+    """
+    if not CPU_BF16_ATTENTION or query.device.type != "cpu":
+        return False
+    if not query.dtype == key.dtype == value.dtype == torch.bfloat16:
+        return False
+    if dropout_p or torch.compiler.is_compiling():
+        return False
+    if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad):
+        return False
+    if query.ndim < 3 or not query.shape[:-2] == key.shape[:-2] == value.shape[:-2]:
+        return False  # broadcast batch axes, or shapes SDPA will report on
+    if key.shape[-2] != value.shape[-2] or key.shape[-1] != query.shape[-1] or query.numel() == 0:
+        return False
+    if query.numel() * key.shape[-2] < CPU_BF16_MIN_WORK:
+        return False
+    return _cpu_has_fast_bf16_gemm_only()
+
+
+def _cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Softmax attention from oneDNN bf16 GEMMs, one block of scores at a time (inference only).
+
+    For each group of heads and chunk of queries: ``scores = scale * q @ k^T`` (``baddbmm``, fp32
+    accumulation inside oneDNN, rounded once to bf16), an in-place softmax (computed in fp32 by
+    torch, stored in bf16) and ``p @ v``; the score block holds at most
+    :data:`CPU_BF16_SCORE_BLOCK` entries. The logits are thus rounded to bf16 before the softmax,
+    as in Flax's ``nn.dot_product_attention`` and transformers' eager attention in bf16; SDPA's
+    flash kernel keeps them in fp32. On random inputs the mean error against float32 is 1.4-2.2x
+    that of bf16 SDPA (docs/performance.md).
+
+    Args:
+        query: (..., L, E) bfloat16.
+        key: (..., S, E) bfloat16, the same leading axes.
+        value: (..., S, Ev) bfloat16.
+
+    Returns:
+        (..., L, Ev) bfloat16, contiguous.
+    """
+    *batch, num_queries, head_dim = query.shape
+    num_keys, value_dim = key.shape[-2], value.shape[-1]
+    q = query.reshape(-1, num_queries, head_dim)
+    k_t = key.reshape(-1, num_keys, head_dim).transpose(1, 2)
+    v = value.reshape(-1, num_keys, value_dim)
+    out = torch.empty(q.shape[0], num_queries, value_dim, dtype=query.dtype, device=query.device)
+    blocks = cpu_bf16_score_blocks(q.shape[0], num_queries, num_keys)
+    largest = max((h1 - h0) * (q1 - q0) for h0, h1, q0, q1 in blocks)
+    buffer = torch.empty(largest * num_keys, dtype=query.dtype, device=query.device)
+    scale = head_dim**-0.5
+    for h0, h1, q0, q1 in blocks:
+        scores = buffer[: (h1 - h0) * (q1 - q0) * num_keys].view(h1 - h0, q1 - q0, num_keys)
+        # beta=0: the buffer's previous contents are ignored (not even NaN propagates).
+        torch.baddbmm(scores, q[h0:h1, q0:q1], k_t[h0:h1], beta=0.0, alpha=scale, out=scores)
+        torch.softmax(scores, dim=-1, out=scores)
+        torch.bmm(scores, v[h0:h1], out=out[h0:h1, q0:q1])
+    return out.view(*batch, num_queries, value_dim)
+
+
+def cpu_bf16_score_blocks(heads: int, num_queries: int, num_keys: int) -> list[tuple[int, int, int, int]]:
+    """The ``(h0, h1, q0, q1)`` score blocks :func:`_cpu_bf16_attention` walks, in order.
+
+    Each holds at most :data:`CPU_BF16_SCORE_BLOCK` scores (or one query row): whole heads, as
+    many as fit, when a head fits; otherwise one head at a time, its queries in equal chunks.
+    """
+    rows = max(1, CPU_BF16_SCORE_BLOCK // num_keys)  # (head, query) rows per block
+    if rows >= num_queries:
+        group, chunk = max(1, min(heads, rows // num_queries)), num_queries
+    else:
+        group, chunk = 1, -(-num_queries // -(-num_queries // rows))
+    return [
+        (h0, min(h0 + group, heads), q0, min(q0 + chunk, num_queries))
+        for h0 in range(0, heads, group)
+        for q0 in range(0, num_queries, chunk)
+    ]
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout_p: float = 0.0
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` (no mask, default scale), faster for bf16 CPU inference.
+
+    Where :func:`use_cpu_bf16_attention` says so (bfloat16 inference on a CPU with AVX-512-BF16
+    and no AMX), the attention is computed by :func:`_cpu_bf16_attention` from oneDNN bf16 GEMMs:
+    torch's CPU flash kernel calls MKL's bf16 GEMM there, which runs no faster than float32. In
+    every other case, float32 included, this is exactly ``F.scaled_dot_product_attention``.
+
+    Args:
+        query: (..., L, E)
+        key: (..., S, E)
+        value: (..., S, Ev)
+        dropout_p: attention-probability dropout (training only; disables the bf16 CPU path).
+
+    Returns:
+        (..., L, Ev)
+    """
+    if use_cpu_bf16_attention(query, key, value, dropout_p):
+        return _cpu_bf16_attention(query, key, value)
+    return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p)
+
+
 def multi_head_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, num_heads: int, dropout_p: float = 0.0
 ) -> torch.Tensor:
@@ -59,7 +200,7 @@ def multi_head_attention(
     q = query.unflatten(-1, (num_heads, -1)).transpose(1, 2)
     k = key.unflatten(-1, (num_heads, -1)).transpose(1, 2)
     v = value.unflatten(-1, (num_heads, -1)).transpose(1, 2)
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    out = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     return out.transpose(1, 2).reshape(batch, num_queries, -1)
 
 
@@ -115,7 +256,7 @@ class Attention(nn.Module):
         v = self.v_proj(context).unflatten(-1, (self.num_heads, self.head_dim))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        out = F.scaled_dot_product_attention(
+        out = scaled_dot_product_attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
             v.transpose(1, 2),

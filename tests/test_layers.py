@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from fourd_hub import layers
 from fourd_hub.layers import MLP, Attention, fourier_features, jax_linspace, jax_resize, resize_weights
 
 
@@ -109,3 +111,96 @@ def test_jax_linspace_is_a_float32_linspace():
             np.testing.assert_allclose(values.numpy(), np.linspace(-1, 1, n), atol=2e-7)
     with pytest.raises(ValueError):
         jax_linspace(0.0, 1.0, 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The bf16 CPU attention path (oneDNN GEMMs instead of SDPA's flash kernel; docs/performance.md)
+
+
+def softmax_attention_float64(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v written out in float64: (..., L, d), (..., S, d), (..., S, e)."""
+    q, k, v = q.double(), k.double(), v.double()
+    logits = torch.einsum("...ld,...sd->...ls", q, k) / math.sqrt(q.shape[-1])
+    return torch.einsum("...ls,...se->...le", logits.softmax(-1), v)
+
+
+@pytest.fixture
+def bf16_path_on(monkeypatch):
+    """Pretend this CPU has AVX-512-BF16 without AMX, so that the path is taken on any CPU."""
+    monkeypatch.setattr(layers, "_cpu_has_fast_bf16_gemm_only", lambda: True)
+
+
+@pytest.mark.parametrize("block", [9000, 2 * 160 * 160 + 5, 1 << 21])
+def test_bf16_cpu_attention_matches_the_formula(monkeypatch, block):
+    # Blocks of 54 query rows of one head (3 chunks, the last of 52 rows); of 2 whole heads (3
+    # groups, the last of 1 head); of all 5 heads: each walk must give the same attention.
+    monkeypatch.setattr(layers, "CPU_BF16_SCORE_BLOCK", block)
+    generator = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(1, 5, 160, 16, generator=generator).bfloat16() for _ in range(2))
+    v = torch.randn(1, 5, 160, 24, generator=generator).bfloat16()
+    with torch.inference_mode():
+        out = layers._cpu_bf16_attention(q, k, v)
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 5, 160, 24)
+    expected = softmax_attention_float64(q, k, v)
+    # bf16 logits and probabilities: a few bf16 ulps of the (|x| < 1.5) outputs.
+    torch.testing.assert_close(out.double(), expected, atol=2e-2, rtol=2e-2)
+    assert (out.double() - expected).abs().mean() < 2e-3
+
+
+def test_bf16_score_blocks_tile_every_head_and_query_once(monkeypatch):
+    monkeypatch.setattr(layers, "CPU_BF16_SCORE_BLOCK", 9000)
+    # 9000 // 160 = 56 rows per block < 160 queries: one head at a time, 3 equal chunks of 54 (52).
+    assert layers.cpu_bf16_score_blocks(2, 160, 160) == [
+        (0, 1, 0, 54), (0, 1, 54, 108), (0, 1, 108, 160), (1, 2, 0, 54), (1, 2, 54, 108), (1, 2, 108, 160),
+    ]
+    # 9000 // 30 = 300 rows = 3 heads x 100 queries: groups of 3 heads, the last of 2.
+    assert layers.cpu_bf16_score_blocks(5, 100, 30) == [(0, 3, 0, 100), (3, 5, 0, 100)]
+    # A key row longer than the block: one query row at a time.
+    assert layers.cpu_bf16_score_blocks(1, 3, 20000) == [(0, 1, 0, 1), (0, 1, 1, 2), (0, 1, 2, 3)]
+
+
+def test_sdpa_wrapper_takes_the_bf16_path_for_inference_only(bf16_path_on):
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 160, 32, generator=generator) for _ in range(3))
+    qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    assert layers.use_cpu_bf16_attention(qb, kb, vb)
+    with torch.inference_mode():
+        fast = layers.scaled_dot_product_attention(qb, kb, vb)
+        sdpa = F.scaled_dot_product_attention(qb, kb, vb)
+    torch.testing.assert_close(fast.double(), softmax_attention_float64(qb, kb, vb), atol=2e-2, rtol=2e-2)
+    assert not torch.equal(fast, sdpa)  # really the other path (SDPA keeps float32 logits)
+
+    # float32: exactly SDPA (bit for bit), whatever the CPU.
+    assert not layers.use_cpu_bf16_attention(q, k, v)
+    assert torch.equal(layers.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+    # dropout, too little work (6 x 64 x 64 x 32 multiply-adds), broadcast batch axes: SDPA.
+    assert not layers.use_cpu_bf16_attention(qb, kb, vb, dropout_p=0.1)
+    assert not layers.use_cpu_bf16_attention(qb[:, :, :64], kb[:, :, :64], vb[:, :, :64])
+    assert not layers.use_cpu_bf16_attention(qb, kb[:1], vb[:1])
+    # Switched off: SDPA, bit for bit.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(layers, "CPU_BF16_ATTENTION", False)
+        with torch.inference_mode():
+            assert torch.equal(layers.scaled_dot_product_attention(qb, kb, vb), sdpa)
+
+    # Training: inputs that require grad go to SDPA, and the backward pass works.
+    leaf = qb.clone().requires_grad_()
+    assert not layers.use_cpu_bf16_attention(leaf, kb, vb)
+    out = layers.scaled_dot_product_attention(leaf, kb, vb)
+    assert torch.equal(out.detach(), sdpa)
+    out.float().sum().backward()
+    assert leaf.grad is not None and leaf.grad.dtype == torch.bfloat16 and torch.isfinite(leaf.grad).all()
+
+
+@pytest.mark.parametrize("qkv_bias, qk_norm", [(True, False), (False, True)])
+def test_attention_module_in_bf16_inference_matches_naive_formula(bf16_path_on, qkv_bias, qk_norm):
+    torch.manual_seed(0)
+    module = Attention(16, num_heads=2, head_dim=32, context_dim=12, qkv_bias=qkv_bias, qk_norm=qk_norm).eval()
+    x, context = torch.randn(2, 200, 16), torch.randn(2, 180, 12)
+    with torch.no_grad():
+        expected = naive_attention(module, x, context)
+        module.bfloat16()
+        out = module(x.bfloat16(), context.bfloat16())
+    assert layers.use_cpu_bf16_attention(*(torch.empty(2, 2, n, 32, dtype=torch.bfloat16) for n in (200, 180, 180)))
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 200, 16)
+    torch.testing.assert_close(out.float(), expected, atol=5e-2, rtol=5e-2)
