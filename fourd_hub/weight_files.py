@@ -15,6 +15,11 @@ Loading a directory is as strict as converting a file. Before a model is built,
   data is the data it wrote (:func:`verify_checksums`), so a flipped byte is an error, not a
   slightly different model.
 
+:func:`read_tensor_data` reads the tensors' bytes once, with plain reads (no memory map, so no
+page of the file stays in the process's memory), and verifies the checksums on the way. When a
+load casts (a float32 file loaded in bfloat16), the model loader (:mod:`fourd_hub.modeling_utils`)
+reads through it and casts each tensor as it arrives.
+
 What the headers say (names, dtypes, shapes) is then compared with the model the config
 describes (:func:`fourd_hub.modeling_utils.check_weights_fit`) before any memory is allocated.
 """
@@ -25,7 +30,8 @@ import hashlib
 import json
 import os
 import struct
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +44,8 @@ __all__ = [
     "WeightsError",
     "find_weights",
     "read_safetensors_header",
+    "read_tensor_bytes",
+    "read_tensor_data",
     "verify_checksums",
 ]
 
@@ -79,10 +87,16 @@ class TensorHeader:
     dtype: str
     shape: tuple[int, ...]
     file: Path
+    #: (begin, end) byte range of the tensor's data in ``file`` (from the start of the file).
+    offsets: tuple[int, int] = (0, 0)
 
     @property
     def is_float(self) -> bool:
         return self.dtype in FLOAT_DTYPES
+
+    @property
+    def nbytes(self) -> int:
+        return self.offsets[1] - self.offsets[0]
 
 
 @dataclass(frozen=True)
@@ -198,7 +212,7 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, TensorHe
                 f"{where}: shape {shape} of {dtype} needs {numel * DTYPE_SIZES[dtype]} bytes, its data_offsets span "
                 f"{offsets[1] - offsets[0]}; {fix}"
             )
-        tensors[name] = TensorHeader(name, dtype, tuple(shape), path)
+        tensors[name] = TensorHeader(name, dtype, tuple(shape), path, (8 + header_size + offsets[0], 8 + header_size + offsets[1]))
         ranges.append((offsets[0], offsets[1], name))
     data_size = size - 8 - header_size
     end = 0
@@ -294,6 +308,149 @@ def _data_sha256(path: Path, chunk: int = 16 * 2**20) -> str:
     return digest.hexdigest()
 
 
+def _verification_enabled() -> bool:
+    return os.environ.get("FOURD_HUB_VERIFY_WEIGHTS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _corrupted(file: Path, digest: str, recorded: str) -> WeightsError:
+    return WeightsError(
+        f"{file} is corrupted: the sha256 of its tensor data is {digest}, the converter recorded "
+        f"{recorded}; re-download or re-convert the model"
+    )
+
+
+def _read_into(handle, offset: int, target: memoryview, path: Path) -> None:
+    """Fill ``target`` with the file's bytes from ``offset`` (plain reads: ``readinto`` until full)."""
+    handle.seek(offset)
+    filled = 0
+    while filled < len(target):
+        count = handle.readinto(target[filled:])
+        if not count:
+            raise WeightsError(
+                f"{path} ended at byte {offset + filled} while reading its tensor data (it was truncated or "
+                "replaced while loading); re-download or re-convert the model"
+            )
+        filled += count
+
+
+def read_tensor_bytes(header: TensorHeader, target: memoryview) -> None:
+    """Read one tensor's ``header.nbytes`` raw bytes into ``target`` (plain reads; no checksum: see :func:`read_tensor_data`).
+
+    Raises:
+        WeightsError: the file cannot be read or ends early.
+    """
+    if len(target) != header.nbytes:
+        raise ValueError(f"{header.name} holds {header.nbytes} bytes, the target has room for {len(target)}")
+    try:
+        with open(header.file, "rb", buffering=0) as handle:
+            _read_into(handle, header.offsets[0], target, header.file)
+    except OSError as error:
+        raise WeightsError(f"cannot read {header.file}: {error}; re-download or re-convert the model") from None
+
+
+def _read_file(
+    path: Path,
+    headers: list[TensorHeader],
+    consume: Callable[[TensorHeader, memoryview], None],
+    into: Callable[[TensorHeader], memoryview | None] | None,
+    wanted: Callable[[TensorHeader], bool] | None,
+    recorded: str | None,
+) -> None:
+    """Read one file's tensors in offset order; hash them in a second thread while the next one is read."""
+    digest = hashlib.sha256() if recorded is not None else None
+    hasher = ThreadPoolExecutor(max_workers=1) if digest is not None else None  # FIFO: the data's order
+    # Two scratch buffers, alternating: one is read into (and cast from) while the other is hashed.
+    scratch: list[bytearray | None] = [None, None]
+    hashing: list[Future | None] = [None, None]  # the pending hash of what each scratch buffer holds
+    turn = 0
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            for header in sorted(headers, key=lambda h: h.offsets[0]):
+                needed = wanted is None or wanted(header)
+                if not needed and digest is None:
+                    continue  # nothing to hash, nobody to give it to: not read at all
+                target = into(header) if needed and into is not None else None
+                slot = None
+                if target is None:
+                    slot, turn = turn, 1 - turn
+                    if hashing[slot] is not None:
+                        hashing[slot].result()  # its previous content is hashed: it may be overwritten
+                    if scratch[slot] is None or len(scratch[slot]) < header.nbytes:
+                        scratch[slot] = None  # drop the smaller one first
+                        scratch[slot] = bytearray(header.nbytes)  # grown to the largest tensor read through it
+                    target = memoryview(scratch[slot])[: header.nbytes]
+                elif len(target) != header.nbytes:
+                    raise ValueError(f"into() gave {len(target)} bytes for {header.name}, which holds {header.nbytes}")
+                _read_into(handle, header.offsets[0], target, path)
+                if hasher is not None:
+                    # Tensors tile the data (checked): hashed in offset order, this is the data's sha256.
+                    future = hasher.submit(digest.update, target)
+                    if slot is not None:
+                        hashing[slot] = future
+                if needed:
+                    consume(header, target)  # reads target while it is hashed: both only read it
+    except OSError as error:
+        raise WeightsError(f"cannot read {path}: {error}; re-download or re-convert the model") from None
+    finally:
+        if hasher is not None:
+            hasher.shutdown(wait=True)
+    if digest is not None and digest.hexdigest() != recorded:
+        raise _corrupted(path, digest.hexdigest(), recorded)
+
+
+def read_tensor_data(
+    weights: WeightFiles,
+    consume: Callable[[TensorHeader, memoryview], None],
+    *,
+    into: Callable[[TensorHeader], memoryview | None] | None = None,
+    wanted: Callable[[TensorHeader], bool] | None = None,
+    max_workers: int | None = None,
+) -> None:
+    """Read every tensor's bytes once, with plain reads in file order, verifying each file's recorded sha256 on the way.
+
+    Nothing is memory-mapped: what stays in memory is what ``consume`` keeps, plus two scratch
+    buffers per file, as large as its largest tensor read through them (one is read into while
+    the other is hashed, in a second thread). Shards are read in parallel threads (file reads,
+    hashing and torch casts release the GIL), so ``consume`` and ``into`` may be called from
+    several threads at once, each file's tensors in order.
+
+    Args:
+        weights: the checked files (:func:`find_weights`).
+        consume: ``consume(header, data)`` with the tensor's raw little-endian bytes (``header.nbytes``
+            of them), while they are being hashed: read them, never write them. A view of a
+            scratch buffer is only valid during the call (copy or cast what you keep).
+        into: ``into(header)`` may return a writable byte view of exactly ``header.nbytes`` (the
+            storage of the tensor that will keep them) to read into directly, or None for the
+            scratch buffer.
+        wanted: the tensors to give to ``consume`` (default all); the others are read only to be
+            hashed (not at all when verification is off).
+        max_workers: threads (default: one per file, at most one per CPU).
+
+    Raises:
+        WeightsError: a file whose data differs from its recorded sha256 (raised after its last
+            tensor was consumed: discard what ``consume`` kept), a file that cannot be read or
+            ends early. Set ``FOURD_HUB_VERIFY_WEIGHTS=0`` to skip the hashing (see
+            :func:`verify_checksums`).
+    """
+    verify = _verification_enabled()
+    by_file: dict[Path, list[TensorHeader]] = {file: [] for file in weights.files}
+    for header in weights.tensors.values():
+        by_file[header.file].append(header)
+    jobs = [
+        (file, headers, consume, into, wanted, weights.checksums.get(file) if verify else None)
+        for file, headers in by_file.items()
+        if headers
+    ]
+    if len(jobs) <= 1 or max_workers == 1:
+        for job in jobs:
+            _read_file(*job)
+        return
+    workers = max_workers or min(len(jobs), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(_read_file, *job) for job in jobs]:
+            future.result()
+
+
 def verify_checksums(weights: WeightFiles, max_workers: int | None = None) -> None:
     """Check the tensor data of every file whose header records its sha256 (shards in parallel threads).
 
@@ -303,7 +460,7 @@ def verify_checksums(weights: WeightFiles, max_workers: int | None = None) -> No
     Raises:
         WeightsError: a file's data differs from what was written (a corrupted byte).
     """
-    if os.environ.get("FOURD_HUB_VERIFY_WEIGHTS", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not _verification_enabled():
         return
     files = list(weights.checksums)
     if not files:
@@ -313,8 +470,5 @@ def verify_checksums(weights: WeightFiles, max_workers: int | None = None) -> No
         digests = list(pool.map(_data_sha256, files))
     for file, digest in zip(files, digests):
         if digest != weights.checksums[file]:
-            raise WeightsError(
-                f"{file} is corrupted: the sha256 of its tensor data is {digest}, the converter recorded "
-                f"{weights.checksums[file]}; re-download or re-convert the model"
-            )
+            raise _corrupted(file, digest, weights.checksums[file])
 

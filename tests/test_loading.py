@@ -134,3 +134,19 @@ def test_the_cli_gives_one_line_for_a_corrupted_model(original, video, tmp_path,
         err = capsys.readouterr().err.strip()
         assert code != 0, description
         assert "error: " in err and len(err.splitlines()) == 1 and "Traceback" not in err, f"{description}: {err}"
+
+
+def test_every_corruption_of_the_weights_through_the_casting_reader(original, tmp_path):
+    """A bfloat16 load reads the files itself (plain reads, hashed on the way): the same guarantees."""
+    directory, expected = original
+    expected = {key: value.to(torch.bfloat16) if value.is_floating_point() else value for key, value in expected.items()}
+    cases = [case for case in _corruptions(directory) if ".safetensors" in case[0]]
+    outcomes = {}
+    for i, (description, damage) in enumerate(cases):
+        copy = tmp_path / f"case{i}"
+        shutil.copytree(directory, copy)
+        damage(copy)
+        load = lambda d: FourDSForDepthEstimation.from_pretrained(d, dtype=torch.bfloat16)  # noqa: E731
+        outcomes[description] = _outcome(load, copy, expected, f"bfloat16: {description}")
+        shutil.rmtree(copy)
+    assert any(d.startswith("flip") for d in outcomes) and all(o == "refused" for o in outcomes.values()), outcomes

@@ -224,3 +224,151 @@ def test_head_directories_are_checked_as_strictly(reference, tmp_path):
         save_file(changed, file, metadata={"format": "pt"})
         with pytest.raises(WeightsError, match=message):
             read_head_directory(head)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading in bounded memory: plain reads, each tensor cast as it arrives (issue 18).
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The calls of the plain-read loader (fourd_hub.modeling_utils.read_state)."""
+    from fourd_hub import modeling_utils
+
+    calls = []
+    original = modeling_utils.read_state
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].directory)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_utils, "read_state", counting)
+    return calls
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_plain_reads_load_what_transformers_loads_bit_for_bit(backbone_dir, sharded, monkeypatch, reads):
+    from fourd_hub import modeling_utils
+
+    if sharded:
+        _shard(backbone_dir)  # two files: read in parallel threads
+    saved = {}
+    for file in backbone_dir.glob("*.safetensors"):
+        saved.update(load_file(file))
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        loaded = {}
+        for mode in ("always", "never"):
+            monkeypatch.setattr(modeling_utils, "_PLAIN_READS", mode)
+            loaded[mode] = _state(FourDSModel.from_pretrained(backbone_dir, dtype=dtype))
+        plain, mapped = loaded["always"], loaded["never"]
+        assert plain.keys() == mapped.keys() == saved.keys()
+        for key, tensor in saved.items():
+            assert plain[key].dtype == mapped[key].dtype == dtype, key
+            assert torch.equal(plain[key], mapped[key]), key
+            # torch's float32 -> dtype rounding, applied to what the file holds.
+            assert torch.equal(plain[key], tensor.to(dtype)), key
+    assert len(reads) == 3  # once per dtype with "always", never with "never"
+
+
+def test_a_load_that_casts_reads_plainly_and_never_maps_the_file(backbone_dir, monkeypatch, reads):
+    import safetensors
+    import transformers.modeling_utils
+
+    def no_memory_map(*args, **kwargs):
+        raise AssertionError("the safetensors file was memory-mapped")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(transformers.modeling_utils, "safe_open", no_memory_map)
+        patched.setattr(safetensors, "safe_open", no_memory_map)
+        model = FourDSModel.from_pretrained(backbone_dir, dtype=torch.bfloat16)
+    assert reads == [backbone_dir] and model.dtype == torch.bfloat16
+    FourDSModel.from_pretrained(backbone_dir)  # no cast: transformers' own (memory-mapped, zero-copy) reading
+    assert reads == [backbone_dir]
+
+
+def test_fresh_parts_and_unused_weights_keep_transformers_rules_in_bfloat16(backbone_dir, models, reads):
+    from fourd_hub import MooGForPointTracking, MooGModel
+    from fourd_hub.models.moog.configuration_moog import debug_config as moog_debug_config
+
+    # A task model on a backbone checkpoint: its head is fresh (initialised, not meta), in bfloat16.
+    saved = load_file(backbone_dir / "model.safetensors")
+    depth = FourDSForDepthEstimation.from_pretrained(backbone_dir, dtype=torch.bfloat16)
+    state = depth.state_dict()
+    assert all(torch.equal(state["fourds." + key], tensor.to(torch.bfloat16)) for key, tensor in saved.items())
+    head = {key: value for key, value in state.items() if key.startswith("head.")}
+    assert head and all(v.dtype == torch.bfloat16 and v.device.type == "cpu" and bool(torch.isfinite(v).all()) for v in head.values())
+    assert any(bool(v.abs().sum() > 0) for v in head.values())  # initialised, not left empty
+    # The backbone of a task checkpoint: the head's weights are hashed, not loaded.
+    task_file = load_file(models["fourds-depth"] / "model.safetensors")
+    backbone = FourDSModel.from_pretrained(models["fourds-depth"], dtype=torch.bfloat16)
+    assert all(torch.equal(v, task_file["fourds." + k].to(torch.bfloat16)) for k, v in backbone.state_dict().items())
+    # MooG's base class on a tracking checkpoint (whose backbone has no decoder): a fresh decoder.
+    torch.manual_seed(0)
+    MooGForPointTracking(moog_debug_config()).save_pretrained(backbone_dir.parent / "points")
+    points_file = load_file(backbone_dir.parent / "points" / "model.safetensors")
+    moog = MooGModel.from_pretrained(backbone_dir.parent / "points", dtype=torch.bfloat16)
+    decoder = {k: v for k, v in moog.state_dict().items() if k.startswith("decoder.")}
+    assert decoder and all(v.dtype == torch.bfloat16 and v.device.type == "cpu" for v in decoder.values())
+    rest = {k: v for k, v in moog.state_dict().items() if not k.startswith("decoder.")}
+    assert all(torch.equal(v, points_file["moog." + k].to(torch.bfloat16)) for k, v in rest.items())
+    assert len(reads) == 3
+
+
+def test_a_flipped_byte_is_caught_while_reading_and_checks_still_run_after_the_cast(models, tmp_path, monkeypatch, reads):
+    directory = tmp_path / "converted"
+    shutil.copytree(models["fourds-depth"], directory)
+    path = find_weights(directory).files[-1]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # one bit of the last tensor's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=f"{path.name} is corrupted"):
+        FourDSForDepthEstimation.from_pretrained(directory, dtype=torch.bfloat16)
+    assert reads == [directory]  # caught by the hash computed while reading
+    monkeypatch.setenv("FOURD_HUB_VERIFY_WEIGHTS", "0")
+    assert FourDSForDepthEstimation.from_pretrained(directory, dtype=torch.bfloat16).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(float("nan"), torch.bfloat16), (float("-inf"), torch.bfloat16), (1e6, torch.float16)])
+def test_nan_inf_and_overflow_of_the_cast_are_refused(backbone_dir, value, dtype):
+    key = _first_weight(backbone_dir)
+
+    def poison(tensors):
+        tensors[key] = tensors[key].clone()
+        tensors[key].view(-1)[5] = value  # 1e6 is finite in float32, inf in float16 (max 65504)
+
+    _rewrite(backbone_dir, poison)
+    with pytest.raises(WeightsError, match=rf"{key} holds NaN or inf"):
+        FourDSModel.from_pretrained(backbone_dir, dtype=dtype)
+
+
+def test_read_tensor_data_gives_every_tensor_its_bytes_in_file_order(tmp_path):
+    from fourd_hub.weight_files import read_tensor_data
+
+    tensors = {
+        "a": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "b": torch.tensor([1.5, -2.25], dtype=torch.bfloat16),
+        "c": torch.arange(40, dtype=torch.int64),  # larger than a: the scratch buffer grows
+        "d": torch.zeros(0, 4),
+        "e": torch.tensor(7.0),
+    }
+    save_file(tensors, tmp_path / "model.safetensors")
+    weights = find_weights(tmp_path)
+    got, order = {}, []
+
+    def consume(header, data):
+        order.append(header.name)
+        got[header.name] = bytes(data)  # the scratch buffer is reused: copy
+
+    read_tensor_data(weights, consume, wanted=lambda header: header.name != "b")
+    assert got == {name: t.reshape(-1).view(torch.uint8).numpy().tobytes() for name, t in tensors.items() if name != "b"}
+    assert order == sorted(order, key=lambda name: weights.tensors[name].offsets[0])
+    assert weights.tensors["c"].nbytes == 40 * 8 and weights.tensors["d"].nbytes == 0
+    # A file cut short after its header was checked: an error naming it, not a short tensor.
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[:-4])
+    with pytest.raises(WeightsError, match=r"model\.safetensors ended at byte"):
+        read_tensor_data(weights, consume)
