@@ -34,7 +34,16 @@ from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from ...layers import FLAX_NORM_EPS, MLP, Attention, check_video, flax_same_padding, gelu_tanh, grid_fourier_features
+from ...layers import (
+    FLAX_NORM_EPS,
+    MLP,
+    Attention,
+    check_video,
+    flax_same_padding,
+    gelu_tanh,
+    grid_fourier_features,
+    scaled_dot_product_attention,
+)
 from ...modeling_utils import PARAMETER_SLACK, FourDPreTrainedModel, load_backbone, load_state_strict, parameter_budget, read_head_directory
 from ...readout import (
     DepthEstimationOutput,
@@ -320,7 +329,8 @@ def _attend(attention: Attention, queries: torch.Tensor, keys: torch.Tensor, val
 
     Shapes: queries (N, heads, c, head_dim), keys / values (N, heads, M, head_dim) -> (N, c, query_dim).
     """
-    out = F.scaled_dot_product_attention(queries, keys, values, dropout_p=attention.dropout if attention.training else 0.0)
+    # The shared attention: SDPA, or the faster bf16 CPU path where that applies (fourd_hub.layers).
+    out = scaled_dot_product_attention(queries, keys, values, dropout_p=attention.dropout if attention.training else 0.0)
     return attention.out_proj(out.transpose(1, 2).flatten(2))
 
 
