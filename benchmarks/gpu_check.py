@@ -23,8 +23,8 @@ apply, the section is rerun with the math kernel allowed too, and says so). Four
   for 1 and ``--pipeline-batch`` windows per model call; and decoding alone for comparison.
 * ``pretrain``: the ``4ds-l`` recipe (``--pretrain-recipe``) in one process with FSDP2 over a
   world of one (NCCL on CUDA, gloo on the CPU; the group is initialised here from a file store),
-  with the trainer's own pieces (``build_model``, ``apply_activation_checkpointing``,
-  ``apply_fsdp``, ``parameter_groups``, ``train_step``), the recipe's clip shape (16x224x224,
+  with the trainer's own pieces (``build_training``: the model with activation checkpointing and
+  FSDP2, and its AdamW; ``train_step``), the recipe's clip shape (16x224x224,
   95% masking), mixed precision and micro-batch (16 for 4DS-L; halved on out-of-memory until it
   fits, or ``--pretrain-micro-batch``), one micro-batch per optimiser step (the recipe's 2048-clip
   global batch would be 128 accumulation steps: throughput per clip is the same), a few steps.
@@ -551,9 +551,8 @@ def bench_pretrain(env: Env, args: argparse.Namespace) -> list[dict]:
     import torch
 
     from fourd_hub.data.pretraining import pretraining_stream
-    from fourd_hub.training.optim import parameter_groups
-    from fourd_hub.training.parallel import DistributedContext, apply_activation_checkpointing, apply_compile, apply_fsdp
-    from fourd_hub.training.pretrain import build_model, tokens_per_clip, train_step, training_flops_per_clip
+    from fourd_hub.training.parallel import DistributedContext
+    from fourd_hub.training.pretrain import build_model, build_training, tokens_per_clip, train_step, training_flops_per_clip
     from fourd_hub.training.recipes import get_recipe
 
     base = get_recipe("debug" if env.debug else args.pretrain_recipe)
@@ -572,15 +571,7 @@ def bench_pretrain(env: Env, args: argparse.Namespace) -> list[dict]:
 
     def run(micro: int) -> dict:
         recipe = base.replace(micro_batch_size=micro, global_batch_size=micro, num_workers=0)
-        model = build_model(recipe, env.device)
-        if recipe.activation_checkpointing:
-            apply_activation_checkpointing(model)
-        if recipe.compile:
-            apply_compile(model)
-        apply_fsdp(model, recipe.mixed_precision)
-        optimizer = torch.optim.AdamW(
-            parameter_groups(model, recipe.weight_decay), lr=0.0, betas=recipe.betas, eps=recipe.eps, foreach=env.cuda
-        )
+        model, optimizer = build_training(recipe, env.device)
         batch = next(iter(pretraining_stream(recipe, 0, 1)))
         if env.cuda:
             batch = {key: value.pin_memory() for key, value in batch.items()}

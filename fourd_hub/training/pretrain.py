@@ -203,6 +203,27 @@ def device_peak_tflops(recipe: PretrainingRecipe, device: torch.device) -> float
     return None
 
 
+def build_training(recipe: PretrainingRecipe, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The recipe's model on ``device`` with its parallelism applied, and its optimiser.
+
+    Activation checkpointing and ``torch.compile`` where the recipe asks, then FSDP2 over the
+    process group (a world of one without torchrun), then AdamW over the recipe's parameter groups
+    (the learning rate is set per step by :func:`train_step`'s caller). The trainer and
+    ``benchmarks/gpu_check.py`` share it.
+    """
+    model = build_model(recipe, device)
+    if recipe.activation_checkpointing:
+        apply_activation_checkpointing(model)
+    if recipe.compile:
+        apply_compile(model)
+    apply_fsdp(model, recipe.mixed_precision)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, recipe.weight_decay), lr=0.0, betas=recipe.betas, eps=recipe.eps,
+        foreach=torch.device(device).type == "cuda",
+    )
+    return model, optimizer
+
+
 # ----------------------------------------------------------------------------------------------
 # The training step
 
@@ -408,16 +429,7 @@ def _pretrain(recipe, output_dir: Path, ctx: DistributedContext, resume, export,
         saved_state = ckpt.read_trainer_state(latest)
         _check_resume(saved_state["recipe"], recipe)
 
-    model = build_model(recipe, ctx.device)  # validates the model configuration
-    if recipe.activation_checkpointing:
-        apply_activation_checkpointing(model)
-    if recipe.compile:
-        apply_compile(model)
-    apply_fsdp(model, recipe.mixed_precision)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, recipe.weight_decay), lr=0.0, betas=recipe.betas, eps=recipe.eps,
-        foreach=ctx.device.type == "cuda",
-    )
+    model, optimizer = build_training(recipe, ctx.device)  # validates the model configuration
 
     start_step = 0
     if latest is not None:
