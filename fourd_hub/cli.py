@@ -54,23 +54,33 @@ _PIP_NAMES = {
 }
 
 
+def _catalog_json(entry) -> dict:
+    """One catalog entry as ``fourd-hub list --json`` prints it: the listing's columns plus the
+    facts a script needs to fetch or cite the weights (official URL, size, checksum, Hub repo id)."""
+    return {
+        "name": entry.name,
+        "family": entry.family,
+        "class": entry.architecture,
+        "params": f"{entry.num_parameters / 1e6:,.1f}M",
+        "num_parameters": entry.num_parameters,
+        "input": f"{entry.input_spec.num_frames}x{entry.input_spec.image_size[0]}x{entry.input_spec.image_size[1]}",
+        "original_file": entry.original_file or "(config only)",
+        "original_url": entry.original_url,
+        "file_size": entry.file_size,
+        "sha256": entry.sha256,
+        "hub_repo_id": entry.hub_repo_id(),
+        "base_model": entry.base_model,
+        "license": entry.license,
+        "description": entry.description,
+    }
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
-    rows = []
-    for entry in CATALOG.values():
-        if args.family and entry.family != args.family:
-            continue
-        rows.append(
-            (
-                entry.name,
-                entry.architecture,
-                f"{entry.num_parameters / 1e6:,.1f}M",
-                f"{entry.input_spec.num_frames}x{entry.input_spec.image_size[0]}x{entry.input_spec.image_size[1]}",
-                entry.original_file or "(config only)",
-            )
-        )
+    listed = [_catalog_json(entry) for entry in CATALOG.values() if not args.family or entry.family == args.family]
     if args.json:
-        print(json.dumps([dict(zip(("name", "class", "params", "input", "original_file"), row)) for row in rows], indent=2))
+        print(json.dumps(listed, indent=2))
         return 0
+    rows = [tuple(item[key] for key in ("name", "class", "params", "input", "original_file")) for item in listed]
     header = ("name", "class", "params", "input TxHxW", "original file")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -533,3 +533,16 @@ def test_bad_propagation_commands_fail_cleanly_without_output(video, propagation
     assert err.startswith(f"fourd-hub {argv[0]}: error:") and "Traceback" not in err
     assert message in err, err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_list_json_carries_what_a_script_needs_to_fetch_the_weights(capsys):
+    assert main(["list", "--json", "--family", "rvm"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    by_name = {item["name"]: item for item in listed}
+    assert set(by_name) == {"rvm-s", "rvm-b", "rvm-l", "rvm-h"}
+    small = by_name["rvm-s"]
+    # The official URL is the bucket's path of the file named beside it; the repo id is our org's.
+    assert small["original_url"] == "https://storage.googleapis.com/representations4d/checkpoints/" + small["original_file"]
+    assert small["hub_repo_id"] == "fourd-hub/rvm-s" and small["family"] == "rvm" and small["class"] == "RVMModel"
+    assert isinstance(small["num_parameters"], int) and small["params"] == f"{small['num_parameters'] / 1e6:,.1f}M"
+    assert {"sha256", "file_size", "license", "base_model", "description"} <= set(small)
