@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import logging as pylogging
 import os
 import re
 import sys
@@ -255,6 +256,35 @@ class FourDPreTrainedModel(ReturnDictMixin, PreTrainedModel):
         return push_model(self, repo_id, **kwargs)
 
 
+# transformers' load report ("Some weights ... were not used ...") is logged by this logger.
+_LOAD_REPORT_LOGGER = "transformers.modeling_utils"
+_QUIET_LOAD_REPORT: contextvars.ContextVar[bool] = contextvars.ContextVar("fourd_hub_quiet_load_report", default=False)
+
+
+class _DropLoadReport(pylogging.Filter):
+    """Drops the load report's records while :func:`_quiet_load_report` is active in this context only
+    (another thread's or task's loads keep theirs: no global verbosity is changed)."""
+
+    def filter(self, record: pylogging.LogRecord) -> bool:
+        return not _QUIET_LOAD_REPORT.get()
+
+
+_LOAD_REPORT_FILTER = _DropLoadReport()
+
+
+@contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Silence transformers' load report for the loads made inside the block, in this context."""
+    reporter = pylogging.getLogger(_LOAD_REPORT_LOGGER)
+    if _LOAD_REPORT_FILTER not in reporter.filters:
+        reporter.addFilter(_LOAD_REPORT_FILTER)
+    token = _QUIET_LOAD_REPORT.set(True)
+    try:
+        yield
+    finally:
+        _QUIET_LOAD_REPORT.reset(token)
+
+
 def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kwargs):
     """A task model from a directory saved for another task: its backbone, and a fresh head.
 
@@ -263,12 +293,8 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
     class is built on a copy of its config whose head hyper-parameters are this task's defaults,
     and the backbone's weights are moved in.
     """
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # the backbone's own load report would name parts this model does not have
-    try:
+    with _quiet_load_report():  # the backbone's own load report would name parts this model does not have
         backbone = base._from_directory(directory, saved_class=saved_class, **kwargs)
-    finally:
-        logging.set_verbosity(verbosity)
     config = copy.deepcopy(backbone.config)
     if "readout" in cls.config_class.__dataclass_fields__:
         config.readout = None  # the other task's head hyper-parameters

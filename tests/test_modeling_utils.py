@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import fourd_hub
-from fourd_hub import FourDSForDepthEstimation, FourDSForPointTracking, FourDSModel
+from fourd_hub import FourDSForDepthEstimation, FourDSForPointTracking, FourDSForVideoClassification, FourDSModel
 from fourd_hub.models.fourds.configuration_fourds import debug_config
 from fourd_hub.weight_files import WeightsError, find_weights, read_safetensors_header
 
@@ -372,3 +372,32 @@ def test_read_tensor_data_gives_every_tensor_its_bytes_in_file_order(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(data[:-4])
     with pytest.raises(WeightsError, match=r"model\.safetensors ended at byte"):
         read_tensor_data(weights, consume)
+
+
+def test_loading_for_another_task_silences_only_its_own_load_report(tmp_path):
+    """The backbone's load report (the other task's head: "not used") is dropped for that load only:
+    transformers' verbosity is untouched, and a load outside it still reports."""
+    import logging as pylogging
+
+    from transformers.utils import logging as hf_logging
+
+    torch.manual_seed(0)
+    FourDSForDepthEstimation(debug_config()).save_pretrained(tmp_path / "depth")
+    records: list[str] = []
+
+    class Keep(pylogging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    reporter = pylogging.getLogger("transformers.modeling_utils")
+    handler = Keep(level=pylogging.WARNING)
+    reporter.addHandler(handler)
+    verbosity = hf_logging.get_verbosity()
+    try:
+        FourDSForVideoClassification.from_pretrained(tmp_path / "depth")  # the depth head is never read
+        assert hf_logging.get_verbosity() == verbosity
+        assert not [r for r in records if "depth" in r.lower() or "UNEXPECTED" in r], records
+        FourDSModel.from_pretrained(tmp_path / "depth")  # the plain prefix rule: the head is reported unused
+        assert any("head" in r for r in records), records
+    finally:
+        reporter.removeHandler(handler)
