@@ -72,7 +72,14 @@ def _load() -> None:
         RVMVideoProcessor,
         RVMVideoReconstructionOutput,
     )
-    from .readout import BoxTrackingOutput, DepthEstimationOutput, PointTrackingOutput, ReadoutConfig
+    from .readout import (
+        BoxTrackingOutput,
+        DepthEstimationOutput,
+        PointTrackingOutput,
+        ReadoutConfig,
+        RecurrentBoxTrackingOutput,
+        RecurrentPointTrackingOutput,
+    )
     from .processing import load_video_processor
     from .pipelines import pipeline, register_pipelines
     from .results import (
@@ -176,6 +183,8 @@ __all__ = [
     "open_video",
     "pipeline",
     "PointTrackingOutput",
+    "RecurrentBoxTrackingOutput",
+    "RecurrentPointTrackingOutput",
     "PointTrackingResult",
     "ReadoutConfig",
     "RVM_PRESETS",

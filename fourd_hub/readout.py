@@ -518,6 +518,22 @@ class BoxTrackingOutput(ModelOutput):
     readout_features: torch.FloatTensor | None = None
 
 
+@dataclass
+class RecurrentPointTrackingOutput(PointTrackingOutput):
+    r""":class:`PointTrackingOutput` of a recurrent family (MooG, RVM), plus ``state`` (`(B, S, D)`): the
+    state after the last frame, to pass back as ``initial_state`` (streaming)."""
+
+    state: torch.FloatTensor | None = None
+
+
+@dataclass
+class RecurrentBoxTrackingOutput(BoxTrackingOutput):
+    r""":class:`BoxTrackingOutput` of a recurrent family (MooG, RVM), plus ``state`` (`(B, S, D)`): the
+    state after the last frame, to pass back as ``initial_state`` (streaming)."""
+
+    state: torch.FloatTensor | None = None
+
+
 def pixel_scale(image_size: tuple[int, int], device: torch.device | None = None) -> torch.Tensor:
     """(W, H) of an (H, W) image, for (x, y) pixel <-> [0, 1] conversion."""
     height, width = image_size
@@ -771,7 +787,10 @@ class PointTrackingTask(_TrackingTask):
 
 
 class RecurrentPointTrackingTask(PointTrackingTask):
-    """:class:`PointTrackingTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+    """:class:`PointTrackingTask` of a recurrent family: ``initial_state`` in, ``state`` out
+    (``output_class`` defaults to :class:`RecurrentPointTrackingOutput`)."""
+
+    output_class = RecurrentPointTrackingOutput
 
     def forward(
         self, pixel_values_videos: torch.Tensor, query_points: torch.Tensor, labels: torch.Tensor | None = None,
@@ -816,7 +835,10 @@ class BoxTrackingTask(_TrackingTask):
 
 
 class RecurrentBoxTrackingTask(BoxTrackingTask):
-    """:class:`BoxTrackingTask` of a recurrent family: ``initial_state`` in, ``state`` out."""
+    """:class:`BoxTrackingTask` of a recurrent family: ``initial_state`` in, ``state`` out
+    (``output_class`` defaults to :class:`RecurrentBoxTrackingOutput`)."""
+
+    output_class = RecurrentBoxTrackingOutput
 
     def forward(
         self, pixel_values_videos: torch.Tensor, query_boxes: torch.Tensor, labels: torch.Tensor | None = None,

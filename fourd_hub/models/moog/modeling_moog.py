@@ -951,17 +951,16 @@ class _MooGReadoutModel(ReadoutTaskModel, MooGPreTrainedModel):
 class MooGForPointTracking(RecurrentPointTrackingTask, _MooGReadoutModel):
     """MooG + the point-tracking readout (shared with 4DS: Fourier query embedding, temporal tiling).
 
-    Its output is the shared :class:`~fourd_hub.readout.PointTrackingOutput`, without ``state``: to
-    stream chunks, the pipelines take features and states from :meth:`readout_inputs` and run
-    :func:`~fourd_hub.readout.track_points` on the head.
+    Its output is the shared :class:`~fourd_hub.readout.RecurrentPointTrackingOutput`: the tracks
+    and the ``state`` after the last frame (pass it back as ``initial_state`` to continue the video).
     """
 
 
 class MooGForBoxTracking(RecurrentBoxTrackingTask, _MooGReadoutModel):
     """MooG + the box-tracking readout (one query per box predicts all frames).
 
-    Its output is the shared :class:`~fourd_hub.readout.BoxTrackingOutput`, without ``state`` (see
-    :class:`MooGForPointTracking` for streaming).
+    Its output is the shared :class:`~fourd_hub.readout.RecurrentBoxTrackingOutput` (boxes and the
+    ``state`` to continue from).
     """
 
 

@@ -40,14 +40,14 @@ from transformers.utils import ModelOutput
 from ...layers import MLP, Attention, check_video, jax_resize
 from ...modeling_utils import FourDPreTrainedModel
 from ...readout import (
-    BoxTrackingOutput,
     DepthReadoutHead,
-    PointTrackingOutput,
     ReadoutConfig,
     ReadoutTaskModel,
+    RecurrentBoxTrackingOutput,
     RecurrentBoxTrackingTask,
     RecurrentCameraPoseTask,
     RecurrentDepthEstimationTask,
+    RecurrentPointTrackingOutput,
     RecurrentPointTrackingTask,
     RecurrentVideoClassificationTask,
     init_module_weights,
@@ -133,17 +133,13 @@ class RVMMaskedReconstructionOutput(ModelOutput):
 # The shared readout outputs, with the recurrent protocol's ``state`` (pass it back as
 # ``initial_state`` to continue the video).
 @dataclass
-class RVMPointTrackingOutput(PointTrackingOutput):
+class RVMPointTrackingOutput(RecurrentPointTrackingOutput):
     r""":class:`~fourd_hub.readout.PointTrackingOutput`, plus ``state`` (`(B, 1 + N, D)`): the state after the last frame."""
-
-    state: torch.FloatTensor | None = None
 
 
 @dataclass
-class RVMBoxTrackingOutput(BoxTrackingOutput):
+class RVMBoxTrackingOutput(RecurrentBoxTrackingOutput):
     r""":class:`~fourd_hub.readout.BoxTrackingOutput`, plus ``state`` (`(B, 1 + N, D)`): the state after the last frame."""
-
-    state: torch.FloatTensor | None = None
 
 
 @dataclass

@@ -359,6 +359,15 @@ def test_point_and_box_tracking_task_models():
     out = boxes(clip, query_boxes, labels=torch.rand(2, 4, 1, 4) * 10)
     assert out.boxes.shape == (2, 4, 1, 4) and out.loss.ndim == 0
 
+    # Both return the state after the last frame, the backbone's own: pass it back to continue.
+    start = torch.randn(2, *points.moog.initial_state(1).shape[1:])
+    with torch.no_grad():
+        backbone_state = points.moog(clip, initial_state=start).state
+        tracked = points(clip, queries, initial_state=start)
+        boxed = boxes(clip, query_boxes, initial_state=start)
+    assert torch.equal(tracked.state, backbone_state)
+    assert boxed.state.shape == backbone_state.shape
+
 
 def test_depth_task_model_any_resolution_and_training():
     torch.manual_seed(0)
