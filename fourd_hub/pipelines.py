@@ -232,6 +232,10 @@ class _ModelFrames:
 # Pipelines
 
 
+#: ``_streamed_windows``' default first state: the seeded one (``seed=``).
+_SEEDED_STATE = object()
+
+
 class VideoPipeline(Pipeline):
     """Base of every fourd_hub pipeline: a transformers ``Pipeline`` that reads whole videos.
 
@@ -497,14 +501,14 @@ class VideoPipeline(Pipeline):
         generator = torch.Generator().manual_seed(self.seed)
         return self.model.base_model.initial_state(1, generator=generator)
 
-    def _per_frame_windows(self, frames: _ModelFrames, forward) -> list[tuple[Any, Any]]:
+    def _per_frame_windows(self, frames: _ModelFrames, forward) -> Iterator[tuple[Any, Any]]:
         """Per-frame outputs of every window, for tasks whose outputs are one per frame.
 
         ``forward(clips (B, T, 3, h, w), state) -> (outputs (B, T, ...), state after the clip)``,
         the outputs a tensor or a dict of tensors. Recurrent models stream consecutive chunks with
         the state carried from one to the next (exactly one long call); the others run independent
-        windows, ``batch_size`` at a time, with ``state`` None. Returns (window, numpy outputs
-        (T, ...), or a dict of them) pairs.
+        windows, ``batch_size`` at a time, with ``state`` None. Yields (window, numpy outputs
+        (T, ...), or a dict of them) pairs, in order.
         """
         if self.recurrent:
 
@@ -515,32 +519,38 @@ class VideoPipeline(Pipeline):
             return self._streamed_windows(frames, chunk)
         return self._independent_windows(frames, lambda clips: _batch_numpy(forward(clips, None)[0]))
 
-    def _independent_windows(self, frames: _ModelFrames, run_batch, windows=None) -> list[tuple[Any, Any]]:
+    def _independent_windows(self, frames: _ModelFrames, run_batch, windows=None) -> Iterator[tuple[Any, Any]]:
         """Run ``run_batch(clips (B, T, 3, h, w)) -> per-window outputs`` over windows that do not
-        depend on each other, ``batch_size`` at a time (default windows: :func:`plan_windows`)."""
+        depend on each other, ``batch_size`` at a time (default windows: :func:`plan_windows`).
+
+        Yields (window, output) pairs in order, a batch's as soon as it has run: a consumer that
+        keeps only what it needs holds one batch's outputs at a time.
+        """
         windows = plan_windows(len(frames.frame_indices), self.window) if windows is None else windows
-        results = []
         with self._bar(len(windows), "windows") as bar:
             for first in range(0, len(windows), self.window_batch_size):
                 batch = windows[first : first + self.window_batch_size]
                 clips = torch.stack([frames.clip(w.positions) for w in batch])
-                for window, output in zip(batch, run_batch(self._to_model(clips))):
-                    results.append((window, output))
+                outputs = run_batch(self._to_model(clips))
                 frames.release_before(batch[-1].start)
                 bar.update(len(batch))
-        return results
+                yield from zip(batch, outputs)
 
-    def _streamed_windows(self, frames: _ModelFrames, run_chunk) -> list[tuple[Any, Any]]:
-        """Recurrent models: consecutive chunks, the state after one the initial state of the next (exact streaming)."""
+    def _streamed_windows(self, frames: _ModelFrames, run_chunk, initial_state: Any = _SEEDED_STATE) -> Iterator[tuple[Any, Any]]:
+        """Recurrent models: consecutive chunks, the state after one the initial state of the next (exact streaming).
+
+        ``initial_state``: the first chunk's; default the seeded one (:meth:`_initial_state`);
+        ``None`` lets the model start from its own default. Yields (window, output) pairs in order,
+        each as soon as its chunk has run.
+        """
         windows = plan_windows(len(frames.frame_indices), self.window, shift_last=False, pad=False)
-        state, results = self._initial_state(), []
+        state = self._initial_state() if initial_state is _SEEDED_STATE else initial_state
         with self._bar(len(windows), "chunks") as bar:
             for window in windows:
                 output, state = run_chunk(self._to_model(frames.clip(window.positions)[None]), state)
-                results.append((window, output))
                 frames.release_before(window.end)
                 bar.update(1)
-        return results
+                yield window, output
 
 
 def available_devices() -> list[str]:
@@ -1236,27 +1246,18 @@ class _LabelPropagationPipeline(VideoPipeline):
 
         Never more than one chunk's (or ``batch_size`` windows') features at a time.
         """
-        count = len(frames.frame_indices)
         if self.recurrent:
-            windows = plan_windows(count, self.window, shift_last=False, pad=False)
-            state = None  # the model's own initial state (RVM: zeros, as the protocol)
-            with self._bar(len(windows), "chunks") as bar:
-                for window in windows:
-                    features, state = self.model.frame_features(self._to_model(frames.clip(window.positions)[None]), initial_state=state)
-                    frames.release_before(window.end)
-                    bar.update(1)
-                    yield np.arange(window.keep_from, window.end), normalize_features(features[0][window.keep].float())
-            return
-        windows = plan_windows(count, self.window)
-        with self._bar(len(windows), "windows") as bar:
-            for first in range(0, len(windows), self.window_batch_size):
-                batch = windows[first : first + self.window_batch_size]
-                clips = torch.stack([frames.clip(w.positions) for w in batch])
-                features, _ = self.model.frame_features(self._to_model(clips))
-                frames.release_before(batch[-1].start)
-                bar.update(len(batch))
-                for window, window_features in zip(batch, features):
-                    yield np.arange(window.keep_from, window.end), normalize_features(window_features[window.keep].float())
+
+            def run_chunk(clip, state):
+                features, state = self.model.frame_features(clip, initial_state=state)
+                return features[0], state
+
+            # The model's own initial state (RVM: zeros, as the protocol), sized for this call's grid.
+            chunks = self._streamed_windows(frames, run_chunk, initial_state=None)
+        else:
+            chunks = self._independent_windows(frames, lambda clips: self.model.frame_features(clips)[0])
+        for window, features in chunks:
+            yield np.arange(window.keep_from, window.end), normalize_features(features[window.keep].float())
 
     def _propagate(self, frames: _ModelFrames, heatmap: np.ndarray, params: dict[str, Any], finish) -> None:
         """Steps a propagator over the frames; ``finish(position, (h, w, L) prediction)`` post-processes each one."""
