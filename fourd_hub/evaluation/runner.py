@@ -234,6 +234,37 @@ def _object_scores(J: np.ndarray, F: np.ndarray) -> dict[str, dict[str, Any]]:
     return objects
 
 
+def _check_saved_predictions(predictions, dataset, benchmark: str, stems_of, what: str, hint: str = "") -> Path:
+    """The results directory of a segmentation benchmark, every file the scoring reads checked
+    (present, label PNG of the annotations' size) before any work: ``<dir>/<video>/<stem>.png`` for
+    the ``stems_of(video)`` of each video."""
+    predictions = Path(predictions)
+    if not predictions.is_dir():
+        raise FileNotFoundError(f"{benchmark} predictions directory not found: {predictions}")
+    for video in dataset:
+        paths = [predictions / video.name / f"{stem}.png" for stem in stems_of(video)]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"prediction {missing[0]} not found ({len(missing)} of the {len(paths)} {what} of {video.name} are missing){hint}"
+            )
+        check_label_pngs(paths, video.size, f"prediction for {benchmark} video {video.name}")
+    return predictions
+
+
+def _predict_labels(video, gt: np.ndarray, predictor: SegmentationPredictor, save_predictions) -> np.ndarray:
+    """The predictor's (T, H, W) label maps of a segmentation video from its first annotation, checked;
+    with ``save_predictions``, also written as palette PNGs (the annotation's palette) in the results layout."""
+    masks = _check_predicted_masks(predictor(video.read_frames(), gt[0]), gt.shape, video.name)
+    if save_predictions is not None:
+        palette = _palette_of(video.annotations[0])
+        target = Path(save_predictions) / video.name
+        target.mkdir(parents=True, exist_ok=True)
+        for stem, labels in zip(video.frame_ids, masks):
+            write_label_png(target / f"{stem}.png", labels, palette)
+    return masks
+
+
 def evaluate_davis(
     dataset: DavisDataset,
     *,
@@ -268,32 +299,17 @@ def evaluate_davis(
     if (predictor is None) == (predictions is None):
         raise ValueError("evaluate_davis needs a predictor (a model) or a predictions directory, not both")
     if predictions is not None:
-        predictions = Path(predictions)
-        if not predictions.is_dir():
-            raise FileNotFoundError(f"DAVIS predictions directory not found: {predictions}")
-        for video in dataset:  # every file the scoring reads, checked before any work
-            paths = [predictions / video.name / f"{stem}.png" for stem in video.frame_ids[1:-1]]
-            missing = [p for p in paths if not p.is_file()]
-            if missing:
-                raise FileNotFoundError(
-                    f"prediction {missing[0]} not found ({len(missing)} of the {len(paths)} scored frames of {video.name} are missing); "
-                    "DAVIS results are <dir>/<video>/<annotation name>.png for frames 1 .. T-2"
-                )
-            check_label_pngs(paths, video.size, f"prediction for DAVIS video {video.name}")
+        predictions = _check_saved_predictions(
+            predictions, dataset, "DAVIS", lambda video: video.frame_ids[1:-1], "scored frames",
+            "; DAVIS results are <dir>/<video>/<annotation name>.png for frames 1 .. T-2",
+        )
     per_video, videos = [], {}
     for video in _progress(dataset.videos, progress, "DAVIS-2017"):
         gt = video.read_annotations()
         gt = np.where(gt == VOID_LABEL, 0, gt)  # davis2017-evaluation: void pixels -> background
         num_objects = int(gt[0].max())
         if predictor is not None:
-            masks = _check_predicted_masks(predictor(video.read_frames(), gt[0]), gt.shape, video.name)
-            if save_predictions is not None:
-                palette = _palette_of(video.annotations[0])
-                target = Path(save_predictions) / video.name
-                target.mkdir(parents=True, exist_ok=True)
-                for stem, labels in zip(video.frame_ids, masks):
-                    write_label_png(target / f"{stem}.png", labels, palette)
-            scored = masks[1:-1]
+            scored = _predict_labels(video, gt, predictor, save_predictions)[1:-1]
         else:
             paths = [predictions / video.name / f"{stem}.png" for stem in video.frame_ids[1:-1]]
             scored = read_label_maps(paths, f"prediction for DAVIS video {video.name}")
@@ -510,27 +526,13 @@ def evaluate_vip(
     if (predictor is None) == (predictions is None):
         raise ValueError("evaluate_vip needs a predictor (a model) or a predictions directory, not both")
     if predictions is not None:
-        predictions = Path(predictions)
-        if not predictions.is_dir():
-            raise FileNotFoundError(f"VIP predictions directory not found: {predictions}")
-        for video in dataset:
-            paths = [predictions / video.name / f"{stem}.png" for stem in video.frame_ids]
-            missing = [p for p in paths if not p.is_file()]
-            if missing:
-                raise FileNotFoundError(f"prediction {missing[0]} not found ({len(missing)} of the {len(paths)} frames of {video.name} are missing)")
-            check_label_pngs(paths, video.size, f"prediction for VIP video {video.name}")
+        predictions = _check_saved_predictions(predictions, dataset, "VIP", lambda video: video.frame_ids, "frames")
     total = ConfusionHistogram(len(VIP_CLASSES))
     videos = {}
     for video in _progress(dataset.videos, progress, "VIP"):
         gt = video.read_annotations()
         if predictor is not None:
-            masks = _check_predicted_masks(predictor(video.read_frames(), gt[0]), gt.shape, video.name)
-            if save_predictions is not None:
-                target = Path(save_predictions) / video.name
-                target.mkdir(parents=True, exist_ok=True)
-                palette = _palette_of(video.annotations[0])
-                for stem, labels in zip(video.frame_ids, masks):
-                    write_label_png(target / f"{stem}.png", labels, palette)
+            masks = _predict_labels(video, gt, predictor, save_predictions)
         else:
             masks = read_label_maps([predictions / video.name / f"{s}.png" for s in video.frame_ids], f"prediction for VIP video {video.name}")
         own = ConfusionHistogram(len(VIP_CLASSES))
