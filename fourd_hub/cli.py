@@ -261,7 +261,8 @@ _PROPAGATION_COMMANDS = ("video-object-segmentation", "keypoint-tracking")
 
 def _propagation_call(args: argparse.Namespace) -> dict:
     """The call arguments of a label propagation command, checked (the mask read) before any model loads."""
-    from .pipelines import check_propagation_parameters, parse_processing_size, read_first_mask
+    from .label_propagation import check_propagation_parameters
+    from .pipelines import parse_processing_size, read_first_mask
 
     call: dict = {}
     if args.command == "video-object-segmentation":

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
+    "PROPAGATION_DEFAULTS",
     "LabelPropagator",
+    "check_propagation_parameters",
+    "check_topk_fits",
     "label_propagation",
     "normalize_features",
     "mask_to_heatmap",
@@ -97,6 +101,43 @@ def _check_heatmap(heatmap: torch.Tensor, grid: tuple[int, int], device: torch.d
 _BAND_SAFE_AFFINITY = 1e8
 
 
+#: The label propagation parameters of rvm.md 6.2 and their defaults (the evaluation demo's).
+PROPAGATION_DEFAULTS = {"n_context": 20, "temperature": 0.7, "topk": 7, "radius": 20, "restrict_neighborhood": True}
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_propagation_parameters(n_context=20, temperature=0.7, topk=7, radius=20, restrict_neighborhood=True) -> dict[str, Any]:
+    """The propagation parameters checked (what needs no video: topk's upper bound needs the grid)."""
+    if not _is_integer(n_context) or n_context < 1:
+        raise ValueError(f"n_context must be a positive integer (frames in the context queue), got {n_context!r}")
+    number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(temperature, (bool, np.bool_))
+    if not number or not np.isfinite(temperature) or not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    if not _is_integer(topk) or topk < 1:
+        raise ValueError(f"topk must be a positive integer (neighbours averaged per position), got {topk!r}")
+    number = isinstance(radius, (int, float, np.integer, np.floating)) and not isinstance(radius, (bool, np.bool_))
+    if not number or not np.isfinite(radius):
+        raise ValueError(f"radius must be a number of grid cells, got {radius!r}")
+    if not isinstance(restrict_neighborhood, (bool, np.bool_)):
+        raise ValueError(f"restrict_neighborhood must be True or False, got {restrict_neighborhood!r}")
+    return {
+        "n_context": int(n_context), "temperature": float(temperature), "topk": int(topk), "radius": float(radius),
+        "restrict_neighborhood": bool(restrict_neighborhood),
+    }
+
+
+def check_topk_fits(topk: int, n_context: int, grid: tuple[int, int]) -> None:
+    """Refuse a ``topk`` above the (n_context + 1) * h * w candidates of each position (needs the grid)."""
+    keys = (n_context + 1) * grid[0] * grid[1]
+    if topk > keys:
+        raise ValueError(
+            f"topk={topk} is more than the {keys} candidates ((n_context + 1) x h x w on the {grid[0]}x{grid[1]} grid)"
+        )
+
+
 class LabelPropagator:
     """The evaluation demo's label propagation, one frame at a time (streaming; rvm.md 6.2).
 
@@ -162,14 +203,11 @@ class LabelPropagator:
         _check_features(first[None])
         h, w, C = first.shape
         heatmap = _check_heatmap(_as_tensor(heatmap, "heatmap"), (h, w), first.device)
-        if isinstance(n_context, bool) or int(n_context) != n_context or n_context < 1:
-            raise ValueError(f"n_context must be a positive integer, got {n_context}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        params = check_propagation_parameters(n_context, temperature, topk, radius, restrict_neighborhood)
+        check_topk_fits(params["topk"], params["n_context"], (h, w))
+        n_context, temperature, topk = params["n_context"], params["temperature"], params["topk"]
+        radius, restrict_neighborhood = params["radius"], params["restrict_neighborhood"]
         n = h * w
-        n_keys = (int(n_context) + 1) * n
-        if isinstance(topk, bool) or int(topk) != topk or not 1 <= topk <= n_keys:
-            raise ValueError(f"topk must be an integer in [1, {n_keys}] ((n_context+1)*h*w), got {topk}")
         self.grid = (h, w)
         self.num_channels = C
         self.num_labels = heatmap.shape[2]

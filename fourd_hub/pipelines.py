@@ -37,7 +37,11 @@ from transformers import Pipeline, PreTrainedModel
 from transformers.utils import VIDEO_PROCESSOR_NAME
 
 from .label_propagation import (
+    PROPAGATION_DEFAULTS,
     LabelPropagator,
+    _is_integer,
+    check_propagation_parameters,
+    check_topk_fits,
     heatmap_to_mask,
     heatmap_to_pose,
     mask_to_heatmap,
@@ -1019,19 +1023,12 @@ class VideoReconstructionPipeline(VideoPipeline):
         return VideoReconstructionResult(**common, model_frames=predicted, mask=mask, geometry=frames.geometry)
 
 
-#: The label propagation parameters of rvm.md 6.2 and their defaults (the protocol's).
-PROPAGATION_DEFAULTS = {"n_context": 20, "temperature": 0.7, "topk": 7, "radius": 20, "restrict_neighborhood": True}
-
 #: ``process_pose``'s top-k (rvm.md 6.4): positions averaged per keypoint.
 POSE_TOPK = 5
 
 #: The most object labels a first-frame mask may hold (labels 1 .. 255, 0 the background): the
 #: label maps are uint8 and saved as palette PNGs.
 MAX_OBJECT_LABEL = 255
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def parse_processing_size(size: Any) -> tuple[int, int] | None:
@@ -1061,26 +1058,6 @@ def default_processing_size(input_size: Sequence[int], short_side: int, patch: S
     height, width = (int(v) for v in input_size)
     scale = short_side / min(height, width)
     return tuple(max(p, int(round(side * scale / p)) * p) for side, p in zip((height, width), patch))  # type: ignore[return-value]
-
-
-def check_propagation_parameters(n_context=20, temperature=0.7, topk=7, radius=20, restrict_neighborhood=True) -> dict[str, Any]:
-    """The propagation parameters checked (what needs no video: topk's upper bound needs the grid)."""
-    if not _is_integer(n_context) or n_context < 1:
-        raise ValueError(f"n_context must be a positive integer (frames in the context queue), got {n_context!r}")
-    number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(temperature, (bool, np.bool_))
-    if not number or not np.isfinite(temperature) or not temperature > 0:
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-    if not _is_integer(topk) or topk < 1:
-        raise ValueError(f"topk must be a positive integer (neighbours averaged per position), got {topk!r}")
-    number = isinstance(radius, (int, float, np.integer, np.floating)) and not isinstance(radius, (bool, np.bool_))
-    if not number or not np.isfinite(radius):
-        raise ValueError(f"radius must be a number of grid cells, got {radius!r}")
-    if not isinstance(restrict_neighborhood, (bool, np.bool_)):
-        raise ValueError(f"restrict_neighborhood must be True or False, got {restrict_neighborhood!r}")
-    return {
-        "n_context": int(n_context), "temperature": float(temperature), "topk": int(topk), "radius": float(radius),
-        "restrict_neighborhood": bool(restrict_neighborhood),
-    }
 
 
 def read_first_mask(mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1268,14 +1245,6 @@ class _LabelPropagationPipeline(VideoPipeline):
                     propagator = LabelPropagator(frame_features, torch.from_numpy(heatmap), **params)
                 finish(int(position), propagator.step(frame_features))
 
-    def _check_topk(self, grid: tuple[int, int], params: dict[str, Any]) -> None:
-        keys = (params["n_context"] + 1) * grid[0] * grid[1]
-        if params["topk"] > keys:
-            raise ValueError(
-                f"topk={params['topk']} is more than the {keys} candidates ((n_context + 1) x h x w on the {grid[0]}x{grid[1]} grid)"
-            )
-
-
 class VideoObjectSegmentationPipeline(_LabelPropagationPipeline):
     """Object masks through a video from the first frame's: ``pipe(video, mask=first_mask)``.
 
@@ -1312,7 +1281,7 @@ class VideoObjectSegmentationPipeline(_LabelPropagationPipeline):
         first, palette = read_first_mask(mask)
         check_mask_size(first, frames.geometry.input_size)
         processing, grid = self._grid(frames)
-        self._check_topk(grid, params)
+        check_topk_fits(params["topk"], params["n_context"], grid)
         heatmap, labels = mask_to_heatmap(first, grid, processing)
         if palette is None:
             from .visualization import davis_palette
@@ -1372,7 +1341,7 @@ class KeypointTrackingPipeline(_LabelPropagationPipeline):
         height, width = frames.geometry.input_size
         points = parse_keypoints(keypoints, (height, width), allow_outside)
         processing, grid = self._grid(frames)
-        self._check_topk(grid, params)
+        check_topk_fits(params["topk"], params["n_context"], grid)
         heatmap = pose_to_heatmap(points, grid, (height, width))
         return {"heatmap": heatmap, "queries": points.astype(np.float32), "params": params}
 

@@ -31,6 +31,8 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from ..label_propagation import PROPAGATION_DEFAULTS
+
 from .datasets import (
     VOID_LABEL,
     DatasetError,
@@ -72,7 +74,7 @@ __all__ = [
 #: Processing sizes (H, W) of the protocol (6.1).
 DAVIS_SIZE, JHMDB_SIZE, VIP_SIZE = (480, 880), (320, 320), (448, 880)
 #: Label-propagation parameters of the evaluation demo (6.2); VIP uses topk=10 (6.5).
-PROPAGATION = {"n_context": 20, "temperature": 0.7, "topk": 7, "radius": 20, "restrict_neighborhood": True}
+PROPAGATION = dict(PROPAGATION_DEFAULTS)
 VIP_PROPAGATION = dict(PROPAGATION, topk=10)
 PCK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 
