@@ -28,6 +28,7 @@ Run (from the repository root):
     python benchmarks/load_memory.py                    # 4DS-H, ~2.5 GB checkpoint (a few minutes)
     python benchmarks/load_memory.py --size S           # quick run (~90 MB)
     python benchmarks/load_memory.py --size L --readers plain --max-shard-size 500MB
+    python benchmarks/load_memory.py --size L --another-task --readers default   # a task model from another task's checkpoint
 
 Everything is written to a temporary directory (or under ``--workdir``) and deleted at the end
 unless ``--keep``; ``--checkpoint DIR`` reuses a kept directory. Linux is assumed (``ru_maxrss``
@@ -53,7 +54,7 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 import fourd_hub
-from fourd_hub import FourDSModel
+import fourd_hub
 from fourd_hub import modeling_utils
 
 args = json.loads(sys.argv[1])
@@ -63,7 +64,7 @@ if args["mode"] == "load":
     modeling_utils._PLAIN_READS = {"plain": "always", "mmap": "never", "default": "when-casting"}[args["reader"]]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     start, cpu = time.perf_counter(), usage.ru_utime + usage.ru_stime
-    model = FourDSModel.from_pretrained(args["directory"], dtype=getattr(torch, args["dtype"]))
+    model = getattr(fourd_hub, args["load_class"]).from_pretrained(args["directory"], dtype=getattr(torch, args["dtype"]))
     report["seconds"] = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report["cpu_seconds"] = usage.ru_utime + usage.ru_stime - cpu
@@ -75,17 +76,19 @@ print("BENCHMARK-RESULT " + json.dumps(report), flush=True)
 """
 
 
-def write_checkpoint(directory: Path, size: str, max_shard_bytes: int, seed: int) -> int:
-    """A random-weight float32 4DS-``size`` model directory, one tensor in memory at a time; returns its parameter count."""
+def write_checkpoint(directory: Path, size: str, max_shard_bytes: int, seed: int, saved_class: str = "FourDSModel") -> int:
+    """A random-weight float32 4DS-``size`` directory saved as ``saved_class``, one tensor in memory at a time; returns its parameter count."""
     import torch
 
-    from fourd_hub import FourDSConfig, FourDSModel
+    import fourd_hub
+    from fourd_hub import FourDSConfig
     from fourd_hub.conversion.safetensors_io import TensorPlan, write_sharded_safetensors
 
     config = FourDSConfig.from_preset(size)
-    config.architectures = ["FourDSModel"]
+    config.architectures = [saved_class]
     with torch.device("meta"):
-        model = FourDSModel(config)
+        model = getattr(fourd_hub, saved_class)(config)
+    config = model.config  # a task model's copy, with its head's hyper-parameters
     plans = [TensorPlan(name, tuple(tensor.shape), torch.float32) for name, tensor in model.state_dict().items()]
     generator = torch.Generator().manual_seed(seed)
 
@@ -154,9 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, help="reuse this directory (written by --keep) instead of writing one")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--another-task", action="store_true",
+                        help="save the checkpoint as FourDSForDepthEstimation and load FourDSForVideoClassification from "
+                        "it (the backbone loaded, the depth head never read, a fresh classification head)")
     parser.add_argument("--sample-interval", type=float, default=0.05)
     args = parser.parse_args(argv)
 
+    saved_class, load_class = ("FourDSForDepthEstimation", "FourDSForVideoClassification") if args.another_task else ("FourDSModel",) * 2
     workdir = Path(tempfile.mkdtemp(prefix="fourd-load-memory-", dir=args.workdir))
     try:
         if args.checkpoint is not None:
@@ -164,11 +171,12 @@ def main(argv: list[str] | None = None) -> None:
         else:
             directory = workdir / f"4ds-{args.size.lower()}"
             start = time.perf_counter()
-            count = write_checkpoint(directory, args.size, _bytes(args.max_shard_size), args.seed)
+            count = write_checkpoint(directory, args.size, _bytes(args.max_shard_size), args.seed, saved_class)
             print(f"wrote a random float32 4DS-{args.size} ({count:,} parameters) in {time.perf_counter() - start:.1f} s")
         files = sorted(directory.glob("*.safetensors"))
         file_bytes = sum(f.stat().st_size for f in files)
         print(f"{directory}: {len(files)} safetensors file(s), {file_bytes / 2**20:,.0f} MiB; {args.threads} threads")
+        print(f"saved as {saved_class}, loaded as {load_class}")
         baseline = run_child({"mode": "baseline", "threads": args.threads}, args.sample_interval)
         print(f"baseline (python + torch + fourd_hub imported): peak RSS {baseline['peak'] / 2**20:,.0f} MiB")
         header = f"{'dtype':>9} {'reader':>7} {'seconds':>8} {'CPU s':>6} {'model MiB':>10} {'peak MiB':>9} {'- baseline':>11} {'/ model':>8} {'anon MiB':>9} {'mapped MiB':>11}"
@@ -176,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         for dtype in args.dtypes:
             for reader in args.readers:
                 report = run_child(
-                    {"mode": "load", "directory": str(directory), "dtype": dtype, "reader": reader, "threads": args.threads},
+                    {"mode": "load", "directory": str(directory), "dtype": dtype, "reader": reader, "threads": args.threads, "load_class": load_class},
                     args.sample_interval,
                 )
                 assert report["dtypes"] == [f"torch.{dtype}"], report["dtypes"]

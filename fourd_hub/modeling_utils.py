@@ -292,6 +292,12 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
     names may coincide with ours): the backbone is loaded as strictly as any directory, this
     class is built on a copy of its config whose head hyper-parameters are this task's defaults,
     and the backbone's weights are moved in.
+
+    The model is built on the meta device, so no second backbone is ever allocated: the loaded
+    backbone's tensors become the model's (``assign=True``) and only the head gets memory, on
+    the backbone's device, initialised by the model's own ``_init_weights`` in float32 and then
+    cast to the backbone's dtype. Peak memory is the backbone plus the head (a float32 model
+    built first and then cast held 3x a bfloat16 backbone).
     """
     with _quiet_load_report():  # the backbone's own load report would name parts this model does not have
         backbone = base._from_directory(directory, saved_class=saved_class, **kwargs)
@@ -299,14 +305,15 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
     if "readout" in cls.config_class.__dataclass_fields__:
         config.readout = None  # the other task's head hyper-parameters
     config.architectures = [cls.__name__]
-    model = cls(config)
+    with torch.device("meta"):
+        model = cls(config)
     target = model.base_model.state_dict()
     source = backbone.state_dict()
     missing = sorted(set(target) - set(source))
     if missing:
         raise WeightsError(f"{directory}: the backbone lacks {_list(missing)} that {cls.__name__} needs; re-convert the model")
     model.base_model.load_state_dict({key: source[key] for key in target}, strict=True, assign=True)
-    model.to(device=backbone.device, dtype=backbone.dtype)
+    _materialize_fresh_parts(model, backbone.device, backbone.dtype)
     fresh = sorted(key for key in model.state_dict() if not key.startswith(cls.base_model_prefix + "."))
     logger.warning(
         f"Some weights of {cls.__name__} were not initialized from the model checkpoint at {directory} "
@@ -314,6 +321,43 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
         "You should probably TRAIN this model on a down-stream task to be able to use it for predictions and inference."
     )
     return model
+
+
+def _materialize_fresh_parts(model: PreTrainedModel, device: torch.device, dtype: torch.dtype) -> None:
+    """Give every tensor of ``model`` still on the meta device (its fresh head) memory and fresh weights.
+
+    Each module holding such a tensor gets real ones on ``device`` (float32 first, so the
+    initialisers draw as they do in a normally built model), then ``model._init_weights``, then a
+    cast of its floating-point tensors to ``dtype``. Raises ``RuntimeError`` naming a tensor the
+    model's initialiser left unset (no weight of a loaded model is ever uninitialised memory).
+    """
+    for module in model.modules():
+        own = [(kind, name, tensor) for kind, tensors in (("param", module._parameters), ("buffer", module._buffers))
+               for name, tensor in tensors.items() if tensor is not None and tensor.is_meta]
+        if not own:
+            continue
+        for kind, name, tensor in own:
+            fresh_dtype = torch.float32 if tensor.is_floating_point() else tensor.dtype
+            # NaN first: a tensor the initialiser does not set is caught below, not left as garbage.
+            value = torch.full(tensor.shape, float("nan") if fresh_dtype.is_floating_point else 0, dtype=fresh_dtype, device=device)
+            if kind == "param":
+                module._parameters[name] = torch.nn.Parameter(value, requires_grad=tensor.requires_grad)
+            else:
+                module._buffers[name] = value
+        model._init_weights(module)
+        for kind, name, _ in own:
+            tensors = module._parameters if kind == "param" else module._buffers
+            value = tensors[name]
+            if value.is_floating_point():
+                if bool(torch.isnan(value).any()):
+                    raise RuntimeError(
+                        f"{type(model).__name__}._init_weights left {type(module).__name__}.{name} unset; "
+                        "it must initialise every fresh weight"
+                    )
+                value.data = value.data.to(dtype)
+    leftover = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if leftover:
+        raise RuntimeError(f"{type(model).__name__}: {_list(leftover)} still on the meta device after loading")
 
 
 #: When :func:`read_state` reads the files instead of transformers: ``"when-casting"`` (a weight's

@@ -6,6 +6,7 @@ names the damaged tensor or file, and (where it matters) that nothing was built 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -401,3 +402,41 @@ def test_loading_for_another_task_silences_only_its_own_load_report(tmp_path):
         assert any("head" in r for r in records), records
     finally:
         reporter.removeHandler(handler)
+
+
+@pytest.mark.parametrize("family", [spec.name for spec in fourd_hub.registry.families()])
+def test_a_task_model_on_another_tasks_directory_is_built_once_in_the_loaded_dtype(family, tmp_path, monkeypatch):
+    """Loading task B from a directory saved for task A builds B on the meta device: its backbone
+    is the loaded one's tensors (no second copy, no float32 detour), its head fresh and finite."""
+    spec = fourd_hub.registry.get_family(family)
+    config = spec.load("debug_config")()
+    saved_task, loaded_task = "box-tracking", "depth-estimation"  # heads every family has
+    torch.manual_seed(0)
+    spec.task_model(saved_task)(copy.deepcopy(config)).save_pretrained(tmp_path / saved_task)
+    saved = load_file(tmp_path / saved_task / "model.safetensors")
+    built: list[tuple[str, str]] = []
+    original_init = torch.nn.Module.__init__
+
+    def record_device(module, *args, **kwargs):  # where each module's tensors are first created
+        original_init(module, *args, **kwargs)
+        built.append((type(module).__name__, str(torch.empty(0).device)))
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", record_device)
+    model = spec.task_model(loaded_task).from_pretrained(tmp_path / saved_task, dtype=torch.bfloat16)
+    monkeypatch.undo()
+    prefix = model.base_model_prefix + "."
+    assert built and built[-1][1] == "meta"  # the task model itself is built on meta, after the backbone
+    tensors = dict(model.state_dict())
+    assert all(t.device.type == "cpu" and t.dtype in (torch.bfloat16,) for t in tensors.values() if t.is_floating_point())
+    backbone = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    assert backbone and all(torch.equal(v, saved[prefix + k].to(v.dtype)) for k, v in backbone.items())
+    head = {k: v for k, v in tensors.items() if not k.startswith(prefix)}
+    assert head and all(bool(torch.isfinite(v.float()).all()) for v in head.values())
+
+
+def test_a_fresh_weight_the_initialiser_leaves_unset_is_refused(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    FourDSForDepthEstimation(debug_config()).save_pretrained(tmp_path / "depth")
+    monkeypatch.setattr(FourDSForVideoClassification, "_init_weights", lambda self, module: None)
+    with pytest.raises(RuntimeError, match="left .* unset"):
+        FourDSForVideoClassification.from_pretrained(tmp_path / "depth")
