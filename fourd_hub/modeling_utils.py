@@ -404,26 +404,13 @@ def _reads_plainly(load_config, weights: WeightFiles, dtypes: dict[str, torch.dt
         return False
     if load_config.dtype_plan or (load_config.device_map is not None and "disk" in set(load_config.device_map.values())):
         return False
-    if any(header.dtype not in _SAFETENSORS_TORCH for header in weights.tensors.values()):
+    if any(header.torch_dtype is None for header in weights.tensors.values()):
         return False
     casts = any(
-        weights.tensors[key].is_float and dtype.is_floating_point and dtype != _SAFETENSORS_TORCH[weights.tensors[key].dtype]
+        weights.tensors[key].is_float and dtype.is_floating_point and dtype != weights.tensors[key].torch_dtype
         for key, dtype in dtypes.items()
     )
     return casts or _PLAIN_READS == "always"
-
-
-_SAFETENSORS_TORCH: dict[str, torch.dtype] = {
-    code: dtype
-    for code, dtype in (
-        ("F64", torch.float64), ("F32", torch.float32), ("F16", torch.float16), ("BF16", torch.bfloat16),
-        ("I64", torch.int64), ("I32", torch.int32), ("I16", torch.int16), ("I8", torch.int8), ("U8", torch.uint8),
-        ("BOOL", torch.bool), ("U16", getattr(torch, "uint16", None)), ("U32", getattr(torch, "uint32", None)),
-        ("U64", getattr(torch, "uint64", None)), ("F8_E4M3", getattr(torch, "float8_e4m3fn", None)),
-        ("F8_E5M2", getattr(torch, "float8_e5m2", None)), ("F8_E8M0", getattr(torch, "float8_e8m0fnu", None)),
-    )
-    if dtype is not None
-}  # fmt: skip
 
 
 class _UnreadTensor:
@@ -432,7 +419,7 @@ class _UnreadTensor:
     def __init__(self, header: TensorHeader):
         self.header = header
         self.shape = torch.Size(header.shape)
-        self.dtype = _SAFETENSORS_TORCH[header.dtype]
+        self.dtype = header.torch_dtype
 
     def get_shape(self) -> list[int]:
         return list(self.header.shape)
@@ -472,18 +459,18 @@ def read_state(
     Raises:
         WeightsError: a corrupted, truncated or unreadable file.
     """
-    unknown = sorted({header.dtype for header in weights.tensors.values() if header.dtype not in _SAFETENSORS_TORCH})
+    unknown = sorted({header.dtype for header in weights.tensors.values() if header.torch_dtype is None})
     if unknown:
         raise WeightsError(f"{weights.directory}: this torch {torch.__version__} has no dtype for {', '.join(unknown)}; upgrade torch")
     state: dict[str, Any] = {}
 
     def target_dtype(header: TensorHeader) -> torch.dtype:
-        stored = _SAFETENSORS_TORCH[header.dtype]
+        stored = header.torch_dtype
         wanted_dtype = dtypes.get(header.name, stored)
         return wanted_dtype if header.is_float and wanted_dtype.is_floating_point else stored
 
     def into(header: TensorHeader) -> memoryview | None:
-        stored = _SAFETENSORS_TORCH[header.dtype]
+        stored = header.torch_dtype
         if target_dtype(header) != stored:
             return None  # read into the scratch buffer, then cast
         tensor = state[header.name] = torch.empty(header.shape, dtype=stored)  # read straight into its storage
@@ -492,7 +479,7 @@ def read_state(
     def consume(header: TensorHeader, data: memoryview) -> None:
         if header.name in state:
             return  # read in place
-        stored = _SAFETENSORS_TORCH[header.dtype]
+        stored = header.torch_dtype
         source = torch.frombuffer(data, dtype=stored) if len(data) else torch.empty(0, dtype=stored)
         state[header.name] = source.reshape(header.shape).to(target_dtype(header))  # a copy: the scratch is reused
 

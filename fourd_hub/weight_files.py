@@ -67,6 +67,24 @@ DTYPE_SIZES = {
 }  # fmt: skip
 FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0"})
 
+#: safetensors dtype code -> the name of the torch dtype it stores (looked up only when torch is
+#: wanted, so that this module stays importable without torch: the CLI reads headers before it).
+_TORCH_DTYPE_NAMES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "U16": "uint16", "U32": "uint32", "U64": "uint64",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu",
+}  # fmt: skip
+
+
+def torch_dtype(code: str):
+    """The torch dtype of a safetensors dtype code (``"BF16"`` -> ``torch.bfloat16``), or None when
+    the code is unknown or this torch build lacks the dtype. The one table of the package: the
+    loader, the converter's writer and its verification read it."""
+    import torch
+
+    name = _TORCH_DTYPE_NAMES.get(code)
+    return None if name is None else getattr(torch, name, None)
+
 
 class WeightsError(ValueError):
     """The weights of a model directory are missing, unreadable, outside it, or do not fit its config."""
@@ -97,6 +115,11 @@ class TensorHeader:
     @property
     def nbytes(self) -> int:
         return self.offsets[1] - self.offsets[0]
+
+    @property
+    def torch_dtype(self):
+        """The torch dtype of :attr:`dtype` (None if this torch has none); imports torch."""
+        return torch_dtype(self.dtype)
 
 
 @dataclass(frozen=True)

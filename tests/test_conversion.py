@@ -437,6 +437,22 @@ def test_verification_detects_a_corrupted_write(tmp_path):
         verify_conversion(tmp_path / "out", plan, torch.float32, progress=False)
 
 
+def test_verification_reads_what_loading_reads_and_checks_the_recorded_sha256(tmp_path):
+    """Intact tensors under a recorded sha256 that does not match (a header rewritten after the
+    write) fail verification as a load would fail, not only a changed tensor."""
+    from fourd_hub.conversion.convert import plan_conversion, verify_conversion
+    from fourd_hub.weight_files import CHECKSUM_METADATA_KEY, read_safetensors_header
+
+    source = save_npz(tmp_path / "c.npz", original_backbone())
+    convert_checkpoint(source, tmp_path / "out", verify=False, progress=False)
+    weights = tmp_path / "out" / "model.safetensors"
+    recorded = read_safetensors_header(weights)[1][CHECKSUM_METADATA_KEY]
+    raw = weights.read_bytes()
+    weights.write_bytes(raw.replace(recorded.encode(), ("0" * 64).encode(), 1))
+    with pytest.raises(ConversionError, match="verification failed: .*sha256"):
+        verify_conversion(tmp_path / "out", plan_conversion(source), torch.float32, progress=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # Clear errors (issue 14 item 4): a missing or mis-ranked array is a CheckpointError naming it
 

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import fourd_hub
-from fourd_hub import FourDSForDepthEstimation, FourDSForPointTracking, FourDSForVideoClassification, FourDSModel
+from fourd_hub import FourDSForDepthEstimation, FourDSForVideoClassification, FourDSModel
 from fourd_hub.models.fourds.configuration_fourds import debug_config
 from fourd_hub.weight_files import WeightsError, find_weights, read_safetensors_header
 

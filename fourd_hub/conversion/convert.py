@@ -31,6 +31,7 @@ from ..catalog import CatalogEntry, entry_for_file, get_entry
 from ..processing import video_processor_for_config
 from ..provenance import ConversionProvenance
 from ..registry import FamilySpec, families, family_of, get_family
+from ..weight_files import TensorHeader, WeightsError, find_weights, read_tensor_data
 from . import heads
 from .core import (
     Assumption,
@@ -45,7 +46,7 @@ from .core import (
     merge_claims,
 )
 from .npz import NpzCheckpoint
-from .safetensors_io import TensorPlan, iter_safetensors, write_sharded_safetensors
+from .safetensors_io import TensorPlan, write_sharded_safetensors
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -511,21 +512,40 @@ def _write_weights(plan: ConversionPlan, directory: Path, dtype: torch.dtype, ma
 
 
 def verify_conversion(directory: Path, plan: ConversionPlan, dtype: torch.dtype, progress: bool = True) -> None:
-    """Re-read every written tensor (one at a time) and compare it with the converted source array."""
+    """Re-read every written tensor and compare it with the converted source array; verify the files' sha256.
+
+    The files are read by the loader's own reader (:func:`~fourd_hub.weight_files.read_tensor_data`:
+    the directory's layout and headers checked as a load checks them, plain reads in file order,
+    one tensor in memory at a time), so what is verified here is what loading will read.
+
+    Raises:
+        ConversionError: a tensor that differs from its source, an unexpected or missing one, or
+            a file whose data does not match its recorded sha256.
+    """
     by_target = {m.target: m for m in plan.mapped}
     seen: set[str] = set()
-    files = sorted(directory.glob("*.safetensors"))
     with NpzCheckpoint(plan.source) as checkpoint, tqdm(total=len(by_target), desc="verifying", disable=not progress) as bar:
-        for file in files:
-            for name, written in iter_safetensors(file):
-                mapped = by_target.get(name)
-                if mapped is None or name in seen:
-                    raise ConversionError(f"verification failed: unexpected tensor {name!r} in {file.name}")
-                expected = torch.from_numpy(mapped.convert(checkpoint.load(mapped.source))).to(dtype)
-                if written.shape != expected.shape or not torch.equal(written, expected):
-                    raise ConversionError(f"verification failed: {name} differs from {mapped.source} after writing")
-                seen.add(name)
-                bar.update(1)
+
+        def compare(header: TensorHeader, data: memoryview) -> None:
+            mapped = by_target.get(header.name)
+            if mapped is None or header.name in seen:
+                raise ConversionError(f"verification failed: unexpected tensor {header.name!r} in {header.file.name}")
+            expected = torch.from_numpy(mapped.convert(checkpoint.load(mapped.source))).to(dtype).contiguous()
+            written = torch.frombuffer(data, dtype=torch.uint8) if len(data) else torch.empty(0, dtype=torch.uint8)
+            if (
+                header.torch_dtype != dtype
+                or tuple(header.shape) != tuple(expected.shape)
+                or not torch.equal(written, expected.reshape(-1).view(torch.uint8))
+            ):
+                raise ConversionError(f"verification failed: {header.name} differs from {mapped.source} after writing")
+            seen.add(header.name)
+            bar.update(1)
+
+        try:
+            # One file at a time (max_workers=1): the source archive is read from one thread.
+            read_tensor_data(find_weights(directory), compare, max_workers=1)
+        except WeightsError as error:
+            raise ConversionError(f"verification failed: {error}") from None
     missing = sorted(set(by_target) - seen)
     if missing:
         raise ConversionError(f"verification failed: {len(missing)} tensor(s) were not written: {', '.join(missing[:8])}")

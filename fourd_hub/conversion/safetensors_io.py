@@ -24,14 +24,10 @@ from typing import Callable
 
 import torch
 
-from ..weight_files import CHECKSUM_METADATA_KEY
+from ..weight_files import CHECKSUM_METADATA_KEY, torch_dtype
 
-SAFETENSORS_DTYPES = {
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.float64: "F64",
-}
+#: The dtypes a conversion writes -> their safetensors codes (the package's one table, read back).
+SAFETENSORS_DTYPES = {torch_dtype(code): code for code in ("F32", "F16", "BF16", "F64")}
 
 
 @dataclass(frozen=True)
@@ -130,28 +126,3 @@ def write_sharded_safetensors(
         }
         (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return names
-
-
-_TORCH_DTYPES = {code: dtype for dtype, code in SAFETENSORS_DTYPES.items()}
-
-
-def iter_safetensors(path: Path):
-    """Yield ``(name, tensor)`` from a safetensors file one tensor at a time, with plain reads.
-
-    Unlike ``safe_open`` (which memory-maps the file, so touching every tensor maps it whole),
-    this holds one tensor in memory at a time: used to verify large conversions.
-    """
-    with open(path, "rb") as handle:
-        (header_size,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(header_size))
-        header.pop("__metadata__", None)
-        data_start = 8 + header_size
-        for name, spec in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
-            begin, end = spec["data_offsets"]
-            handle.seek(data_start + begin)
-            raw = bytearray(handle.read(end - begin))
-            dtype = _TORCH_DTYPES[spec["dtype"]]
-            storage_dtype = torch.int16 if dtype == torch.bfloat16 else dtype
-            tensor = torch.frombuffer(raw, dtype=storage_dtype) if raw else torch.empty(0, dtype=storage_dtype)
-            yield name, tensor.view(dtype).reshape(spec["shape"])
-
