@@ -9,7 +9,9 @@ What it measures (random weights; the speed does not depend on their values):
 
 each as float32, as bfloat16 via ``model.to(torch.bfloat16)`` (the bf16 attention path of
 ``fourd_hub.layers.scaled_dot_product_attention``), as bfloat16 with that path switched off
-(``layers.CPU_BF16_ATTENTION = False``: torch's SDPA), and as the float32 model under
+(``layers.CPU_BF16_ATTENTION = False``: torch's SDPA), as bfloat16 with the fused oneDNN ops
+switched off (``layers.CPU_BF16_FUSED_OPS = False``: ``F.linear`` then the bias and tanh-GELU as
+separate ops, ``nn.RMSNorm`` output left for the attention GEMMs to copy), and as the float32 model under
 ``torch.autocast("cpu", dtype=torch.bfloat16)``; and the machine's GEMM rate: a 1568x768 @ 768x3072
 matmul (the 4DS-B MLP's, large and well shaped) in float32 and in bfloat16, repeated for about a
 second per measurement (``--gemm-seconds``) so that it samples the load as long as a model call.
@@ -66,6 +68,17 @@ def sdpa_attention():
         layers.CPU_BF16_ATTENTION = previous
 
 
+@contextlib.contextmanager
+def unfused_ops():
+    """Switch the fused bf16 CPU linears / q-k norm layout off inside the block."""
+    previous = layers.CPU_BF16_FUSED_OPS
+    layers.CPU_BF16_FUSED_OPS = False
+    try:
+        yield
+    finally:
+        layers.CPU_BF16_FUSED_OPS = previous
+
+
 def autocast_bf16():
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -103,6 +116,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Callable[[], object]], di
     add(f"{label} fp32", "fp32", lambda: fourds32(video).last_hidden_state)
     add(f"{label} bf16 (.to)", "bf16", lambda: fourds16(video).last_hidden_state)
     add(f"{label} bf16 (.to), SDPA attention", "bf16", lambda: fourds16(video).last_hidden_state, sdpa_attention)
+    add(f"{label} bf16 (.to), unfused ops", "bf16", lambda: fourds16(video).last_hidden_state, unfused_ops)
     add(f"{label} autocast bf16", "bf16", lambda: fourds32(video).last_hidden_state, autocast_bf16)
 
     if not args.skip_moog:
@@ -124,6 +138,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Callable[[], object]], di
         add(f"{label} fp32", "fp32", lambda: steps(moog32, state32, tokens32))
         add(f"{label} bf16 (.to)", "bf16", lambda: steps(moog16, state16, tokens16))
         add(f"{label} bf16 (.to), SDPA attention", "bf16", lambda: steps(moog16, state16, tokens16), sdpa_attention)
+        add(f"{label} bf16 (.to), unfused ops", "bf16", lambda: steps(moog16, state16, tokens16), unfused_ops)
         add(f"{label} autocast bf16", "bf16", lambda: steps(moog32, state32, tokens32), autocast_bf16)
     return calls, kinds
 
@@ -172,7 +187,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()}, bf16 attention path: "
-        f"{'on' if layers._cpu_has_fast_bf16_gemm_only() else 'off (SDPA)'}; {args.rounds} rounds; "
+        f"{'on' if layers._cpu_has_fast_bf16_gemm_only() else 'off (SDPA)'}, fused ops: "
+        f"{'on' if layers.CPU_BF16_FUSED_OPS and layers._cpu_has_fast_bf16_gemm_only() else 'off'}; {args.rounds} rounds; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
         f"load average {load_before[0]:.2f} {load_before[1]:.2f} -> {load_after[0]:.2f} {load_after[1]:.2f}"
     )
@@ -189,7 +205,9 @@ def main() -> None:
     for prefix in sorted({name.rsplit(" fp32", 1)[0] for name in calls if name.endswith(" fp32") and not name.startswith("GEMM")}):
         to, sdpa, auto = (median[f"{prefix} {suffix}"] for suffix in ("bf16 (.to)", "bf16 (.to), SDPA attention", "autocast bf16"))
         cpu_to, cpu_sdpa, cpu_auto = (cpu[f"{prefix} {suffix}"] for suffix in ("bf16 (.to)", "bf16 (.to), SDPA attention", "autocast bf16"))
-        print(f"{prefix}: bf16 attention path {sdpa / to:.2f}x ({cpu_sdpa / cpu_to:.2f}x CPU time) as fast as SDPA in bf16; autocast "
+        unfused, cpu_unfused = median[f"{prefix} bf16 (.to), unfused ops"], cpu[f"{prefix} bf16 (.to), unfused ops"]
+        print(f"{prefix}: fused ops {unfused / to:.2f}x ({cpu_unfused / cpu_to:.2f}x CPU time) as fast as unfused; "
+              f"bf16 attention path {sdpa / to:.2f}x ({cpu_sdpa / cpu_to:.2f}x CPU time) as fast as SDPA in bf16; autocast "
               f"{100 * (auto / to - 1):+.0f}% time ({100 * (cpu_auto / cpu_to - 1):+.0f}% CPU time) vs .to(bfloat16); "
               f"fp32 -> bf16 {median[prefix + ' fp32'] / to:.2f}x")
 

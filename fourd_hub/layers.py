@@ -10,6 +10,8 @@ Everything here reproduces a specific behaviour of the original JAX/Flax code
   MKL's ``cblas_gemm_bf16bf16f32`` at no more than the float32 rate; there the attention is
   computed with oneDNN bf16 GEMMs instead, about 1.4-1.7x faster (docs/performance.md).
 * :class:`MLP`: ``Dense -> gelu(tanh) -> Dense`` (Flax ``nn.gelu`` is the tanh approximation).
+* :func:`linear`: ``nn.Linear`` (+ tanh GELU), as one oneDNN matmul with the bias and GELU fused
+  for bf16 CPU inference (:data:`CPU_BF16_FUSED_OPS`); :class:`Attention` and :class:`MLP` use it.
 * :func:`fourier_features`: the ``[sin(x), sin(x + pi/2)]`` features of the MooG code and the
   tracking-query initialisers, laid out exactly as the original (basis-major, coordinate-minor).
 * :func:`jax_resize` / :func:`resize_weights`: ``jax.image.resize`` semantics (Keys cubic kernel
@@ -73,6 +75,111 @@ def _cpu_has_fast_bf16_gemm_only() -> bool:
     return bool(has_bf16()) and not bool(has_amx())
 
 
+# Set to False to keep torch's separate ops in bfloat16 CPU inference: ``F.linear`` then the bias /
+# tanh-GELU, ``nn.RMSNorm`` of q and k (through float32 copies), q scaled inside the attention.
+# With it True (the default) and :func:`use_cpu_bf16_fused_ops`, linears run as oneDNN matmuls with the
+# bias and the GELU fused in, and q/k are RMS-normalised straight into the head-major layout the
+# attention GEMMs read, with 1/sqrt(head_dim) folded into q's scale (docs/performance.md).
+CPU_BF16_FUSED_OPS = True
+
+
+def _is_plain_tensor(tensor: torch.Tensor | None) -> bool:
+    """A dense strided tensor (or Parameter), not a subclass such as DTensor that oneDNN cannot read."""
+    return tensor is None or (type(tensor) in (torch.Tensor, nn.Parameter) and tensor.layout == torch.strided)
+
+
+def use_cpu_bf16_fused_ops(x: torch.Tensor, *params: torch.Tensor | None) -> bool:
+    """Whether bfloat16 CPU inference on ``x`` with these weights takes the fused oneDNN ops.
+
+    The same conditions as :func:`use_cpu_bf16_attention` (bfloat16 CPU tensors, autograd not
+    recording through them, not while ``torch.compile`` traces, a CPU with AVX-512-BF16 and no
+    AMX, the only kind measured), unless :data:`CPU_BF16_FUSED_OPS` is False; and plain tensors
+    (FSDP2's unsharded weights are; DTensors are not). float32 never takes it.
+
+    Args:
+        x: the activation, any shape.
+        params: the weights / biases the op reads (None for an absent bias).
+    """
+    if not CPU_BF16_FUSED_OPS or x.device.type != "cpu" or x.dtype != torch.bfloat16:
+        return False
+    if torch.compiler.is_compiling() or not torch.backends.mkldnn.is_available():
+        return False
+    if not all(p is None or (p.dtype == torch.bfloat16 and p.device.type == "cpu") for p in params):
+        return False
+    if not _is_plain_tensor(x) or not all(_is_plain_tensor(p) for p in params):
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or any(p is not None and p.requires_grad for p in params)):
+        return False
+    return _cpu_has_fast_bf16_gemm_only()
+
+
+def _plain_linear(layer: nn.Module) -> bool:
+    """An ``nn.Linear`` itself (no subclass or wrapper) whose call no forward hook observes or changes,
+    so that computing ``F.linear`` of its weights directly is what calling it would do."""
+    from torch.nn.modules import module as module_globals
+
+    return (
+        type(layer) is nn.Linear
+        and not layer._forward_hooks
+        and not layer._forward_pre_hooks
+        and not module_globals._global_forward_hooks
+        and not module_globals._global_forward_pre_hooks
+    )
+
+
+def linear(x: torch.Tensor, layer: nn.Linear, activation: str | None = None) -> torch.Tensor:
+    """``layer(x)``, then ``gelu_tanh`` if ``activation == "gelu_tanh"``; fused for bf16 CPU inference.
+
+    Where :func:`use_cpu_bf16_fused_ops` says so, one oneDNN matmul (``mkldnn::_linear_pointwise``)
+    computes it with the bias and the GELU applied to the float32 accumulator as post-ops: one
+    rounding to bfloat16 instead of two, and no separate passes over the output. torch's own bf16
+    ``addmm`` first copies the broadcast bias into the output, and its tanh GELU is a slow
+    element-wise kernel (about as long as the 512 -> 2048 GEMM before it).
+
+    Args:
+        x: (..., in_features).
+        layer: the ``nn.Linear``.
+        activation: None or ``"gelu_tanh"``.
+
+    Returns:
+        (..., out_features), ``x``'s dtype.
+    """
+    if activation not in (None, "gelu_tanh"):
+        raise ValueError(f"unknown activation {activation!r}")
+    if _plain_linear(layer) and use_cpu_bf16_fused_ops(x, layer.weight, layer.bias):
+        if activation is None:
+            return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu", [], "tanh")
+    out = layer(x)
+    return out if activation is None else gelu_tanh(out)
+
+
+def rms_norm_heads_first(x: torch.Tensor, norm: nn.Module, scale: float = 1.0) -> torch.Tensor:
+    """``scale * norm(x)`` of per-head vectors, written in the head-major layout the attention GEMMs read.
+
+    The normalisation is ``norm``'s own (``nn.RMSNorm``: bit for bit what the unfused path
+    computes); the multiply by ``scale`` and the move to the head-major layout are one pass into a
+    new tensor, instead of the copy the batched GEMMs would make of the strided q / k and the
+    scaling of every logit. Pass a power of two as ``scale`` (``1 / sqrt(64)``), where the product
+    is exact, so that the logits equal those of the unfused path.
+
+    Args:
+        x: (B, L, heads, head_dim).
+        norm: the per-head norm (``nn.RMSNorm(head_dim)``).
+        scale: factor on the output.
+
+    Returns:
+        (B, heads, L, head_dim), contiguous, ``x``'s dtype.
+    """
+    normed = norm(x)
+    out = torch.empty(normed.shape[0], normed.shape[2], normed.shape[1], normed.shape[3], dtype=normed.dtype, device=normed.device)
+    if scale == 1.0:
+        out.transpose(1, 2).copy_(normed)
+    else:
+        torch.mul(normed, scale, out=out.transpose(1, 2))
+    return out
+
+
 def use_cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout_p: float = 0.0) -> bool:
     """Whether :func:`scaled_dot_product_attention` takes the oneDNN bf16 path for these inputs.
 
@@ -99,7 +206,9 @@ def use_cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     return _cpu_has_fast_bf16_gemm_only()
 
 
-def _cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+def _cpu_bf16_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
     """Softmax attention from oneDNN bf16 GEMMs, one block of scores at a time (inference only).
 
     For each group of heads and chunk of queries: ``scores = scale * q @ k^T`` (``baddbmm``, fp32
@@ -114,6 +223,7 @@ def _cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
         query: (..., L, E) bfloat16.
         key: (..., S, E) bfloat16, the same leading axes.
         value: (..., S, Ev) bfloat16.
+        scale: the logits' factor; None: ``1 / sqrt(E)``.
 
     Returns:
         (..., L, Ev) bfloat16, contiguous.
@@ -127,7 +237,7 @@ def _cpu_bf16_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Ten
     blocks = cpu_bf16_score_blocks(q.shape[0], num_queries, num_keys)
     largest = max((h1 - h0) * (q1 - q0) for h0, h1, q0, q1 in blocks)
     buffer = torch.empty(largest * num_keys, dtype=query.dtype, device=query.device)
-    scale = head_dim**-0.5
+    scale = head_dim**-0.5 if scale is None else scale
     for h0, h1, q0, q1 in blocks:
         scores = buffer[: (h1 - h0) * (q1 - q0) * num_keys].view(h1 - h0, q1 - q0, num_keys)
         # beta=0: the buffer's previous contents are ignored (not even NaN propagates).
@@ -156,9 +266,9 @@ def cpu_bf16_score_blocks(heads: int, num_queries: int, num_keys: int) -> list[t
 
 
 def scaled_dot_product_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout_p: float = 0.0
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, dropout_p: float = 0.0, scale: float | None = None
 ) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` (no mask, default scale), faster for bf16 CPU inference.
+    """``F.scaled_dot_product_attention`` (no mask), faster for bf16 CPU inference.
 
     Where :func:`use_cpu_bf16_attention` says so (bfloat16 inference on a CPU with AVX-512-BF16
     and no AMX), the attention is computed by :func:`_cpu_bf16_attention` from oneDNN bf16 GEMMs:
@@ -170,13 +280,16 @@ def scaled_dot_product_attention(
         key: (..., S, E)
         value: (..., S, Ev)
         dropout_p: attention-probability dropout (training only; disables the bf16 CPU path).
+        scale: the logits' factor; None (the default): ``1 / sqrt(E)``.
 
     Returns:
         (..., L, Ev)
     """
     if use_cpu_bf16_attention(query, key, value, dropout_p):
-        return _cpu_bf16_attention(query, key, value)
-    return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p)
+        return _cpu_bf16_attention(query, key, value, scale)
+    if scale is None:  # the call as before, so that nothing changes for existing callers
+        return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, scale=scale)
 
 
 def multi_head_attention(
@@ -250,6 +363,8 @@ class Attention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = hidden_states if context is None else context
+        if self._fused_inference(hidden_states, context):
+            return self._forward_cpu_bf16(hidden_states, context)
         batch, num_queries, _ = hidden_states.shape
         q = self.q_proj(hidden_states).unflatten(-1, (self.num_heads, self.head_dim))
         k = self.k_proj(context).unflatten(-1, (self.num_heads, self.head_dim))
@@ -264,6 +379,40 @@ class Attention(nn.Module):
         )
         return self.out_proj(out.transpose(1, 2).reshape(batch, num_queries, -1))
 
+    def _fused_inference(self, hidden_states: torch.Tensor, context: torch.Tensor) -> bool:
+        """Whether :meth:`_forward_cpu_bf16` applies: bf16 CPU inference, plain ``nn.Linear`` /
+        ``nn.RMSNorm`` submodules (no hooks, no substitutes), no dropout to apply,
+        :func:`use_cpu_bf16_fused_ops`."""
+        if self.training and self.dropout > 0:
+            return False
+        projections = (self.q_proj, self.k_proj, self.v_proj, self.out_proj)
+        norms = () if self.q_norm is None else (self.q_norm, self.k_norm)
+        if not all(_plain_linear(p) for p in projections):
+            return False
+        if not all(type(n) is nn.RMSNorm and not (n._forward_hooks or n._forward_pre_hooks) for n in norms):
+            return False
+        params = [t for p in projections for t in (p.weight, p.bias)] + [n.weight for n in norms]
+        return use_cpu_bf16_fused_ops(hidden_states, *params) and use_cpu_bf16_fused_ops(context)
+
+    def _forward_cpu_bf16(self, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for bf16 CPU inference: fused linears, and q/k normalised straight into the
+        head-major layout with ``1 / sqrt(head_dim)`` folded into q (no scaling inside the attention)."""
+        batch, num_queries, _ = hidden_states.shape
+        q = linear(hidden_states, self.q_proj).unflatten(-1, (self.num_heads, self.head_dim))
+        k = linear(context, self.k_proj).unflatten(-1, (self.num_heads, self.head_dim))
+        v = linear(context, self.v_proj).unflatten(-1, (self.num_heads, self.head_dim))
+        scale = None
+        if self.q_norm is not None:
+            # 1 / sqrt(head_dim) goes into q's copy where that is exact (a power of two: 64 -> 1/8).
+            exact = math.frexp(self.head_dim**-0.5)[0] == 0.5
+            q = rms_norm_heads_first(q, self.q_norm, scale=self.head_dim**-0.5 if exact else 1.0)
+            k = rms_norm_heads_first(k, self.k_norm)
+            scale = 1.0 if exact else None
+        else:
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
+        out = scaled_dot_product_attention(q, k, v.transpose(1, 2), scale=scale)
+        return linear(out.transpose(1, 2).reshape(batch, num_queries, -1), self.out_proj)
+
 
 class MLP(nn.Module):
     """``Dense(hidden) -> gelu(tanh) -> Dense(out)``, both with bias.
@@ -277,7 +426,8 @@ class MLP(nn.Module):
         self.fc_out = nn.Linear(hidden_dim, in_dim if out_dim is None else out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_out(gelu_tanh(self.fc_in(x)))
+        # linear(): the bias and the GELU fused into the first matmul for bf16 CPU inference.
+        return linear(linear(x, self.fc_in, "gelu_tanh"), self.fc_out)
 
 
 def fourier_features(coords: torch.Tensor, num_bases: int) -> torch.Tensor:

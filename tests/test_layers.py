@@ -204,3 +204,98 @@ def test_attention_module_in_bf16_inference_matches_naive_formula(bf16_path_on, 
     assert layers.use_cpu_bf16_attention(*(torch.empty(2, 2, n, 32, dtype=torch.bfloat16) for n in (200, 180, 180)))
     assert out.dtype == torch.bfloat16 and out.shape == (2, 200, 16)
     torch.testing.assert_close(out.float(), expected, atol=5e-2, rtol=5e-2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fused oneDNN ops for bf16 CPU inference (linear + bias + GELU, q/k norm into head-major layout)
+
+
+def test_fused_ops_gate_is_bf16_cpu_inference_only(bf16_path_on):
+    x, w = torch.randn(4, 8).bfloat16(), torch.nn.Parameter(torch.randn(3, 8).bfloat16())
+    assert not layers.use_cpu_bf16_fused_ops(x, w)  # grad mode, and the weight requires grad
+    with torch.no_grad():
+        assert layers.use_cpu_bf16_fused_ops(x, w, None)
+        assert not layers.use_cpu_bf16_fused_ops(x.float(), w)
+        assert not layers.use_cpu_bf16_fused_ops(x, w.float())
+        assert not layers.use_cpu_bf16_fused_ops(x.half(), w.half())
+    with pytest.MonkeyPatch.context() as patch, torch.no_grad():
+        patch.setattr(layers, "CPU_BF16_FUSED_OPS", False)
+        assert not layers.use_cpu_bf16_fused_ops(x, w)
+
+
+def test_fused_mlp_in_bf16_matches_the_unfused_one(bf16_path_on, monkeypatch):
+    torch.manual_seed(0)
+    mlp32 = MLP(64, 256).eval()
+    x32 = torch.randn(3, 50, 64)
+    mlp = MLP(64, 256).eval().bfloat16()
+    mlp.load_state_dict(mlp32.state_dict())
+    x = x32.bfloat16()
+    with torch.inference_mode():
+        # float32 never takes the fused ops: the unfused formula, bit for bit.
+        assert torch.equal(mlp32(x32), mlp32.fc_out(layers.gelu_tanh(mlp32.fc_in(x32))))
+        fused = mlp(x)
+        monkeypatch.setattr(layers, "CPU_BF16_FUSED_OPS", False)
+        unfused = mlp(x)
+        reference = mlp32(x.float())
+    assert fused.dtype == torch.bfloat16 and fused.shape == (3, 50, 64)
+    assert not torch.equal(fused, unfused)  # really the fused op (the GELU of the fp32 accumulator)
+    # The GELU reads the float32 accumulator instead of a bf16-rounded one: at most about an ulp apart,
+    # and no farther from float32.
+    torch.testing.assert_close(fused.float(), unfused.float(), atol=1e-2, rtol=1e-2)
+    assert (fused.float() - reference).abs().mean() <= (unfused.float() - reference).abs().mean()
+
+
+@pytest.mark.parametrize("head_dim", [64, 32])
+@pytest.mark.parametrize("qkv_bias, qk_norm", [(True, False), (False, True)])
+def test_fused_attention_in_bf16_equals_the_unfused_one(bf16_path_on, monkeypatch, head_dim, qkv_bias, qk_norm):
+    # The linears' bias post-op and the q/k norm copied into the head-major layout (with 1/8 folded
+    # into q for head_dim 64, exact) change no bit of the bf16 result.
+    torch.manual_seed(0)
+    module = Attention(48, num_heads=2, head_dim=head_dim, context_dim=40, qkv_bias=qkv_bias, qk_norm=qk_norm).eval()
+    if qk_norm:
+        module.q_norm.weight.data.uniform_(0.5, 1.5)
+        module.k_norm.weight.data.uniform_(0.5, 1.5)
+    module.bfloat16()
+    x, context = torch.randn(2, 300, 48).bfloat16(), torch.randn(2, 260, 40).bfloat16()
+    with torch.inference_mode():
+        assert module._fused_inference(x, context)
+        fused = module(x, context)
+        monkeypatch.setattr(layers, "CPU_BF16_FUSED_OPS", False)
+        assert not module._fused_inference(x, context)
+        unfused = module(x, context)
+    assert torch.equal(fused, unfused)
+
+
+def test_rms_norm_heads_first_is_the_norm_moved_and_scaled():
+    torch.manual_seed(0)
+    norm = torch.nn.RMSNorm(16, eps=1e-6).bfloat16()
+    norm.weight.data.uniform_(0.5, 1.5)
+    x = torch.randn(2, 30, 3, 16).bfloat16()
+    with torch.no_grad():
+        out = layers.rms_norm_heads_first(x, norm, scale=0.25)
+        assert out.shape == (2, 3, 30, 16) and out.is_contiguous()
+        assert torch.equal(out, (norm(x) * 0.25).transpose(1, 2))
+        assert torch.equal(layers.rms_norm_heads_first(x, norm), norm(x).transpose(1, 2))
+
+
+def test_fused_linear_keeps_hooks_and_subclasses(bf16_path_on):
+    layer = torch.nn.Linear(8, 4).bfloat16()
+    x = torch.randn(5, 8).bfloat16()
+    calls = []
+    handle = layer.register_forward_hook(lambda module, args, out: calls.append(out.shape) or out * 2)
+    with torch.no_grad():
+        out = layers.linear(x, layer)
+        assert calls == [(5, 4)] and torch.equal(out, layer.forward(x) * 2)  # the hook ran and changed the output
+        handle.remove()
+        fused = layers.linear(x, layer, "gelu_tanh")  # no hook: the fused op
+        torch.testing.assert_close(fused.float(), layers.gelu_tanh(layer(x)).float(), atol=1e-2, rtol=1e-2)
+    with pytest.raises(ValueError):
+        layers.linear(x, layer, "relu")
+
+
+def test_fused_attention_leaves_dropout_to_the_unfused_path(bf16_path_on):
+    module = Attention(16, num_heads=2, head_dim=8, dropout=0.5).bfloat16()
+    x = torch.randn(1, 4, 16).bfloat16()
+    with torch.no_grad():
+        assert not module.train()._fused_inference(x, x)  # dropout to apply: the unfused path applies it
+        assert module.eval()._fused_inference(x, x)
