@@ -302,6 +302,10 @@ def gather_pixels(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) 
     return images[index, rows[:, :, None], cols[:, None, :]]
 
 
+#: Frames :meth:`MooGModel.forward` encodes per encoder call at inference (autograd not recording),
+#: each group just before its recurrent steps: peak memory that of one frame's encoder activations.
+ENCODER_FRAMES_AT_INFERENCE = 1
+
 #: Pixel queries per decoder chunk (:class:`MooGPixelDecoder`): the per-pixel activations of a
 #: chunk (MLP hidden, cross-attention scores) stay a few MiB whatever the frame size.
 DECODER_PIXEL_CHUNK = 4096
@@ -641,16 +645,29 @@ class MooGModel(MooGPreTrainedModel):
         else:
             initial_state = self._check_state(initial_state, batch)
 
-        encoded = self.encode(pixel_values_videos)
-        state, features = initial_state, []
-        for t in range(encoded.shape[1]):
-            state = self.step(state, encoded[:, t])
-            features.append(state)
+        frames = pixel_values_videos.shape[1]
+        # At inference each frame is encoded just before its step: the encoder's activations (the
+        # largest tensors of a chunk, tens of MiB per frame group at 128x128) then never exist for
+        # every frame of the chunk at once, so the peak stays that of one frame whatever the chunk
+        # length, and glibc's heap does not fragment across chunks (a 16-frame chunk encoded at once
+        # peaked 1.2x higher after 256 frames than after 16, a frame at a time flat: benchmarks/
+        # moog_streaming.py). Training keeps one encoder call over every frame (what autograd and
+        # FSDP2's hooks see). The encoder works per frame either way: the tokens are the same.
+        group = frames if torch.is_grad_enabled() else ENCODER_FRAMES_AT_INFERENCE
+        state, features, tokens = initial_state, [], []
+        for first in range(0, frames, group):
+            encoded = self.encode(pixel_values_videos[:, first : first + group])
+            for t in range(encoded.shape[1]):
+                state = self.step(state, encoded[:, t])
+                features.append(state)
+            if output_encoder_tokens:
+                tokens.append(encoded)
+            del encoded
         output = MooGModelOutput(
             last_hidden_state=torch.stack(features, dim=1),
             state=state,
             initial_state=initial_state,
-            encoder_hidden_states=encoded if output_encoder_tokens else None,
+            encoder_hidden_states=torch.cat(tokens, dim=1) if output_encoder_tokens else None,
         )
         return self.finish(output, return_dict)
 

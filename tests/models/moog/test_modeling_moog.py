@@ -109,6 +109,26 @@ def test_streaming_in_chunks_equals_one_call(model, chunk):
     assert (carried - whole.state).abs().max() <= 1e-5
 
 
+def test_inference_encodes_each_frame_just_before_its_step(model, monkeypatch):
+    """At inference the encoder sees one frame group at a time (its activations never exist for the
+    whole chunk: flat streaming memory); with autograd recording, one call over every frame. Same
+    features and encoder tokens either way."""
+    clip = video(batch=2, frames=5)
+    state = model.initial_state(2, generator=torch.Generator().manual_seed(3))
+    calls = []
+    encoder_forward = model.encoder.forward
+    monkeypatch.setattr(model.encoder, "forward", lambda frames: calls.append(frames.shape[0]) or encoder_forward(frames))
+    with torch.inference_mode():
+        grouped = model(clip, initial_state=state, output_encoder_tokens=True)
+    assert calls == [2 * moog_module.ENCODER_FRAMES_AT_INFERENCE] * 5
+    calls.clear()
+    whole = model(clip, initial_state=state, output_encoder_tokens=True)  # autograd records: training's path
+    assert calls == [2 * 5]
+    assert torch.equal(grouped.last_hidden_state, whole.last_hidden_state.detach())
+    assert torch.equal(grouped.encoder_hidden_states, whole.encoder_hidden_states.detach())
+    assert torch.equal(grouped.state, whole.state.detach())
+
+
 def test_initial_state_is_seeded_noise_and_validated(model):
     a = model.initial_state(2, generator=torch.Generator().manual_seed(5))
     b = model.initial_state(2, generator=torch.Generator().manual_seed(5))
