@@ -4,7 +4,10 @@
 transformer at once (``decoder.transformer(queries, context=state)``), frame by frame. "Now" is
 ``MooGModel.decode``: pixel queries in chunks of ``DECODER_PIXEL_CHUNK`` and the first block's
 state-independent self-attention computed once per grid; both give the same frames (the max
-difference is printed). ``resolution=`` (decode at a smaller grid) is timed too.
+difference is printed). ``resolution=`` (decode at a smaller grid) is timed too, and so is the
+attention floor: the per-pixel self-attention of the blocks after the first, which reads the
+state and so runs every frame over all P = H * W pixels (P^2 scores per head). No exact
+full-grid decode is faster than that floor; ``before / floor`` bounds the full-grid gain.
 
 Default model: the tiny reference MooG (``shared/reference/cases.json``, case ``moog_tiny``;
 random weights, the architecture is what matters for time), at its own 32x24 and at larger grids.
@@ -62,6 +65,24 @@ def decode_before(model: MooGModel, states: torch.Tensor, size: tuple[int, int])
     return torch.stack(frames, dim=1)
 
 
+def attention_floor(model: MooGModel, size: tuple[int, int]) -> callable:
+    """The work no exact decoder can skip: SDPA over every pixel for each state-dependent self-attention.
+
+    Block 0's self-attention reads only the position queries (cached per grid); every later
+    block's reads the pixels' hidden states after a cross-attention into the state, so each frame
+    pays a (P x P) attention per head for them, P = H * W: P^2 exponentials, whatever the rest
+    of the decoder costs. Returns a function running just those SDPA calls on random inputs.
+    """
+    pixels = size[0] * size[1]
+    shapes = [
+        (1, layer.self_attention.num_heads, pixels, layer.self_attention.head_dim)
+        for layer in model.decoder.transformer.layers[1:]
+        if layer.self_attention is not None
+    ]
+    inputs = [[torch.randn(shape) for _ in range(3)] for shape in shapes]
+    return lambda: [torch.nn.functional.scaled_dot_product_attention(q, k, v) for q, k, v in inputs]
+
+
 def seconds(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -104,7 +125,7 @@ def main() -> None:
     print(f"batch 1, {args.frames} frames, best of {args.repeats}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'grid':>9} {'before s/frame':>15} {'now s/frame':>12} {'ratio':>6} {'max diff':>9}   "
-          f"{'resolution=half s/frame':>24} {'ratio vs before':>16}")
+          f"{'resolution=half s/frame':>24} {'ratio vs before':>16}   {'attention floor s/frame':>24} {'max ratio':>10}")
     states = torch.randn(1, args.frames, config.num_tokens, config.hidden_size, generator=torch.Generator().manual_seed(0))
     for text in args.sizes:
         size = tuple(int(v) for v in text.split("x"))
@@ -115,10 +136,13 @@ def main() -> None:
             before = seconds(lambda: decode_before(model, states, size), args.repeats) / args.frames
             now = seconds(lambda: model.decode(states, size), args.repeats) / args.frames
             low = seconds(lambda: model.decode(states, size, resolution=half), args.repeats) / args.frames
+            floor = seconds(attention_floor(model, size), args.repeats)
         diff = (reference - ours).abs().max().item()
         print(f"{text:>9} {before:15.4f} {now:12.4f} {before / now:5.2f}x {diff:9.1e}   "
-              f"{low:24.4f} {before / low:15.1f}x")
+              f"{low:24.4f} {before / low:15.1f}x   {floor:24.4f} {before / max(floor, 1e-9):9.1f}x")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print("attention floor: SDPA alone over every pixel for each self-attention that depends on the state "
+          "(decoder blocks after the first); max ratio = before / floor, the most any exact full-grid decode can gain")
 
     if args.memory:
         print("\npeak RSS added by decoding one frame (MiB, fresh subprocess each)")
