@@ -88,6 +88,13 @@ def _is_plain_tensor(tensor: torch.Tensor | None) -> bool:
     return tensor is None or (type(tensor) in (torch.Tensor, nn.Parameter) and tensor.layout == torch.strided)
 
 
+@lru_cache(maxsize=None)
+def _onednn_bf16_matmul() -> bool:
+    """Whether this torch has oneDNN and oneDNN runs bf16 matmuls on this CPU (avx512bw/vl/dq),
+    which ``mkldnn::_linear_pointwise`` needs (it raises otherwise)."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def use_cpu_bf16_fused_ops(x: torch.Tensor, *params: torch.Tensor | None) -> bool:
     """Whether bfloat16 CPU inference on ``x`` with these weights takes the fused oneDNN ops.
 
@@ -102,7 +109,7 @@ def use_cpu_bf16_fused_ops(x: torch.Tensor, *params: torch.Tensor | None) -> boo
     """
     if not CPU_BF16_FUSED_OPS or x.device.type != "cpu" or x.dtype != torch.bfloat16:
         return False
-    if torch.compiler.is_compiling() or not torch.backends.mkldnn.is_available():
+    if torch.compiler.is_compiling() or not _onednn_bf16_matmul():
         return False
     if not all(p is None or (p.dtype == torch.bfloat16 and p.device.type == "cpu") for p in params):
         return False
