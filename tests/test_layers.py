@@ -299,3 +299,17 @@ def test_fused_attention_leaves_dropout_to_the_unfused_path(bf16_path_on):
     with torch.no_grad():
         assert not module.train()._fused_inference(x, x)  # dropout to apply: the unfused path applies it
         assert module.eval()._fused_inference(x, x)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_check_video_finds_one_non_finite_value(value, dtype):
+    video = torch.rand(1, 2, 3, 8, 8).to(dtype)
+    layers.check_video(video, (1, 8, 8))  # a valid video passes
+    video[0, 1, 2, 5, 3] = value
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        layers.check_video(video, (1, 8, 8))
+    video = (torch.rand(1, 2, 3, 8, 8) * 0.5).to(dtype)
+    video[0, 0, 1, 4, 3] = 1.5
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\] \(got values in \[0.*, 1.5\]\)"):
+        layers.check_video(video, (1, 8, 8))
