@@ -95,6 +95,22 @@ def _onednn_bf16_matmul() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def _transformed() -> bool:
+    """Whether the code runs under a tracer or transform the fused op has no rule for: torch.compile /
+    export, ``torch.jit`` tracing or scripting, ``torch.fx`` symbolic tracing, ``torch.func``
+    transforms (``jvp``, ``vmap``, ...) or forward-mode AD (``_linear_pointwise`` has no
+    forward-AD formula: tangents would silently be zero)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    fx_tracing = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing)
+    if fx_tracing():
+        return True
+    functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    if functorch_active is not None and functorch_active():
+        return True
+    return getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
+
+
 def use_cpu_bf16_fused_ops(x: torch.Tensor, *params: torch.Tensor | None) -> bool:
     """Whether bfloat16 CPU inference on ``x`` with these weights takes the fused oneDNN ops.
 
@@ -107,9 +123,9 @@ def use_cpu_bf16_fused_ops(x: torch.Tensor, *params: torch.Tensor | None) -> boo
         x: the activation, any shape.
         params: the weights / biases the op reads (None for an absent bias).
     """
-    if not CPU_BF16_FUSED_OPS or x.device.type != "cpu" or x.dtype != torch.bfloat16:
+    if not CPU_BF16_FUSED_OPS or _transformed() or x.device.type != "cpu" or x.dtype != torch.bfloat16:
         return False
-    if torch.compiler.is_compiling() or not _onednn_bf16_matmul():
+    if not _onednn_bf16_matmul():
         return False
     if not all(p is None or (p.dtype == torch.bfloat16 and p.device.type == "cpu") for p in params):
         return False
@@ -153,7 +169,7 @@ def linear(x: torch.Tensor, layer: nn.Linear, activation: str | None = None) -> 
     """
     if activation not in (None, "gelu_tanh"):
         raise ValueError(f"unknown activation {activation!r}")
-    if _plain_linear(layer) and use_cpu_bf16_fused_ops(x, layer.weight, layer.bias):
+    if use_cpu_bf16_fused_ops(x, layer.weight, layer.bias) and _plain_linear(layer):
         if activation is None:
             return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "")
         return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu", [], "tanh")
@@ -390,8 +406,8 @@ class Attention(nn.Module):
         """Whether :meth:`_forward_cpu_bf16` applies: bf16 CPU inference, plain ``nn.Linear`` /
         ``nn.RMSNorm`` submodules (no hooks, no substitutes), no dropout to apply,
         :func:`use_cpu_bf16_fused_ops`."""
-        if self.training and self.dropout > 0:
-            return False
+        if (self.training and self.dropout > 0) or not use_cpu_bf16_fused_ops(hidden_states):
+            return False  # the cheap checks first: float32 and CUDA calls pay nothing more
         projections = (self.q_proj, self.k_proj, self.v_proj, self.out_proj)
         norms = () if self.q_norm is None else (self.q_norm, self.k_norm)
         if not all(_plain_linear(p) for p in projections):
@@ -593,6 +609,8 @@ def check_video(pixel_values_videos: torch.Tensor, patch_size: Sequence[int] | N
                     f"pixel_values_videos {name} ({size}) must be a positive multiple of the patch size {patch}; "
                     f"got shape {shape}"
                 )
+    if pixel_values_videos.numel() == 0:
+        raise ValueError(f"pixel_values_videos is empty (shape {shape}); pass at least one frame of at least one pixel")
     if pixel_values_videos.device.type == "meta" or torch.compiler.is_compiling():
         return
     # One pass and one host sync: aminmax propagates NaN (both become NaN) and shows an infinity.

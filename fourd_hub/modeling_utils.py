@@ -301,6 +301,15 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
     """
     with _quiet_load_report():  # the backbone's own load report would name parts this model does not have
         backbone = base._from_directory(directory, saved_class=saved_class, **kwargs)
+    offloaded = sorted(name for name, tensor in [*backbone.named_parameters(), *backbone.named_buffers()] if tensor.is_meta)
+    if offloaded:
+        # accelerate's offload hooks belong to the backbone's modules, not to the model built here:
+        # its offloaded weights would be re-initialised as if they were the fresh head.
+        raise ValueError(
+            f"{cls.__name__} from {directory} (saved as {saved_class.__name__}): a task model built from another "
+            f"task's directory cannot keep offloaded weights ({_list(offloaded)} are on the meta device); load it "
+            "without CPU / disk offload in device_map, or save it for this task first (save_pretrained)"
+        )
     config = copy.deepcopy(backbone.config)
     if "readout" in cls.config_class.__dataclass_fields__:
         config.readout = None  # the other task's head hyper-parameters
@@ -314,6 +323,11 @@ def _from_another_task(cls, directory: Path, base: type, saved_class: type, **kw
         raise WeightsError(f"{directory}: the backbone lacks {_list(missing)} that {cls.__name__} needs; re-convert the model")
     model.base_model.load_state_dict({key: source[key] for key in target}, strict=True, assign=True)
     _materialize_fresh_parts(model, backbone.device, backbone.dtype)
+    if len({tensor.device for tensor in model.parameters()}) > 1:
+        # A device_map split the backbone; its dispatch hooks stay with the backbone's modules, so
+        # the model goes to one device, as transformers' own copy between tasks would leave it.
+        model.to(backbone.device)
+    model.eval()  # what from_pretrained returns
     fresh = sorted(key for key in model.state_dict() if not key.startswith(cls.base_model_prefix + "."))
     logger.warning(
         f"Some weights of {cls.__name__} were not initialized from the model checkpoint at {directory} "

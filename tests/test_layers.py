@@ -210,6 +210,13 @@ def test_attention_module_in_bf16_inference_matches_naive_formula(bf16_path_on, 
 # Fused oneDNN ops for bf16 CPU inference (linear + bias + GELU, q/k norm into head-major layout)
 
 
+# The fused ops need oneDNN's bf16 matmul (avx512bw/vl/dq); on other CPUs the gate is off (tested below).
+requires_onednn_bf16 = pytest.mark.skipif(
+    not layers._onednn_bf16_matmul(), reason="oneDNN runs no bf16 matmul on this CPU, so the fused path never runs here"
+)
+
+
+@requires_onednn_bf16
 def test_fused_ops_gate_is_bf16_cpu_inference_only(bf16_path_on):
     x, w = torch.randn(4, 8).bfloat16(), torch.nn.Parameter(torch.randn(3, 8).bfloat16())
     assert not layers.use_cpu_bf16_fused_ops(x, w)  # grad mode, and the weight requires grad
@@ -223,6 +230,7 @@ def test_fused_ops_gate_is_bf16_cpu_inference_only(bf16_path_on):
         assert not layers.use_cpu_bf16_fused_ops(x, w)
 
 
+@requires_onednn_bf16
 def test_fused_mlp_in_bf16_matches_the_unfused_one(bf16_path_on, monkeypatch):
     torch.manual_seed(0)
     mlp32 = MLP(64, 256).eval()
@@ -245,6 +253,7 @@ def test_fused_mlp_in_bf16_matches_the_unfused_one(bf16_path_on, monkeypatch):
     assert (fused.float() - reference).abs().mean() <= (unfused.float() - reference).abs().mean()
 
 
+@requires_onednn_bf16
 @pytest.mark.parametrize("head_dim", [64, 32])
 @pytest.mark.parametrize("qkv_bias, qk_norm", [(True, False), (False, True)])
 def test_fused_attention_in_bf16_equals_the_unfused_one(bf16_path_on, monkeypatch, head_dim, qkv_bias, qk_norm):
@@ -278,6 +287,7 @@ def test_rms_norm_heads_first_is_the_norm_moved_and_scaled():
         assert torch.equal(layers.rms_norm_heads_first(x, norm), norm(x).transpose(1, 2))
 
 
+@requires_onednn_bf16
 def test_fused_linear_keeps_hooks_and_subclasses(bf16_path_on):
     layer = torch.nn.Linear(8, 4).bfloat16()
     x = torch.randn(5, 8).bfloat16()
@@ -293,6 +303,7 @@ def test_fused_linear_keeps_hooks_and_subclasses(bf16_path_on):
         layers.linear(x, layer, "relu")
 
 
+@requires_onednn_bf16
 def test_fused_attention_leaves_dropout_to_the_unfused_path(bf16_path_on):
     module = Attention(16, num_heads=2, head_dim=8, dropout=0.5).bfloat16()
     x = torch.randn(1, 4, 16).bfloat16()
@@ -304,6 +315,7 @@ def test_fused_attention_leaves_dropout_to_the_unfused_path(bf16_path_on):
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_check_video_finds_one_non_finite_value(value, dtype):
+    torch.manual_seed(0)
     video = torch.rand(1, 2, 3, 8, 8).to(dtype)
     layers.check_video(video, (1, 8, 8))  # a valid video passes
     video[0, 1, 2, 5, 3] = value
@@ -311,5 +323,35 @@ def test_check_video_finds_one_non_finite_value(value, dtype):
         layers.check_video(video, (1, 8, 8))
     video = (torch.rand(1, 2, 3, 8, 8) * 0.5).to(dtype)
     video[0, 0, 1, 4, 3] = 1.5
-    with pytest.raises(ValueError, match=r"must be in \[0, 1\] \(got values in \[0.*, 1.5\]\)"):
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\] \(got values in \[.*, 1.5\]\)"):
         layers.check_video(video, (1, 8, 8))
+
+
+def test_fused_ops_stay_off_where_onednn_has_no_bf16_matmul(bf16_path_on, monkeypatch):
+    monkeypatch.setattr(layers, "_onednn_bf16_matmul", lambda: False)
+    with torch.no_grad():
+        assert not layers.use_cpu_bf16_fused_ops(torch.randn(2, 8).bfloat16())
+
+
+def test_fused_ops_stay_off_under_tracers_and_transforms(bf16_path_on):
+    """jvp / forward AD (the fused op has no forward-AD formula: tangents would be zero), fx and
+    jit tracing (the gate's Python checks and the op's arguments are not traceable)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 4).bfloat16().requires_grad_(False)
+    x, tangent = torch.randn(3, 8).bfloat16(), torch.ones(3, 8).bfloat16()
+    _, through_linear = torch.func.jvp(lambda v: layers.linear(v, layer), (x,), (tangent,))
+    _, through_module = torch.func.jvp(layer, (x,), (tangent,))
+    assert torch.equal(through_linear, through_module) and through_module.abs().sum() > 0
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(x, tangent)
+        assert torch.equal(torch.autograd.forward_ad.unpack_dual(layers.linear(dual, layer)).tangent, through_module)
+    mlp = MLP(8, 16).bfloat16().eval()
+    assert isinstance(torch.fx.symbolic_trace(mlp), torch.fx.GraphModule)
+    with torch.no_grad():
+        traced = torch.jit.trace(mlp, (x,), check_trace=False)
+        torch.testing.assert_close(traced(x).float(), mlp(x).float(), atol=1e-2, rtol=1e-2)
+
+
+def test_check_video_refuses_an_empty_video():
+    with pytest.raises(ValueError, match=r"empty.*\(1, 0, 3, 8, 8\)"):
+        layers.check_video(torch.rand(1, 0, 3, 8, 8), None)

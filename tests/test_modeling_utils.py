@@ -440,3 +440,13 @@ def test_a_fresh_weight_the_initialiser_leaves_unset_is_refused(tmp_path, monkey
     monkeypatch.setattr(FourDSForVideoClassification, "_init_weights", lambda self, module: None)
     with pytest.raises(RuntimeError, match="left .* unset"):
         FourDSForVideoClassification.from_pretrained(tmp_path / "depth")
+
+
+def test_another_tasks_directory_with_offloaded_weights_is_refused_not_reinitialised(tmp_path):
+    torch.manual_seed(0)
+    FourDSForDepthEstimation(debug_config()).save_pretrained(tmp_path / "depth")
+    with pytest.raises(ValueError, match="cannot keep offloaded weights .*meta device"):
+        FourDSForVideoClassification.from_pretrained(
+            tmp_path / "depth", device_map={"embeddings": "cpu", "layers": "disk"}, offload_folder=str(tmp_path / "offload")
+        )
+    assert not FourDSForVideoClassification.from_pretrained(tmp_path / "depth").training  # eval mode, as from_pretrained gives

@@ -653,7 +653,9 @@ class MooGModel(MooGPreTrainedModel):
         # peaked 1.2x higher after 256 frames than after 16, a frame at a time flat: benchmarks/
         # moog_streaming.py). Training keeps one encoder call over every frame (what autograd and
         # FSDP2's hooks see). The encoder works per frame either way: the tokens are the same.
-        group = frames if torch.is_grad_enabled() else ENCODER_FRAMES_AT_INFERENCE
+        # (FSDP2 would all-gather each sharded encoder block once per group: one group there too.)
+        whole = torch.is_grad_enabled() or any(_is_fsdp_module(module) for module in self.encoder.modules())
+        group = frames if whole else ENCODER_FRAMES_AT_INFERENCE
         state, features, tokens = initial_state, [], []
         for first in range(0, frames, group):
             encoded = self.encode(pixel_values_videos[:, first : first + group])
@@ -667,7 +669,7 @@ class MooGModel(MooGPreTrainedModel):
             last_hidden_state=torch.stack(features, dim=1),
             state=state,
             initial_state=initial_state,
-            encoder_hidden_states=torch.cat(tokens, dim=1) if output_encoder_tokens else None,
+            encoder_hidden_states=(tokens[0] if len(tokens) == 1 else torch.cat(tokens, dim=1)) if output_encoder_tokens else None,
         )
         return self.finish(output, return_dict)
 
