@@ -97,13 +97,10 @@ def _onednn_bf16_matmul() -> bool:
 
 def _transformed() -> bool:
     """Whether the code runs under a tracer or transform the fused op has no rule for: torch.compile /
-    export, ``torch.jit`` tracing or scripting, ``torch.fx`` symbolic tracing, ``torch.func``
-    transforms (``jvp``, ``vmap``, ...) or forward-mode AD (``_linear_pointwise`` has no
-    forward-AD formula: tangents would silently be zero)."""
+    export, ``torch.jit`` tracing or scripting, ``torch.func`` transforms (``jvp``, ``vmap``, ...)
+    or forward-mode AD (``_linear_pointwise`` has no forward-AD formula: tangents would silently be
+    zero). (``torch.fx`` symbolic tracing is caught earlier: its inputs are Proxies.)"""
     if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
-        return True
-    fx_tracing = getattr(torch.fx._symbolic_trace, "is_fx_symbolic_tracing", torch.fx._symbolic_trace.is_fx_tracing)
-    if fx_tracing():
         return True
     functorch_active = getattr(torch._C, "_are_functorch_transforms_active", None)
     if functorch_active is not None and functorch_active():
@@ -123,7 +120,9 @@ def use_cpu_bf16_fused_ops(x: torch.Tensor, *params: torch.Tensor | None) -> boo
         x: the activation, any shape.
         params: the weights / biases the op reads (None for an absent bias).
     """
-    if not CPU_BF16_FUSED_OPS or _transformed() or x.device.type != "cpu" or x.dtype != torch.bfloat16:
+    if not CPU_BF16_FUSED_OPS or isinstance(x, torch.fx.Proxy):  # fx symbolic tracing: x is a Proxy
+        return False
+    if x.device.type != "cpu" or x.dtype != torch.bfloat16 or _transformed():  # the cheap checks first
         return False
     if not _onednn_bf16_matmul():
         return False
@@ -386,24 +385,30 @@ class Attention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         context = hidden_states if context is None else context
-        if self._fused_inference(hidden_states, context):
-            return self._forward_cpu_bf16(hidden_states, context)
         batch, num_queries, _ = hidden_states.shape
-        q = self.q_proj(hidden_states).unflatten(-1, (self.num_heads, self.head_dim))
-        k = self.k_proj(context).unflatten(-1, (self.num_heads, self.head_dim))
-        v = self.v_proj(context).unflatten(-1, (self.num_heads, self.head_dim))
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
+        # linear(): each projection is one fused oneDNN matmul in bf16 CPU inference, else the layer's call.
+        q = linear(hidden_states, self.q_proj).unflatten(-1, (self.num_heads, self.head_dim))
+        k = linear(context, self.k_proj).unflatten(-1, (self.num_heads, self.head_dim))
+        v = linear(context, self.v_proj).unflatten(-1, (self.num_heads, self.head_dim))
+        scale = None
+        if self.q_norm is not None and self._fused_inference(hidden_states, context):
+            # q / k normalised straight into the head-major layout the attention GEMMs read, with
+            # 1 / sqrt(head_dim) in q's copy where that is exact (a power of two: 64 -> 1/8).
+            exact = math.frexp(self.head_dim**-0.5)[0] == 0.5
+            q = rms_norm_heads_first(q, self.q_norm, scale=self.head_dim**-0.5 if exact else 1.0)
+            k = rms_norm_heads_first(k, self.k_norm)
+            scale = 1.0 if exact else None
+        else:
+            if self.q_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
         out = scaled_dot_product_attention(
-            q.transpose(1, 2),
-            k.transpose(1, 2),
-            v.transpose(1, 2),
-            dropout_p=self.dropout if self.training else 0.0,
+            q, k, v.transpose(1, 2), dropout_p=self.dropout if self.training else 0.0, scale=scale
         )
-        return self.out_proj(out.transpose(1, 2).reshape(batch, num_queries, -1))
+        return linear(out.transpose(1, 2).reshape(batch, num_queries, -1), self.out_proj)
 
     def _fused_inference(self, hidden_states: torch.Tensor, context: torch.Tensor) -> bool:
-        """Whether :meth:`_forward_cpu_bf16` applies: bf16 CPU inference, plain ``nn.Linear`` /
+        """Whether :meth:`forward` takes the fused bf16 path whole: bf16 CPU inference, plain ``nn.Linear`` /
         ``nn.RMSNorm`` submodules (no hooks, no substitutes), no dropout to apply,
         :func:`use_cpu_bf16_fused_ops`."""
         if (self.training and self.dropout > 0) or not use_cpu_bf16_fused_ops(hidden_states):
@@ -416,25 +421,6 @@ class Attention(nn.Module):
             return False
         params = [t for p in projections for t in (p.weight, p.bias)] + [n.weight for n in norms]
         return use_cpu_bf16_fused_ops(hidden_states, *params) and use_cpu_bf16_fused_ops(context)
-
-    def _forward_cpu_bf16(self, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` for bf16 CPU inference: fused linears, and q/k normalised straight into the
-        head-major layout with ``1 / sqrt(head_dim)`` folded into q (no scaling inside the attention)."""
-        batch, num_queries, _ = hidden_states.shape
-        q = linear(hidden_states, self.q_proj).unflatten(-1, (self.num_heads, self.head_dim))
-        k = linear(context, self.k_proj).unflatten(-1, (self.num_heads, self.head_dim))
-        v = linear(context, self.v_proj).unflatten(-1, (self.num_heads, self.head_dim))
-        scale = None
-        if self.q_norm is not None:
-            # 1 / sqrt(head_dim) goes into q's copy where that is exact (a power of two: 64 -> 1/8).
-            exact = math.frexp(self.head_dim**-0.5)[0] == 0.5
-            q = rms_norm_heads_first(q, self.q_norm, scale=self.head_dim**-0.5 if exact else 1.0)
-            k = rms_norm_heads_first(k, self.k_norm)
-            scale = 1.0 if exact else None
-        else:
-            q, k = q.transpose(1, 2), k.transpose(1, 2)
-        out = scaled_dot_product_attention(q, k, v.transpose(1, 2), scale=scale)
-        return linear(out.transpose(1, 2).reshape(batch, num_queries, -1), self.out_proj)
 
 
 class MLP(nn.Module):
