@@ -369,9 +369,6 @@ def _materialize_fresh_parts(model: PreTrainedModel, device: torch.device, dtype
                         "it must initialise every fresh weight"
                     )
                 value.data = value.data.to(dtype)
-    leftover = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
-    if leftover:
-        raise RuntimeError(f"{type(model).__name__}: {_list(leftover)} still on the meta device after loading")
 
 
 #: When :func:`read_state` reads the files instead of transformers: ``"when-casting"`` (a weight's
